@@ -1,0 +1,177 @@
+//! The metric formulas of the domain, exact over integers.
+//!
+//! Money is in integer minor units; rates are exact ratios so a figure can be
+//! reproduced to the cent from the stored events, with one rounding at the end.
+
+/// An exact, non-negative ratio `num / den` with `den > 0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ratio {
+    /// Numerator.
+    pub num: u64,
+    /// Denominator, never zero.
+    pub den: u64,
+}
+
+impl Ratio {
+    /// A ratio, or `None` when the denominator is zero (no data, not 0 %).
+    pub fn new(num: u64, den: u64) -> Option<Ratio> {
+        (den > 0).then_some(Ratio { num, den })
+    }
+
+    /// The ratio as a percentage.
+    pub fn percent(self) -> f64 {
+        self.num as f64 * 100.0 / self.den as f64
+    }
+
+    /// The ratio as a plain fraction.
+    pub fn value(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+/// Divides with rounding half away from zero.
+fn div_round(n: i128, d: i128) -> i128 {
+    let q = n / d;
+    let r = n % d;
+    if 2 * r.abs() >= d.abs() { q + n.signum() * d.signum() } else { q }
+}
+
+/// Stage conversion: of `from` leads that reached a stage, how many reached the next.
+pub fn conversion(from: u64, to: u64) -> Option<Ratio> {
+    Ratio::new(to, from)
+}
+
+/// Pipeline generated: the sum of the values of SDR-sourced opportunities.
+pub fn pipeline_generated(values_minor: impl IntoIterator<Item = i64>) -> i64 {
+    values_minor.into_iter().sum()
+}
+
+/// Average deal size = pipeline generated / number of qualified opportunities.
+pub fn average_deal_size(pipeline_minor: i64, opportunities: u64) -> Option<i64> {
+    (opportunities > 0).then(|| div_round(i128::from(pipeline_minor), i128::from(opportunities)) as i64)
+}
+
+/// Lead-to-opportunity conversion = SQOs / leads worked.
+pub fn lead_to_opportunity(sqos: u64, leads_worked: u64) -> Option<Ratio> {
+    Ratio::new(sqos, leads_worked)
+}
+
+/// Pipeline coverage = open pipeline value / quota, as a multiple.
+pub fn coverage(open_pipeline_minor: i64, quota_minor: i64) -> Option<f64> {
+    (quota_minor > 0).then(|| open_pipeline_minor as f64 / quota_minor as f64)
+}
+
+/// Win rate = won / (won + lost).
+pub fn win_rate(won: u64, lost: u64) -> Option<Ratio> {
+    Ratio::new(won, won + lost)
+}
+
+/// Forecast = open pipeline value × historical close rate, rounded to the minor unit.
+pub fn forecast(open_pipeline_minor: i64, close_rate: Ratio) -> i64 {
+    div_round(i128::from(open_pipeline_minor) * i128::from(close_rate.num), i128::from(close_rate.den)) as i64
+}
+
+/// Nearest-rank percentile (`p` in 0..=100) of an unsorted sample; `None` when empty.
+pub fn percentile(sample: &[i64], p: u8) -> Option<i64> {
+    if sample.is_empty() {
+        return None;
+    }
+    let mut v = sample.to_vec();
+    v.sort_unstable();
+    let rank = (usize::from(p.min(100)) * v.len()).div_ceil(100).max(1);
+    Some(v[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const DOLLAR: i64 = 100;
+
+    #[test]
+    fn hundred_leads_fifteen_sql_is_fifteen_percent() {
+        let r = conversion(100, 15).unwrap();
+        assert_eq!(r.percent(), 15.0);
+    }
+
+    #[test]
+    fn five_hundred_thousand_open_at_a_quarter_close_rate_forecasts_125k() {
+        // 20 open opportunities worth $500,000 in total, historical close rate 25 %.
+        let open: i64 = (0..20).map(|_| 25_000 * DOLLAR).sum();
+        assert_eq!(open, 500_000 * DOLLAR);
+        let close_rate = win_rate(25, 75).unwrap();
+        assert_eq!(close_rate.percent(), 25.0);
+        assert_eq!(forecast(open, close_rate), 125_000 * DOLLAR);
+    }
+
+    #[test]
+    fn a_gate_that_cuts_volume_forty_percent_and_doubles_the_win_rate_keeps_closed_deals() {
+        // Auto-created opportunities from 80 % of 100 SQLs, 15 % won.
+        let sqls = 100u64;
+        let auto = sqls * 80 / 100;
+        let auto_won = 12u64;
+        assert_eq!(win_rate(auto_won, auto - auto_won).unwrap().percent(), 15.0);
+        // The gate cuts volume by 40 %; the win rate doubles to 30 %.
+        let gated = auto * 60 / 100;
+        assert_eq!(gated, 48);
+        let gated_won = 14u64; // 30 % of 48 = 14.4
+        let rate = win_rate(gated_won, gated - gated_won).unwrap();
+        assert!((rate.percent() - 30.0).abs() < 1.0, "{}", rate.percent());
+        // About the same closed deals from a far cleaner pipeline.
+        assert!(gated_won.abs_diff(auto_won) <= auto_won / 5);
+    }
+
+    #[test]
+    fn pipeline_average_deal_size_coverage_and_lead_to_opportunity() {
+        let pipeline = pipeline_generated([30_000 * DOLLAR, 50_000 * DOLLAR, 40_000 * DOLLAR]);
+        assert_eq!(pipeline, 120_000 * DOLLAR);
+        assert_eq!(average_deal_size(pipeline, 3), Some(40_000 * DOLLAR));
+        assert_eq!(average_deal_size(pipeline, 0), None);
+        assert_eq!(coverage(300_000 * DOLLAR, 100_000 * DOLLAR), Some(3.0));
+        assert_eq!(coverage(1, 0), None);
+        assert_eq!(lead_to_opportunity(12, 400).unwrap().percent(), 3.0);
+    }
+
+    #[test]
+    fn no_data_is_none_not_zero() {
+        assert_eq!(win_rate(0, 0), None);
+        assert_eq!(conversion(0, 0), None);
+        assert_eq!(win_rate(0, 3).unwrap().percent(), 0.0);
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero_once_at_the_end() {
+        assert_eq!(forecast(1, Ratio::new(1, 2).unwrap()), 1);
+        assert_eq!(forecast(-1, Ratio::new(1, 2).unwrap()), -1);
+        assert_eq!(forecast(10, Ratio::new(1, 3).unwrap()), 3);
+        assert_eq!(average_deal_size(5, 2), Some(3));
+    }
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let days = [5, 1, 3, 2, 4, 10, 7, 6, 9, 8];
+        assert_eq!(percentile(&days, 50), Some(5));
+        assert_eq!(percentile(&days, 90), Some(9));
+        assert_eq!(percentile(&days, 100), Some(10));
+        assert_eq!(percentile(&days, 0), Some(1));
+        assert_eq!(percentile(&[], 50), None);
+    }
+
+    proptest! {
+        #[test]
+        fn forecast_never_exceeds_open_pipeline(open in 0i64..1_000_000_000_000, won in 0u64..10_000, lost in 0u64..10_000) {
+            if let Some(rate) = win_rate(won, lost) {
+                let f = forecast(open, rate);
+                prop_assert!(f >= 0 && f <= open);
+            }
+        }
+
+        #[test]
+        fn conversion_is_a_percentage_when_the_later_stage_is_a_subset(from in 1u64..1_000_000, frac in 0.0f64..=1.0) {
+            let to = (from as f64 * frac) as u64;
+            let p = conversion(from, to).unwrap().percent();
+            prop_assert!((0.0..=100.0).contains(&p));
+        }
+    }
+}
