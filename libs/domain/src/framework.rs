@@ -147,6 +147,43 @@ impl Framework {
 }
 
 impl Criterion {
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        use Criterion::*;
+        match self {
+            Budget => "budget",
+            Authority => "authority",
+            Need => "need",
+            Timeline => "timeline",
+            Metrics => "metrics",
+            EconomicBuyer => "economic_buyer",
+            DecisionCriteria => "decision_criteria",
+            DecisionProcess => "decision_process",
+            IdentifyPain => "identify_pain",
+            Champion => "champion",
+            PaperProcess => "paper_process",
+            Competition => "competition",
+            Challenges => "challenges",
+            Money => "money",
+            Priority => "priority",
+            Goals => "goals",
+            Plans => "plans",
+            NegativeConsequences => "negative_consequences",
+            PositiveImplications => "positive_implications",
+            Funds => "funds",
+            Interest => "interest",
+            Timing => "timing",
+            EconomicImpact => "economic_impact",
+            AccessToAuthority => "access_to_authority",
+            Urgency => "urgency",
+        }
+    }
+
+    /// Parses a storage name written by [`Criterion::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
     /// Every criterion.
     pub const ALL: [Criterion; 25] = [
         Criterion::Budget,
@@ -244,6 +281,9 @@ mod tests {
     fn storage_names_round_trip() {
         for f in Framework::ALL {
             assert_eq!(Framework::parse(f.as_str()), Some(f));
+        }
+        for c in Criterion::ALL {
+            assert_eq!(Criterion::parse(c.as_str()), Some(c));
         }
     }
 }

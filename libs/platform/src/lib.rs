@@ -1,1 +1,95 @@
+//! Cross-cutting building blocks every Qualify service uses, written once:
+//! typed configuration, tracing, caller identity, errors mapped to gRPC status
+//! with rich details, request validation, pagination, database connections
+//! and migrations, idempotent writes, and serving with health, reflection and
+//! graceful drain.
 
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod idempotency;
+pub mod page;
+pub mod serve;
+pub mod telemetry;
+pub mod validate;
+
+pub use auth::{Authenticator, TokenIssuer, caller};
+pub use config::{EnvSource, ServiceConfig};
+pub use error::ApiError;
+pub use validate::Violations;
+
+/// A Qualify service as its binary and the all-in-one runner start it.
+pub trait QualifyService {
+    /// Short name: `scoring`, `acceptance` or `metrics`.
+    const NAME: &'static str;
+    /// Default listen port.
+    const PORT: u16;
+
+    /// Connects, optionally migrates, and serves on `listener` until `shutdown`.
+    fn run(
+        config: ServiceConfig,
+        listener: tokio::net::TcpListener,
+        shutdown: futures::future::BoxFuture<'static, ()>,
+    ) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static;
+
+    /// Applies pending migrations and returns (the Helm hook Job runs this).
+    fn migrate(config: ServiceConfig) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static;
+}
+
+/// The whole `main` of a service binary: `<bin> [serve|migrate]`, configured
+/// from the environment.
+pub fn service_main<S: QualifyService>() -> anyhow::Result<()> {
+    let config = ServiceConfig::from_env(S::NAME, S::PORT, &config::ProcessEnv)?;
+    telemetry::init(config.log_format);
+    let runtime = tokio::runtime::Runtime::new()?;
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => runtime.block_on(async {
+            if config.dev_key {
+                tracing::warn!("USING THE DEVELOPMENT SIGNING KEY: anyone can mint tokens; set QUALIFY_JWT_SECRET");
+            }
+            let listener = tokio::net::TcpListener::bind(config.listen_addr).await?;
+            S::run(config, listener, Box::pin(serve::shutdown_signal())).await
+        }),
+        Some("migrate") => runtime.block_on(S::migrate(config)),
+        Some(other) => anyhow::bail!("unknown command {other:?}: expected serve or migrate"),
+    }
+}
+
+/// The shared start-up of every service: connect, migrate when configured,
+/// build the routes over the database, and serve with health, reflection and
+/// drain. `build` receives the database, the configuration and the
+/// authenticator to put in front of the business service.
+pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
+    name: &'static str,
+    service_name: &'static str,
+    config: ServiceConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: futures::future::BoxFuture<'static, ()>,
+    build: impl FnOnce(sea_orm::DatabaseConnection, &ServiceConfig, Authenticator) -> tonic::service::Routes,
+) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    if config.run_migrations {
+        db::migrate::<M>(&db, name).await?;
+    }
+    let auth = Authenticator::hs256(config.jwt_secret.as_bytes());
+    let routes = build(db.clone(), &config, auth);
+    let opts = serve::ServeOptions {
+        service_name,
+        db,
+        drain_grace: config.drain_grace,
+        readiness_interval: std::time::Duration::from_secs(2),
+    };
+    serve::serve(listener, routes, opts, shutdown).await
+}
+
+/// Connects and applies pending migrations (the `migrate` command).
+pub async fn migrate_only<M: sea_orm_migration::MigratorTrait>(
+    name: &str,
+    config: ServiceConfig,
+) -> anyhow::Result<()> {
+    let db = db::connect(&config).await?;
+    db::migrate::<M>(&db, name).await?;
+    tracing::info!(service = name, "migrations applied");
+    Ok(())
+}

@@ -1,1 +1,145 @@
+//! Test support: a database per test on the machine's real PostgreSQL (or
+//! SQLite), services spawned on `127.0.0.1:0`, tokens, and eventually-asserts.
 
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use qualify_platform::{QualifyService, ServiceConfig, TokenIssuer};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use qualify_domain::Role;
+
+/// Signing key of every test cluster.
+pub const TEST_SECRET: &str = "qualify-test-secret-0123456789abcdef";
+
+/// PostgreSQL used by tests: `QUALIFY_TEST_DATABASE_URL`, or the machine's server.
+pub fn postgres_url() -> String {
+    std::env::var("QUALIFY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Redis used by tests: `QUALIFY_TEST_REDIS_URL`, or the machine's server.
+pub fn redis_url() -> String {
+    std::env::var("QUALIFY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh in-memory SQLite database.
+    Sqlite,
+    /// A fresh schema on the machine's PostgreSQL.
+    Postgres,
+}
+
+/// Configuration for one service of a test, on a database of its own.
+/// PostgreSQL must answer: a test that needs it fails loudly, it never skips.
+pub async fn config(service: &str, backend: Backend) -> ServiceConfig {
+    let mut c = ServiceConfig::embedded(service, SocketAddr::from(([127, 0, 0, 1], 0)));
+    c.jwt_secret = TEST_SECRET.into();
+    c.dev_key = false;
+    match backend {
+        Backend::Sqlite => c.database_url = "sqlite::memory:".into(),
+        Backend::Postgres => {
+            let url = postgres_url();
+            let schema = format!("t_{service}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            if let Err(e) = qualify_platform::db::connect_url(&url, Some(&schema), 1).await {
+                panic!("PostgreSQL at {url} is required by this test and did not answer: {e:#}");
+            }
+            c.database_url = url;
+            c.database_schema = Some(schema);
+            c.database_max_connections = 8;
+        }
+    }
+    c
+}
+
+/// A service running on a loopback port; stops when dropped or on [`Running::stop`].
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// `http://addr`, for clients.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A channel to the service.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url())
+            .expect("valid url")
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .expect("service reachable")
+    }
+
+    /// Stops the service gracefully and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.handle.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts service `S` with `config` on `127.0.0.1:0` and waits until it accepts connections.
+pub async fn spawn<S: QualifyService>(mut config: ServiceConfig) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    config.listen_addr = addr;
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(S::run(
+        config,
+        listener,
+        Box::pin(async move {
+            let _ = rx.await;
+        }),
+    ));
+    Running { addr, stop: Some(tx), handle: Some(handle) }
+}
+
+/// A token for the test cluster.
+pub fn token(tenant: &str, subject: &str, roles: &[Role]) -> String {
+    TokenIssuer::hs256(TEST_SECRET.as_bytes()).issue(tenant, subject, roles, Duration::from_secs(3600)).expect("token")
+}
+
+/// Wraps a message in a request carrying `token`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
+    r
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

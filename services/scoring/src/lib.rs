@@ -1,1 +1,37 @@
+//! Lead scoring (`qualify.scoring.v1`): accounts and leads enter Qualify here.
 
+pub mod entity;
+pub mod grpc;
+pub mod migration;
+
+use futures::future::BoxFuture;
+use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
+use qualify_proto::scoring::lead_scoring_service_server::{LeadScoringServiceServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+/// The lead scoring service.
+pub struct Scoring;
+
+impl QualifyService for Scoring {
+    const NAME: &'static str = "scoring";
+    const PORT: u16 = 50051;
+
+    fn run(
+        config: ServiceConfig,
+        listener: TcpListener,
+        shutdown: BoxFuture<'static, ()>,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        run_service::<migration::Migrator>(Self::NAME, SERVICE_NAME, config, listener, shutdown, |db, config, auth| {
+            let server = LeadScoringServiceServer::new(grpc::ScoringApi::new(db))
+                .max_decoding_message_size(config.max_message_bytes)
+                .max_encoding_message_size(config.max_message_bytes);
+            Routes::new(InterceptedService::new(server, auth))
+        })
+    }
+
+    fn migrate(config: ServiceConfig) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        migrate_only::<migration::Migrator>(Self::NAME, config)
+    }
+}

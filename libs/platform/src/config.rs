@@ -1,0 +1,197 @@
+//! Typed configuration, read once from an injectable environment source so
+//! it can be tested without touching the process environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// Where configuration values come from.
+pub trait EnvSource {
+    /// The value of `key`, if set.
+    fn get(&self, key: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn get(&self, key: &str) -> Option<String> {
+        std::env::var(key).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl EnvSource for HashMap<String, String> {
+    fn get(&self, key: &str) -> Option<String> {
+        HashMap::get(self, key).cloned()
+    }
+}
+
+/// A development signing key, used only when no key is configured and the
+/// operator explicitly allowed it (the all-in-one runner does).
+pub const DEV_JWT_SECRET: &str = "qualify-development-key-never-use-in-production";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Configuration of one service process.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Address the gRPC server listens on (`QUALIFY_LISTEN_ADDR`).
+    pub listen_addr: SocketAddr,
+    /// sea-orm database URL, `sqlite://…` or `postgres://…` (`QUALIFY_DATABASE_URL`).
+    pub database_url: String,
+    /// PostgreSQL schema holding this service's tables (`QUALIFY_DATABASE_SCHEMA`).
+    pub database_schema: Option<String>,
+    /// Connection pool size (`QUALIFY_DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
+    /// Redis URL for the scorecard cache; unset uses the in-process cache (`QUALIFY_REDIS_URL`).
+    pub redis_url: Option<String>,
+    /// HS256 secret that signs bearer tokens (`QUALIFY_JWT_SECRET`).
+    pub jwt_secret: String,
+    /// True when running on [`DEV_JWT_SECRET`].
+    pub dev_key: bool,
+    /// Run pending migrations at start (`QUALIFY_RUN_MIGRATIONS`); the Helm chart runs them in a hook Job instead.
+    pub run_migrations: bool,
+    /// How long to report NOT_SERVING before closing listeners on shutdown (`QUALIFY_DRAIN_GRACE_SECS`).
+    pub drain_grace: Duration,
+    /// Largest request or response message in bytes (`QUALIFY_MAX_MESSAGE_BYTES`).
+    pub max_message_bytes: usize,
+    /// Lead scoring endpoint, for services that call it (`QUALIFY_SCORING_URL`).
+    pub scoring_url: Option<String>,
+    /// Log format (`QUALIFY_LOG_FORMAT`: text or json).
+    pub log_format: LogFormat,
+}
+
+impl ServiceConfig {
+    /// Defaults for the embedded single-machine setup of `service`.
+    pub fn embedded(service: &str, listen_addr: SocketAddr) -> Self {
+        ServiceConfig {
+            listen_addr,
+            database_url: format!("sqlite://data/{service}.db?mode=rwc"),
+            database_schema: None,
+            database_max_connections: 8,
+            redis_url: None,
+            jwt_secret: DEV_JWT_SECRET.to_string(),
+            dev_key: true,
+            run_migrations: true,
+            drain_grace: Duration::ZERO,
+            max_message_bytes: 4 * 1024 * 1024,
+            scoring_url: None,
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Reads the configuration of `service` from `env`, starting from the
+    /// embedded defaults. A missing signing key is an error unless
+    /// `QUALIFY_ALLOW_DEV_KEY=true`.
+    pub fn from_env(service: &str, default_port: u16, env: &impl EnvSource) -> anyhow::Result<Self> {
+        let default_addr = SocketAddr::from(([0, 0, 0, 0], default_port));
+        let mut c = Self::embedded(service, default_addr);
+        if let Some(v) = env.get("QUALIFY_LISTEN_ADDR") {
+            c.listen_addr = v.parse().with_context(|| format!("QUALIFY_LISTEN_ADDR={v:?} is not host:port"))?;
+        }
+        if let Some(v) = env.get("QUALIFY_DATABASE_URL") {
+            c.database_url = v;
+        }
+        c.database_schema = env.get("QUALIFY_DATABASE_SCHEMA");
+        if let Some(s) = &c.database_schema
+            && !crate::db::is_identifier(s)
+        {
+            bail!("QUALIFY_DATABASE_SCHEMA={s:?} must be a lower-case identifier");
+        }
+        c.database_max_connections = parse(env, "QUALIFY_DATABASE_MAX_CONNECTIONS", c.database_max_connections)?;
+        c.redis_url = env.get("QUALIFY_REDIS_URL");
+        match env.get("QUALIFY_JWT_SECRET") {
+            Some(secret) if secret.len() >= 32 => {
+                c.jwt_secret = secret;
+                c.dev_key = false;
+            }
+            Some(_) => bail!("QUALIFY_JWT_SECRET must be at least 32 bytes"),
+            None if parse(env, "QUALIFY_ALLOW_DEV_KEY", false)? => {}
+            None => bail!("QUALIFY_JWT_SECRET is not set (set QUALIFY_ALLOW_DEV_KEY=true for a development key)"),
+        }
+        c.run_migrations = parse(env, "QUALIFY_RUN_MIGRATIONS", c.run_migrations)?;
+        c.drain_grace = Duration::from_secs(parse(env, "QUALIFY_DRAIN_GRACE_SECS", 5)?);
+        c.max_message_bytes = parse(env, "QUALIFY_MAX_MESSAGE_BYTES", c.max_message_bytes)?;
+        c.scoring_url = env.get("QUALIFY_SCORING_URL");
+        c.log_format = match env.get("QUALIFY_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("QUALIFY_LOG_FORMAT={other:?} must be text or json"),
+        };
+        Ok(c)
+    }
+}
+
+fn parse<T: std::str::FromStr>(env: &impl EnvSource, key: &str, default: T) -> anyhow::Result<T> {
+    match env.get(key) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|_| anyhow::anyhow!("{key}={v:?} is not a valid value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn production_settings_are_read_and_typed() {
+        let c = ServiceConfig::from_env(
+            "scoring",
+            50051,
+            &env(&[
+                ("QUALIFY_DATABASE_URL", "postgres://app@db/qualify"),
+                ("QUALIFY_DATABASE_SCHEMA", "scoring"),
+                ("QUALIFY_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                ("QUALIFY_REDIS_URL", "redis://cache:6379"),
+                ("QUALIFY_RUN_MIGRATIONS", "false"),
+                ("QUALIFY_LOG_FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen_addr.port(), 50051);
+        assert_eq!(c.database_schema.as_deref(), Some("scoring"));
+        assert!(!c.dev_key && !c.run_migrations);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.drain_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn no_signing_key_is_an_error_unless_the_dev_key_is_allowed() {
+        assert!(ServiceConfig::from_env("scoring", 1, &env(&[])).is_err());
+        let c = ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_ALLOW_DEV_KEY", "true")])).unwrap();
+        assert!(c.dev_key);
+        assert!(ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_JWT_SECRET", "short")])).is_err());
+    }
+
+    #[test]
+    fn malformed_values_name_their_variable() {
+        let e = ServiceConfig::from_env(
+            "scoring",
+            1,
+            &env(&[("QUALIFY_ALLOW_DEV_KEY", "true"), ("QUALIFY_DATABASE_MAX_CONNECTIONS", "many")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("QUALIFY_DATABASE_MAX_CONNECTIONS"), "{e}");
+        let e = ServiceConfig::from_env(
+            "scoring",
+            1,
+            &env(&[("QUALIFY_ALLOW_DEV_KEY", "true"), ("QUALIFY_DATABASE_SCHEMA", "x; drop")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("QUALIFY_DATABASE_SCHEMA"), "{e}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Database connections and migrations for both backends: SQLite (the
+//! embedded default) and PostgreSQL (production), through sea-orm.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, TransactionTrait};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::ServiceConfig;
+
+/// Lower-case SQL identifiers only: schema names are interpolated into DDL.
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Connects to the service's database. On PostgreSQL the service's schema is
+/// created if needed and put first on the search path; on SQLite the file's
+/// directory is created and writes are made durable (WAL, synchronous=FULL).
+pub async fn connect(config: &ServiceConfig) -> anyhow::Result<DatabaseConnection> {
+    connect_url(&config.database_url, config.database_schema.as_deref(), config.database_max_connections).await
+}
+
+/// [`connect`] with explicit settings.
+pub async fn connect_url(url: &str, schema: Option<&str>, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    let mut opts = ConnectOptions::new(url.to_string());
+    opts.connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .max_connections(max_connections)
+        .min_connections(1);
+    if url.starts_with("sqlite:") {
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // One connection serialises writers, so transactions never race for
+        // SQLite's single write lock (and in-memory databases stay one database).
+        opts.max_connections(1).map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+        });
+    } else if let Some(schema) = schema {
+        anyhow::ensure!(is_identifier(schema), "schema {schema:?} is not a lower-case identifier");
+        let admin = Database::connect(ConnectOptions::new(url.to_string()).sqlx_logging(false).to_owned())
+            .await
+            .context("connecting to PostgreSQL")?;
+        admin.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await?;
+        admin.close().await?;
+        opts.set_schema_search_path(schema.to_string());
+    }
+    let db = Database::connect(opts).await.with_context(|| format!("connecting to {}", redact(url)))?;
+    Ok(db)
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && !path.starts_with(':')).then_some(path)
+}
+
+/// A URL without its password, for logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Applies pending migrations. On PostgreSQL they run inside one transaction
+/// holding an advisory lock, so replicas or Jobs started together never run
+/// them twice (sea-orm has no migration lock of its own).
+pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, lock_name: &str) -> anyhow::Result<()> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            let txn = db.begin().await?;
+            txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_advisory_xact_lock(hashtext($1))",
+                [format!("qualify-migrate-{lock_name}").into()],
+            ))
+            .await?;
+            M::up(&txn, None).await.context("running migrations")?;
+            txn.commit().await?;
+        }
+        _ => M::up(db, None).await.context("running migrations")?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_redaction() {
+        assert!(is_identifier("scoring_test_1"));
+        assert!(!is_identifier("Scoring"));
+        assert!(!is_identifier("1abc"));
+        assert!(!is_identifier("a\"b"));
+        assert_eq!(redact("postgres://app:secret@db:5432/q"), "postgres://app:***@db:5432/q");
+        assert_eq!(redact("sqlite://data/x.db"), "sqlite://data/x.db");
+        assert_eq!(sqlite_path("sqlite://data/x.db?mode=rwc"), Some("data/x.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! Serving a Qualify service: the business routes plus gRPC health and
+//! reflection (v1 and v1alpha), readiness that follows the database, and a
+//! graceful drain on shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+/// What [`serve`] needs besides the routes.
+pub struct ServeOptions {
+    /// Fully-qualified gRPC name of the business service: its readiness entry
+    /// in grpc.health.v1 and its name in reflection.
+    pub service_name: &'static str,
+    /// The service's database; readiness is SERVING only while it answers.
+    pub db: DatabaseConnection,
+    /// How long to report NOT_SERVING before refusing new connections.
+    pub drain_grace: Duration,
+    /// How often readiness pings the database.
+    pub readiness_interval: Duration,
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains:
+/// readiness turns NOT_SERVING, the grace period lets load balancers notice,
+/// and in-flight requests finish before the server returns.
+///
+/// Liveness (the empty service name) stays SERVING as long as the process
+/// serves; it never depends on the database.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status(opts.service_name, ServingStatus::NotServing).await;
+    // Reflection lists what this server hosts, not every Qualify service.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(qualify_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name(opts.service_name)
+            .with_service_name("grpc.health.v1.Health")
+    };
+    let routes =
+        routes.add_service(health).add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let readiness =
+        tokio::spawn(readiness_loop(reporter.clone(), opts.service_name, opts.db, opts.readiness_interval, stop_rx));
+    let name = opts.service_name;
+    let grace = opts.drain_grace;
+    let drain = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+        reporter.set_service_status(name, ServingStatus::NotServing).await;
+        tracing::info!(service = name, grace_secs = grace.as_secs(), "draining");
+        tokio::time::sleep(grace).await;
+    };
+
+    let addr = listener.local_addr()?;
+    tracing::info!(service = name, %addr, "serving");
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+        // Long-lived HTTP/2 connections would pin clients to old pods after a scale-up.
+        .max_connection_age(Duration::from_secs(300))
+        .max_connection_age_grace(Duration::from_secs(30))
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await?;
+    readiness.abort();
+    tracing::info!(service = name, "stopped");
+    Ok(())
+}
+
+async fn readiness_loop(
+    reporter: HealthReporter,
+    name: &'static str,
+    db: DatabaseConnection,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut last = None;
+    loop {
+        let ok = tokio::time::timeout(Duration::from_secs(2), db.ping()).await.is_ok_and(|r| r.is_ok());
+        if *stop.borrow() {
+            return;
+        }
+        let status = if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+        if last != Some(ok) {
+            if ok {
+                tracing::info!(service = name, "database answers: ready");
+            } else {
+                tracing::warn!(service = name, "database does not answer: not ready");
+            }
+            last = Some(ok);
+        }
+        reporter.set_service_status(name, status).await;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}

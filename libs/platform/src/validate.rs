@@ -1,0 +1,137 @@
+//! Request validation that collects every bad field before answering, so a
+//! caller fixes its request in one round trip.
+
+use qualify_proto::convert::WireEnum;
+
+use crate::error::{ApiError, FieldViolation};
+
+/// Longest free-text field accepted.
+pub const MAX_TEXT: usize = 1024;
+/// Longest id accepted.
+pub const MAX_ID: usize = 128;
+
+/// Collected field violations of one request.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a violation.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation { field: field.into(), description: description.into() });
+    }
+
+    /// Records a violation unless `ok`.
+    pub fn check(&mut self, ok: bool, field: &str, description: &str) {
+        if !ok {
+            self.add(field, description);
+        }
+    }
+
+    /// A required resource id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+    pub fn id(&mut self, field: &str, value: &str) {
+        if value.is_empty() {
+            self.add(field, "is required");
+        } else if !is_resource_id(value) {
+            self.add(field, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+        }
+    }
+
+    /// An optional id: empty, or a valid id.
+    pub fn optional_id(&mut self, field: &str, value: &str) {
+        if !value.is_empty() {
+            self.id(field, value);
+        }
+    }
+
+    /// Free text of at most `max` bytes without control characters.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) {
+        if value.len() > max {
+            self.add(field, format!("must be at most {max} bytes"));
+        } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+            self.add(field, "must not contain control characters");
+        }
+    }
+
+    /// A required enum: unspecified and unknown numbers are violations.
+    pub fn required_enum<T: WireEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+        let v = T::from_wire(value);
+        if v.is_none() {
+            self.add(field, if value == 0 { "is required" } else { "is not a known value" });
+        }
+        v
+    }
+
+    /// An optional enum: unspecified is `None`, an unknown number is a violation.
+    pub fn optional_enum<T: WireEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+        if value == 0 {
+            return None;
+        }
+        self.required_enum(field, value)
+    }
+
+    /// The idempotency key of a mutating call: optional, at most 128 bytes of printable ASCII.
+    pub fn request_id(&mut self, value: &str) {
+        if value.len() > MAX_ID || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            self.add("request_id", "must be at most 128 printable ASCII characters");
+        }
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with every violation.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(self.0)) }
+    }
+}
+
+/// Resource ids: 1 to 128 characters of `[A-Za-z0-9._:-]`.
+pub fn is_resource_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_ID && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qualify_domain::Segment;
+
+    #[test]
+    fn every_violation_is_collected_with_its_field() {
+        let mut v = Violations::new();
+        v.id("account.account_id", "");
+        v.id("lead.lead_id", "has space");
+        v.text("account.display_name", &"x".repeat(2000), MAX_TEXT);
+        assert_eq!(v.required_enum::<Segment>("account.segment", 0), None);
+        assert_eq!(v.required_enum::<Segment>("lead.segment", 42), None);
+        assert_eq!(v.optional_enum::<Segment>("x.segment", 0), None);
+        v.request_id("ok-1");
+        v.request_id("not ok");
+        let Err(ApiError::InvalidArgument(list)) = v.finish() else { panic!("expected violations") };
+        let fields: Vec<_> = list.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "account.account_id",
+                "lead.lead_id",
+                "account.display_name",
+                "account.segment",
+                "lead.segment",
+                "request_id"
+            ]
+        );
+    }
+
+    #[test]
+    fn ids_accept_crm_style_keys() {
+        assert!(is_resource_id("0015g00000XyZ.abc:1-2_3"));
+        assert!(!is_resource_id(&"a".repeat(129)));
+        assert!(!is_resource_id("a/b"));
+    }
+}
