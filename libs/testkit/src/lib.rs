@@ -143,3 +143,17 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Runs each named `async fn(Backend)` as two tests: on SQLite and on the
+/// machine's PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() { super::$name($crate::Backend::Sqlite).await }
+            #[tokio::test]
+            async fn postgres() { super::$name($crate::Backend::Postgres).await }
+        }
+    )*};
+}

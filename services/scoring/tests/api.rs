@@ -4,7 +4,7 @@
 use qualify_proto::common::{LeadSource, LeadStage, Segment};
 use qualify_proto::scoring::{self as pb, lead_scoring_service_client::LeadScoringServiceClient};
 use qualify_scoring::Scoring;
-use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use qualify_testkit::{Backend, Role, authed, config, on_both_backends, spawn, token};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -38,17 +38,6 @@ fn lead(id: &str, account_id: &str) -> pb::Lead {
         campaign: "q4-webinar".into(),
         ..Default::default()
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() { super::$name(qualify_testkit::Backend::Sqlite).await }
-            #[tokio::test]
-            async fn postgres() { super::$name(qualify_testkit::Backend::Postgres).await }
-        }
-    )*};
 }
 
 on_both_backends!(

@@ -1,0 +1,303 @@
+//! The gRPC adapter of opportunity acceptance.
+
+use chrono::{DateTime, Utc};
+use qualify_domain::gate::{self, GateStakeholder};
+use qualify_domain::{Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole};
+use qualify_platform::{ApiError, Violations, caller, idempotency};
+use qualify_proto::acceptance::{self as pb, opportunity_acceptance_service_server::OpportunityAcceptanceService};
+use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
+use tonic::{Request, Response, Status};
+
+use crate::entity::gate_policy;
+
+/// ErrorInfo domain of this service.
+pub const DOMAIN: &str = "acceptance.qualify";
+
+/// Most evidence items and stakeholders a request may carry.
+const MAX_ITEMS: usize = 100;
+
+fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
+    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
+}
+
+/// The opportunity acceptance API.
+#[derive(Clone)]
+pub struct AcceptanceApi {
+    db: DatabaseConnection,
+}
+
+impl AcceptanceApi {
+    /// An API over `db`.
+    pub fn new(db: DatabaseConnection) -> Self {
+        AcceptanceApi { db }
+    }
+}
+
+/// A stored policy with its version.
+struct StoredPolicy {
+    policy: GatePolicy,
+    version: i64,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+fn decode_row(m: gate_policy::Model) -> Result<StoredPolicy, ApiError> {
+    let corrupt = || ApiError::Internal(anyhow::anyhow!("unreadable gate policy row for segment {}", m.segment));
+    let framework = Framework::parse(&m.framework).ok_or_else(corrupt)?;
+    let required_criteria = m
+        .required_criteria
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| Criterion::parse(s).ok_or_else(corrupt))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StoredPolicy {
+        policy: GatePolicy {
+            framework,
+            required_criteria,
+            require_economic_buyer: m.require_economic_buyer,
+            require_champion: m.require_champion,
+            min_stakeholders: m.min_stakeholders.max(0) as u32,
+            require_next_step: m.require_next_step,
+            contact_max_age_days: m.contact_max_age_days.max(0) as u32,
+            min_score: m.min_score,
+        },
+        version: m.version,
+        updated_at: Some(m.updated_at),
+    })
+}
+
+/// The policy in force for a segment: the stored one, or the segment's default (version 0).
+async fn policy_in_force(db: &impl ConnectionTrait, tenant: &str, segment: Segment) -> Result<StoredPolicy, ApiError> {
+    match gate_policy::Entity::find_by_id((tenant.to_string(), segment.as_str().to_string())).one(db).await? {
+        Some(m) => decode_row(m),
+        None => Ok(StoredPolicy { policy: GatePolicy::default_for(segment), version: 0, updated_at: None }),
+    }
+}
+
+fn encode_policy(segment: Segment, s: &StoredPolicy) -> pb::GatePolicy {
+    let p = &s.policy;
+    pb::GatePolicy {
+        segment: segment.to_wire(),
+        framework: p.framework.to_wire(),
+        required_criteria: p.effective_criteria().iter().map(|c| c.to_wire()).collect(),
+        require_economic_buyer: p.require_economic_buyer,
+        require_champion: p.require_champion,
+        min_stakeholders: p.min_stakeholders as i32,
+        require_next_step: p.require_next_step,
+        contact_max_age_days: p.contact_max_age_days as i32,
+        min_score: p.min_score,
+        version: s.version,
+        update_time: s.updated_at.map(timestamp),
+    }
+}
+
+fn decode_policy(v: &mut Violations, p: &pb::GatePolicy) -> Option<(Segment, GatePolicy)> {
+    let segment = v.required_enum::<Segment>("policy.segment", p.segment);
+    let framework = v.required_enum::<Framework>("policy.framework", p.framework);
+    let mut required = Vec::new();
+    for (i, c) in p.required_criteria.iter().enumerate() {
+        if let Some(c) = v.required_enum::<Criterion>(&format!("policy.required_criteria[{i}]"), *c) {
+            required.push(c);
+        }
+    }
+    v.check(p.min_stakeholders >= 0, "policy.min_stakeholders", "must not be negative");
+    v.check(p.contact_max_age_days >= 0, "policy.contact_max_age_days", "must not be negative");
+    let policy = GatePolicy {
+        framework: framework?,
+        required_criteria: required,
+        require_economic_buyer: p.require_economic_buyer,
+        require_champion: p.require_champion,
+        min_stakeholders: p.min_stakeholders.max(0) as u32,
+        require_next_step: p.require_next_step,
+        contact_max_age_days: p.contact_max_age_days.max(0) as u32,
+        min_score: p.min_score,
+    };
+    if let Err(errors) = policy.validate() {
+        for (field, msg) in errors {
+            v.add(format!("policy.{field}"), msg);
+        }
+    }
+    Some((segment?, policy))
+}
+
+fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segment, GateCandidate)> {
+    let segment = v.required_enum::<Segment>("candidate.segment", c.segment);
+    v.check(c.evidence.len() <= MAX_ITEMS, "candidate.evidence", "must have at most 100 items");
+    v.check(c.stakeholders.len() <= MAX_ITEMS, "candidate.stakeholders", "must have at most 100 items");
+    let mut evidence = Vec::new();
+    for (i, e) in c.evidence.iter().enumerate() {
+        let criterion = v.required_enum::<Criterion>(&format!("candidate.evidence[{i}].criterion"), e.criterion);
+        let status = v.required_enum::<EvidenceStatus>(&format!("candidate.evidence[{i}].status"), e.status);
+        v.text(&format!("candidate.evidence[{i}].note"), &e.note, 4096);
+        if let (Some(c), Some(s)) = (criterion, status) {
+            evidence.push((c, s));
+        }
+    }
+    let mut stakeholders = Vec::new();
+    for (i, s) in c.stakeholders.iter().enumerate() {
+        let role = v.required_enum::<StakeholderRole>(&format!("candidate.stakeholders[{i}].role"), s.role);
+        let verified_at = match &s.verify_time {
+            None => None,
+            Some(t) => {
+                let t = from_timestamp(t);
+                v.check(t.is_some(), &format!("candidate.stakeholders[{i}].verify_time"), "is not a valid time");
+                t
+            }
+        };
+        if let Some(role) = role {
+            stakeholders.push(GateStakeholder { role, verified_at });
+        }
+    }
+    let next_step_at = match c.next_step.as_ref().and_then(|n| n.scheduled_time.as_ref()) {
+        None => None,
+        Some(t) => {
+            let t = from_timestamp(t);
+            v.check(t.is_some(), "candidate.next_step.scheduled_time", "is not a valid time");
+            t
+        }
+    };
+    Some((segment?, GateCandidate { evidence, stakeholders, next_step_at, score: c.score }))
+}
+
+impl AcceptanceApi {
+    async fn get_gate_policy(&self, c: Caller, req: pb::GetGatePolicyRequest) -> Result<pb::GetGatePolicyResponse, ApiError> {
+        let mut v = Violations::new();
+        let segment = v.required_enum::<Segment>("segment", req.segment);
+        v.finish()?;
+        let segment = segment.ok_or_else(|| ApiError::field("segment", "is required"))?;
+        let stored = policy_in_force(&self.db, &c.tenant, segment).await?;
+        Ok(pb::GetGatePolicyResponse { policy: Some(encode_policy(segment, &stored)) })
+    }
+
+    async fn update_gate_policy(
+        &self,
+        c: Caller,
+        req: pb::UpdateGatePolicyRequest,
+    ) -> Result<pb::UpdateGatePolicyResponse, ApiError> {
+        // Permission before anything else: a refused caller learns nothing.
+        if c.is_automation() || !c.has_any(&[Role::Revops, Role::Manager]) {
+            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can change a gate policy"));
+        }
+        let mut v = Violations::new();
+        v.request_id(&req.request_id);
+        v.check(req.expected_version >= 0, "expected_version", "must not be negative");
+        let Some(p) = req.policy.as_ref() else {
+            return Err(ApiError::field("policy", "is required"));
+        };
+        let decoded = decode_policy(&mut v, p);
+        v.finish()?;
+        let (segment, policy) = decoded.ok_or_else(|| ApiError::field("policy", "is invalid"))?;
+        let key = idempotency::Key { tenant: &c.tenant, method: "UpdateGatePolicy", request_id: &req.request_id };
+        let expected = req.expected_version;
+        let (tenant, subject) = (c.tenant.clone(), c.subject.clone());
+        idempotency::run(&self.db, key, &req, move |txn| {
+            Box::pin(async move {
+                let current = policy_in_force(txn, &tenant, segment).await?;
+                if expected != 0 && expected != current.version {
+                    return Err(ApiError::Aborted(format!(
+                        "the {} policy is at version {}, not {expected}",
+                        segment.as_str(),
+                        current.version
+                    )));
+                }
+                let now = Utc::now();
+                let version = current.version + 1;
+                let row = gate_policy::ActiveModel {
+                    tenant_id: Set(tenant),
+                    segment: Set(segment.as_str().to_string()),
+                    framework: Set(policy.framework.as_str().to_string()),
+                    required_criteria: Set(
+                        policy.required_criteria.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
+                    ),
+                    require_economic_buyer: Set(policy.require_economic_buyer),
+                    require_champion: Set(policy.require_champion),
+                    min_stakeholders: Set(policy.min_stakeholders as i32),
+                    require_next_step: Set(policy.require_next_step),
+                    contact_max_age_days: Set(policy.contact_max_age_days as i32),
+                    min_score: Set(policy.min_score),
+                    version: Set(version),
+                    updated_at: Set(now),
+                    updated_by: Set(subject),
+                };
+                use gate_policy::Column as G;
+                gate_policy::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::columns([G::TenantId, G::Segment])
+                            .update_columns([
+                                G::Framework,
+                                G::RequiredCriteria,
+                                G::RequireEconomicBuyer,
+                                G::RequireChampion,
+                                G::MinStakeholders,
+                                G::RequireNextStep,
+                                G::ContactMaxAgeDays,
+                                G::MinScore,
+                                G::Version,
+                                G::UpdatedAt,
+                                G::UpdatedBy,
+                            ])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(txn)
+                    .await?;
+                let stored = StoredPolicy { policy, version, updated_at: Some(now) };
+                Ok(pb::UpdateGatePolicyResponse { policy: Some(encode_policy(segment, &stored)) })
+            })
+        })
+        .await
+    }
+
+    async fn evaluate_gate(&self, c: Caller, req: pb::EvaluateGateRequest) -> Result<pb::EvaluateGateResponse, ApiError> {
+        let mut v = Violations::new();
+        let Some(cand) = req.candidate.as_ref() else {
+            return Err(ApiError::field("candidate", "is required"));
+        };
+        let decoded = decode_candidate(&mut v, cand);
+        v.finish()?;
+        let (segment, candidate) = decoded.ok_or_else(|| ApiError::field("candidate", "is invalid"))?;
+        let stored = policy_in_force(&self.db, &c.tenant, segment).await?;
+        let result = gate::evaluate(&stored.policy, &candidate, Utc::now());
+        Ok(pb::EvaluateGateResponse {
+            passed: result.passed(),
+            checks: result
+                .checks
+                .into_iter()
+                .map(|k| pb::GateCheck {
+                    code: k.code.to_wire(),
+                    passed: k.passed,
+                    criterion: k.criterion.map_or(0, WireEnum::to_wire),
+                    detail: k.detail,
+                })
+                .collect(),
+            policy_version: stored.version,
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl OpportunityAcceptanceService for AcceptanceApi {
+    async fn get_gate_policy(
+        &self,
+        r: Request<pb::GetGatePolicyRequest>,
+    ) -> Result<Response<pb::GetGatePolicyResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(AcceptanceApi::get_gate_policy(self, c, r.into_inner()).await)
+    }
+
+    async fn update_gate_policy(
+        &self,
+        r: Request<pb::UpdateGatePolicyRequest>,
+    ) -> Result<Response<pb::UpdateGatePolicyResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(AcceptanceApi::update_gate_policy(self, c, r.into_inner()).await)
+    }
+
+    async fn evaluate_gate(
+        &self,
+        r: Request<pb::EvaluateGateRequest>,
+    ) -> Result<Response<pb::EvaluateGateResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(AcceptanceApi::evaluate_gate(self, c, r.into_inner()).await)
+    }
+}

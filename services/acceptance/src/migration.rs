@@ -1,0 +1,45 @@
+//! Schema of opportunity acceptance; runs unchanged on PostgreSQL and SQLite.
+
+use sea_orm_migration::prelude::*;
+
+use crate::entity::gate_policy;
+
+/// All migrations, in order.
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(qualify_platform::idempotency::Migration), Box::new(M001GatePolicies)]
+    }
+}
+
+/// Gate policies.
+#[derive(DeriveMigrationName)]
+pub struct M001GatePolicies;
+
+#[async_trait::async_trait]
+impl MigrationTrait for M001GatePolicies {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use gate_policy::Column as G;
+        m.create_table(
+            Table::create()
+                .table(gate_policy::Entity)
+                .col(ColumnDef::new(G::TenantId).string().not_null())
+                .col(ColumnDef::new(G::Segment).string().not_null())
+                .col(ColumnDef::new(G::Framework).string().not_null())
+                .col(ColumnDef::new(G::RequiredCriteria).string().not_null())
+                .col(ColumnDef::new(G::RequireEconomicBuyer).boolean().not_null())
+                .col(ColumnDef::new(G::RequireChampion).boolean().not_null())
+                .col(ColumnDef::new(G::MinStakeholders).integer().not_null())
+                .col(ColumnDef::new(G::RequireNextStep).boolean().not_null())
+                .col(ColumnDef::new(G::ContactMaxAgeDays).integer().not_null())
+                .col(ColumnDef::new(G::MinScore).integer().not_null())
+                .col(ColumnDef::new(G::Version).big_integer().not_null())
+                .col(ColumnDef::new(G::UpdatedAt).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(G::UpdatedBy).string().not_null())
+                .primary_key(Index::create().col(G::TenantId).col(G::Segment))
+                .to_owned(),
+        )
+        .await
+    }
+}
