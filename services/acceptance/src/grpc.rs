@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use qualify_domain::gate::{self, GateStakeholder};
-use qualify_domain::{Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole};
+use qualify_domain::{
+    Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole,
+};
 use qualify_platform::{ApiError, Violations, caller, idempotency};
 use qualify_proto::acceptance::{self as pb, opportunity_acceptance_service_server::OpportunityAcceptanceService};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -161,7 +163,11 @@ fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segmen
 }
 
 impl AcceptanceApi {
-    async fn get_gate_policy(&self, c: Caller, req: pb::GetGatePolicyRequest) -> Result<pb::GetGatePolicyResponse, ApiError> {
+    async fn get_gate_policy(
+        &self,
+        c: Caller,
+        req: pb::GetGatePolicyRequest,
+    ) -> Result<pb::GetGatePolicyResponse, ApiError> {
         let mut v = Violations::new();
         let segment = v.required_enum::<Segment>("segment", req.segment);
         v.finish()?;
@@ -207,9 +213,12 @@ impl AcceptanceApi {
                     tenant_id: Set(tenant),
                     segment: Set(segment.as_str().to_string()),
                     framework: Set(policy.framework.as_str().to_string()),
-                    required_criteria: Set(
-                        policy.required_criteria.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(","),
-                    ),
+                    required_criteria: Set(policy
+                        .required_criteria
+                        .iter()
+                        .map(|c| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")),
                     require_economic_buyer: Set(policy.require_economic_buyer),
                     require_champion: Set(policy.require_champion),
                     min_stakeholders: Set(policy.min_stakeholders as i32),
@@ -248,7 +257,11 @@ impl AcceptanceApi {
         .await
     }
 
-    async fn evaluate_gate(&self, c: Caller, req: pb::EvaluateGateRequest) -> Result<pb::EvaluateGateResponse, ApiError> {
+    async fn evaluate_gate(
+        &self,
+        c: Caller,
+        req: pb::EvaluateGateRequest,
+    ) -> Result<pb::EvaluateGateResponse, ApiError> {
         let mut v = Violations::new();
         let Some(cand) = req.candidate.as_ref() else {
             return Err(ApiError::field("candidate", "is required"));

@@ -4,7 +4,8 @@
 use prost_types::Timestamp;
 use qualify_acceptance::Acceptance;
 use qualify_proto::acceptance::{
-    self as pb, GateCheckCode, StakeholderRole, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+    self as pb, GateCheckCode, StakeholderRole,
+    opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
 use qualify_proto::common::{Criterion, EvidenceStatus, Framework, Segment};
 use qualify_testkit::{Backend, Role, authed, config, on_both_backends, spawn, token};
@@ -81,7 +82,8 @@ async fn policies_default_per_segment_and_version_on_update(b: Backend) {
     assert_eq!((got.framework, got.version), (Framework::Meddpicc as i32, 0));
     assert_eq!(got.required_criteria.len(), 5);
 
-    let req = pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), expected_version: 0, request_id: "p-1".into() };
+    let req =
+        pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), expected_version: 0, request_id: "p-1".into() };
     let v1 = c.update_gate_policy(authed(req.clone(), &revops)).await.unwrap().into_inner().policy.unwrap();
     assert_eq!(v1.version, 1);
     // A retry returns the first answer and does not bump the version.
@@ -136,9 +138,12 @@ async fn evaluation_reports_every_check(b: Backend) {
     let (_s, mut c) = start(b).await;
     let revops = token("acme", "rita", &[Role::Revops]);
     let sdr = token("acme", "sam", &[Role::Sdr]);
-    c.update_gate_policy(authed(pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), ..Default::default() }, &revops))
-        .await
-        .unwrap();
+    c.update_gate_policy(authed(
+        pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), ..Default::default() },
+        &revops,
+    ))
+    .await
+    .unwrap();
     let ok = c
         .evaluate_gate(authed(pb::EvaluateGateRequest { candidate: Some(candidate()) }, &sdr))
         .await
@@ -156,7 +161,8 @@ async fn evaluation_reports_every_check(b: Backend) {
         score: 10,
         ..candidate()
     };
-    let r = c.evaluate_gate(authed(pb::EvaluateGateRequest { candidate: Some(weak) }, &sdr)).await.unwrap().into_inner();
+    let r =
+        c.evaluate_gate(authed(pb::EvaluateGateRequest { candidate: Some(weak) }, &sdr)).await.unwrap().into_inner();
     assert!(!r.passed);
     let failed: Vec<_> = r.checks.iter().filter(|k| !k.passed).map(|k| (k.code, k.criterion)).collect();
     assert_eq!(
@@ -184,10 +190,7 @@ async fn malformed_candidates_name_their_fields(b: Backend) {
     assert_eq!(e.code(), Code::InvalidArgument);
     let fields: Vec<_> =
         e.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
-    assert_eq!(
-        fields,
-        ["candidate.segment", "candidate.evidence[1].status", "candidate.stakeholders[0].verify_time"]
-    );
+    assert_eq!(fields, ["candidate.segment", "candidate.evidence[1].status", "candidate.stakeholders[0].verify_time"]);
     let revops = token("acme", "rita", &[Role::Revops]);
     let mut p = bant_policy();
     p.required_criteria = vec![Criterion::Champion as i32];
@@ -208,9 +211,12 @@ async fn policies_are_per_tenant(b: Backend) {
     let (_s, mut c) = start(b).await;
     let acme = token("acme", "rita", &[Role::Revops]);
     let globex = token("globex", "gus", &[Role::Revops]);
-    c.update_gate_policy(authed(pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), ..Default::default() }, &acme))
-        .await
-        .unwrap();
+    c.update_gate_policy(authed(
+        pb::UpdateGatePolicyRequest { policy: Some(bant_policy()), ..Default::default() },
+        &acme,
+    ))
+    .await
+    .unwrap();
     let theirs = c
         .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Smb as i32 }, &globex))
         .await

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    qualify_platform::service_main::<qualify_metrics::Metrics>()
+}
