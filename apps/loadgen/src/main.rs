@@ -1,1 +1,280 @@
-fn main() {}
+//! `qualify-loadgen`: drives one unary RPC of the cluster at a fixed
+//! concurrency for a fixed time and prints requests/s, p50 and p99, next to a
+//! baseline measured in the same run on the same machine: the same generator
+//! against a bare tonic server answering grpc.health.v1 `Check` (a trivial
+//! echo with no layers, no auth, no storage). Read results as the ratio.
+//!
+//! ```text
+//! cargo run --release -p qualify-loadgen -- --scenario get-account --concurrency 64 --seconds 10
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+};
+use qualify_proto::common::{Criterion, EvidenceStatus, LeadSource, Segment};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use tonic::Status;
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Scenario {
+    /// Only the baseline.
+    Baseline,
+    /// `GetAccount` of one stored account (auth + one primary-key read).
+    GetAccount,
+    /// `CreateLead` with a fresh id each time and a request_id (auth + idempotent write transaction).
+    CreateLead,
+    /// `EvaluateGate` of an inline candidate against the stored policy.
+    EvaluateGate,
+}
+
+#[derive(Parser)]
+#[command(about = "Load generator for the Qualify cluster, with a bare tonic baseline in the same run")]
+struct Args {
+    /// What to drive.
+    #[arg(long, value_enum, default_value = "get-account")]
+    scenario: Scenario,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds per measurement (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// HTTP/2 connections the clients spread over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Run the service on the machine's PostgreSQL (QUALIFY_TEST_DATABASE_URL) instead of in-memory SQLite.
+    #[arg(long)]
+    postgres: bool,
+}
+
+struct Stats {
+    ok: u64,
+    errors: u64,
+    elapsed: Duration,
+    hist: Histogram<u64>,
+}
+
+impl Stats {
+    fn rps(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<28} {:>10.0} req/s   p50 {:>8.3} ms   p99 {:>8.3} ms   errors {}",
+            self.rps(),
+            self.hist.value_at_quantile(0.5) as f64 / 1000.0,
+            self.hist.value_at_quantile(0.99) as f64 / 1000.0,
+            self.errors
+        )
+    }
+}
+
+async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
+    let mut v = Vec::new();
+    for _ in 0..n.max(1) {
+        v.push(Endpoint::from_shared(url.to_string())?.tcp_nodelay(true).connect().await?);
+    }
+    Ok(v)
+}
+
+/// Runs `call(channel, i)` from `concurrency` workers for `seconds` (after a warm-up).
+async fn drive<F, Fut>(chans: &[Channel], concurrency: usize, seconds: u64, call: F) -> Stats
+where
+    F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
+    let counter = Arc::new(AtomicU64::new(0));
+    let warm_until = Instant::now() + Duration::from_secs(1);
+    let stop_at = warm_until + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let ch = chans[w % chans.len()].clone();
+        let call = call.clone();
+        let counter = counter.clone();
+        workers.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let (mut ok, mut errors) = (0u64, 0u64);
+            loop {
+                let start = Instant::now();
+                if start >= stop_at {
+                    break;
+                }
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let r = call(ch.clone(), i).await;
+                if start >= warm_until {
+                    match r {
+                        Ok(()) => {
+                            ok += 1;
+                            let _ = hist.record(start.elapsed().as_micros().max(1) as u64);
+                        }
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (ok, errors, hist)
+        }));
+    }
+    let mut total = Stats {
+        ok: 0,
+        errors: 0,
+        elapsed: Duration::from_secs(seconds),
+        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+    };
+    for w in workers {
+        if let Ok((ok, errors, hist)) = w.await {
+            total.ok += ok;
+            total.errors += errors;
+            let _ = total.hist.add(hist);
+        }
+    }
+    total
+}
+
+async fn baseline(args: &Args) -> anyhow::Result<Stats> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))),
+    );
+    let chans = channels(&format!("http://{addr}"), args.connections).await?;
+    Ok(drive(&chans, args.concurrency, args.seconds, |ch, _| async move {
+        tonic_health::pb::health_client::HealthClient::new(ch)
+            .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+            .await
+            .map(|_| ())
+    })
+    .await)
+}
+
+fn candidate() -> acc::GateCandidate {
+    let ts = |days: i64| {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        Some(prost_types::Timestamp { seconds: now + days * 86_400, nanos: 0 })
+    };
+    acc::GateCandidate {
+        segment: Segment::Smb as i32,
+        evidence: [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
+            .map(|c| acc::CriterionEvidence {
+                criterion: c as i32,
+                status: EvidenceStatus::Confirmed as i32,
+                note: String::new(),
+                confirmed_by: "sam".into(),
+            })
+            .to_vec(),
+        stakeholders: vec![
+            acc::Stakeholder {
+                contact_id: "c1".into(),
+                role: acc::StakeholderRole::EconomicBuyer as i32,
+                verify_time: ts(-2),
+            },
+            acc::Stakeholder {
+                contact_id: "c2".into(),
+                role: acc::StakeholderRole::Champion as i32,
+                verify_time: ts(-2),
+            },
+        ],
+        next_step: Some(acc::NextStep { description: "demo".into(), scheduled_time: ts(3) }),
+        score: 70,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let backend = if args.postgres { Backend::Postgres } else { Backend::Sqlite };
+    println!(
+        "qualify-loadgen: scenario {:?}, concurrency {}, {} s, {} connections, {:?}",
+        args.scenario, args.concurrency, args.seconds, args.connections, backend
+    );
+    let base = baseline(&args).await?;
+    println!("{}", base.line("baseline (bare tonic Check)"));
+    let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
+    let stats = match args.scenario {
+        Scenario::Baseline => return Ok(()),
+        Scenario::GetAccount | Scenario::CreateLead => {
+            let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
+            let chans = channels(&svc.url(), args.connections).await?;
+            let mut c = LeadScoringServiceClient::new(chans[0].clone());
+            let account =
+                sc::Account { account_id: "acc-1".into(), display_name: "Bench".into(), ..Default::default() };
+            let setup =
+                || authed(sc::CreateAccountRequest { account: Some(account.clone()), request_id: String::new() }, &t);
+            let mut ready = false;
+            for _ in 0..100 {
+                if c.create_account(setup()).await.is_ok() {
+                    ready = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            anyhow::ensure!(ready, "the scoring service did not come up");
+            let t = Arc::new(t.clone());
+            match args.scenario {
+                Scenario::GetAccount => {
+                    drive(&chans, args.concurrency, args.seconds, move |ch, _| {
+                        let t = t.clone();
+                        async move {
+                            LeadScoringServiceClient::new(ch)
+                                .get_account(authed(sc::GetAccountRequest { account_id: "acc-1".into() }, &t))
+                                .await
+                                .map(|_| ())
+                        }
+                    })
+                    .await
+                }
+                _ => {
+                    drive(&chans, args.concurrency, args.seconds, move |ch, i| {
+                        let t = t.clone();
+                        async move {
+                            let lead = sc::Lead {
+                                lead_id: format!("lead-{i}"),
+                                account_id: "acc-1".into(),
+                                source: LeadSource::Inbound as i32,
+                                ..Default::default()
+                            };
+                            LeadScoringServiceClient::new(ch)
+                                .create_lead(authed(
+                                    sc::CreateLeadRequest { lead: Some(lead), request_id: format!("r-{i}") },
+                                    &t,
+                                ))
+                                .await
+                                .map(|_| ())
+                        }
+                    })
+                    .await
+                }
+            }
+        }
+        Scenario::EvaluateGate => {
+            let svc = spawn::<qualify_acceptance::Acceptance>(config("acceptance", backend).await).await;
+            let chans = channels(&svc.url(), args.connections).await?;
+            let t = Arc::new(t);
+            drive(&chans, args.concurrency, args.seconds, move |ch, _| {
+                let t = t.clone();
+                async move {
+                    OpportunityAcceptanceServiceClient::new(ch)
+                        .evaluate_gate(authed(acc::EvaluateGateRequest { candidate: Some(candidate()) }, &t))
+                        .await
+                        .map(|_| ())
+                }
+            })
+            .await
+        }
+    };
+    println!("{}", stats.line(&format!("{:?}", args.scenario)));
+    println!("ratio to baseline: {:.2}x requests/s", stats.rps() / base.rps().max(1.0));
+    Ok(())
+}

@@ -1,1 +1,164 @@
-fn main() {}
+//! `qualify`: the whole cluster in one process on the embedded default
+//! (SQLite files, in-process cache), the services still calling each other
+//! over gRPC; and `qualify token` to mint a development token.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use futures::future::BoxFuture;
+use qualify_acceptance::Acceptance;
+use qualify_domain::Role;
+use qualify_metrics::Metrics;
+use qualify_platform::config::{DEV_JWT_SECRET, LogFormat, ProcessEnv};
+use qualify_platform::{EnvSource, QualifyService, ServiceConfig, TokenIssuer, telemetry};
+use qualify_scoring::Scoring;
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(name = "qualify", about = "Qualify: lead scoring, the SQO gate and funnel metrics")]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    up: UpArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start lead scoring, opportunity acceptance and metrics (the default).
+    Up(UpArgs),
+    /// Print a bearer token signed with the configured key (QUALIFY_JWT_SECRET or the development key).
+    Token {
+        /// Tenant the token acts in.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// Subject (user or service id).
+        #[arg(long, default_value = "dev")]
+        subject: String,
+        /// Roles: sdr, ae, manager, revops, service (repeat or comma-separate).
+        #[arg(long = "role", value_delimiter = ',', default_value = "revops")]
+        roles: Vec<String>,
+        /// Lifetime in hours.
+        #[arg(long, default_value_t = 8)]
+        ttl_hours: u64,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct UpArgs {
+    /// Directory holding the SQLite databases.
+    #[arg(long, env = "QUALIFY_DATA_DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL instead of SQLite: each service gets a schema of its own.
+    #[arg(long, env = "QUALIFY_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Lead scoring listen address.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    scoring_addr: SocketAddr,
+    /// Opportunity acceptance listen address.
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    acceptance_addr: SocketAddr,
+    /// Metrics listen address.
+    #[arg(long, default_value = "127.0.0.1:50053")]
+    metrics_addr: SocketAddr,
+}
+
+fn signing_key() -> (String, bool) {
+    match ProcessEnv.get("QUALIFY_JWT_SECRET") {
+        Some(k) => (k, false),
+        None => (DEV_JWT_SECRET.to_string(), true),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Token { tenant, subject, roles, ttl_hours }) => {
+            let roles = roles
+                .iter()
+                .map(|r| Role::parse(r).ok_or_else(|| anyhow::anyhow!("unknown role {r:?}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (key, _) = signing_key();
+            let token = TokenIssuer::hs256(key.as_bytes()).issue(
+                &tenant,
+                &subject,
+                &roles,
+                Duration::from_secs(ttl_hours * 3600),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        Some(Command::Up(args)) => up(args),
+        None => up(cli.up),
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    telemetry::init(LogFormat::Text);
+    let (key, dev) = signing_key();
+    if dev {
+        tracing::warn!("************************************************************");
+        tracing::warn!("USING THE DEVELOPMENT SIGNING KEY: anyone can mint tokens.");
+        tracing::warn!("Set QUALIFY_JWT_SECRET (32+ bytes) for anything but a laptop.");
+        tracing::warn!("************************************************************");
+    }
+    let config = |name: &str, addr: SocketAddr| {
+        let mut c = ServiceConfig::embedded(name, addr);
+        match &args.database_url {
+            Some(url) => {
+                c.database_url = url.clone();
+                c.database_schema = Some(name.to_string());
+            }
+            None => c.database_url = format!("sqlite://{}/{name}.db?mode=rwc", args.data_dir.display()),
+        }
+        c.jwt_secret = key.clone();
+        c.dev_key = dev;
+        c.scoring_url = Some(format!("http://{}", args.scoring_addr));
+        c
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stop = |mut rx: watch::Receiver<bool>| -> BoxFuture<'static, ()> {
+            Box::pin(async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+        };
+        let scoring = start::<Scoring>(config("scoring", args.scoring_addr), stop(stop_rx.clone())).await?;
+        let acceptance = start::<Acceptance>(config("acceptance", args.acceptance_addr), stop(stop_rx.clone())).await?;
+        let metrics = start::<Metrics>(config("metrics", args.metrics_addr), stop(stop_rx)).await?;
+        println!();
+        println!("Qualify is up:");
+        println!("  lead scoring            grpc://{}  (qualify.scoring.v1.LeadScoringService)", args.scoring_addr);
+        println!(
+            "  opportunity acceptance  grpc://{}  (qualify.acceptance.v1.OpportunityAcceptanceService)",
+            args.acceptance_addr
+        );
+        println!("  metrics                 grpc://{}  (qualify.metrics.v1.MetricsService)", args.metrics_addr);
+        println!();
+        println!("Get a development token:  qualify token --tenant demo --subject ada --role revops");
+        println!("Health and reflection answer without a token; press Ctrl-C to stop.");
+        println!();
+        qualify_platform::serve::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let (a, b, c) = tokio::join!(scoring, acceptance, metrics);
+        for r in [a, b, c] {
+            r??;
+        }
+        println!("Qualify stopped.");
+        anyhow::Ok(())
+    })
+}
+
+async fn start<S: QualifyService>(
+    config: ServiceConfig,
+    shutdown: BoxFuture<'static, ()>,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("{} cannot listen on {}: {e}", S::NAME, config.listen_addr))?;
+    Ok(tokio::spawn(S::run(config, listener, shutdown)))
+}

@@ -51,8 +51,13 @@ pub mod entity {
 pub const RETENTION_HOURS: i64 = 48;
 
 /// The migration creating the key table; every service includes it.
-#[derive(DeriveMigrationName)]
 pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261122_000000_idempotency_keys"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

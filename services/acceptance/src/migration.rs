@@ -14,8 +14,13 @@ impl MigratorTrait for Migrator {
 }
 
 /// Gate policies.
-#[derive(DeriveMigrationName)]
 pub struct M001GatePolicies;
+
+impl MigrationName for M001GatePolicies {
+    fn name(&self) -> &str {
+        "m20261122_000001_gate_policies"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for M001GatePolicies {

@@ -14,8 +14,13 @@ impl MigratorTrait for Migrator {
 }
 
 /// Quotas.
-#[derive(DeriveMigrationName)]
 pub struct M001Quotas;
+
+impl MigrationName for M001Quotas {
+    fn name(&self) -> &str {
+        "m20261122_000001_quotas"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for M001Quotas {

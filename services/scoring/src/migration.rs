@@ -14,8 +14,13 @@ impl MigratorTrait for Migrator {
 }
 
 /// Accounts and leads.
-#[derive(DeriveMigrationName)]
 pub struct M001AccountsLeads;
+
+impl MigrationName for M001AccountsLeads {
+    fn name(&self) -> &str {
+        "m20261122_000001_accounts_leads"
+    }
+}
 
 #[async_trait::async_trait]
 impl MigrationTrait for M001AccountsLeads {
