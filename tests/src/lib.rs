@@ -1,1 +1,1 @@
-
+//! Cluster-level tests live in `tests/`; this crate has no library code.

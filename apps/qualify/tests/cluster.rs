@@ -2,6 +2,8 @@
 //! all three services on the embedded default, each answers health and
 //! reflection, a minted development token works, and Ctrl-C stops it cleanly.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,8 @@
 //! Gate policies and gate evaluation through the generated client, on SQLite
 //! and on the machine's PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
 use prost_types::Timestamp;
 use qualify_acceptance::Acceptance;
 use qualify_proto::acceptance::{

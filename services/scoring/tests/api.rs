@@ -1,6 +1,8 @@
 //! Lead scoring through its generated gRPC client, on SQLite and on the
 //! machine's PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
 use qualify_proto::common::{LeadSource, LeadStage, Segment};
 use qualify_proto::scoring::{self as pb, lead_scoring_service_client::LeadScoringServiceClient};
 use qualify_scoring::Scoring;

@@ -1,0 +1,139 @@
+//! Storage behaviour that needs a real PostgreSQL server: readiness follows
+//! the database, migrations are safe to start together, and an idempotency
+//! key claimed by concurrent retries runs the change once.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
+use std::time::Duration;
+
+use qualify_platform::ServiceConfig;
+use qualify_platform::db::connect_url;
+use qualify_proto::scoring::{self as pb, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, authed, eventually, postgres_url, spawn, token};
+use sea_orm::ConnectionTrait;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+const SCORING: &str = "qualify.scoring.v1.LeadScoringService";
+
+/// A database of its own on the machine's server, dropped at the end.
+struct ScratchDb {
+    name: String,
+    admin: sea_orm::DatabaseConnection,
+}
+
+impl ScratchDb {
+    async fn create() -> Self {
+        let admin = connect_url(&postgres_url(), None, 2).await.expect("PostgreSQL must answer for this test");
+        let name = format!("qualify_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        ScratchDb { name, admin }
+    }
+
+    fn url(&self) -> String {
+        let base = postgres_url();
+        let root = &base[..base.rfind('/').unwrap()];
+        format!("{root}/{}", self.name)
+    }
+
+    async fn lock_out(&self, locked: bool) {
+        self.admin.execute_unprepared(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {}", self.name, !locked)).await.unwrap();
+        if locked {
+            self.admin
+                .execute_unprepared(&format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn drop(self) {
+        self.lock_out(true).await;
+        self.admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {}", self.name)).await.unwrap();
+    }
+}
+
+async fn health(ch: tonic::transport::Channel, service: &str) -> Option<i32> {
+    HealthClient::new(ch).check(HealthCheckRequest { service: service.into() }).await.ok().map(|r| r.into_inner().status)
+}
+
+#[tokio::test]
+async fn readiness_follows_postgres_and_liveness_does_not() {
+    let db = ScratchDb::create().await;
+    let mut config = qualify_testkit::config("scoring", Backend::Sqlite).await;
+    config.database_url = db.url();
+    config.database_schema = Some("scoring".into());
+    let svc = spawn::<Scoring>(config).await;
+    let ch = svc.channel().await;
+    let serving = Some(ServingStatus::Serving as i32);
+    let not_serving = Some(ServingStatus::NotServing as i32);
+
+    let wait = |want: Option<i32>| {
+        let ch = ch.clone();
+        async move {
+            eventually(Duration::from_secs(20), || {
+                let ch = ch.clone();
+                async move { (health(ch, SCORING).await == want).then_some(()) }
+            })
+            .await
+        }
+    };
+    assert!(wait(serving).await.is_some(), "ready once PostgreSQL answers");
+    db.lock_out(true).await;
+    assert!(wait(not_serving).await.is_some(), "not ready while PostgreSQL refuses connections");
+    assert_eq!(health(ch.clone(), "").await, serving, "liveness never depends on the database");
+    db.lock_out(false).await;
+    assert!(wait(serving).await.is_some(), "ready again without a restart");
+    svc.stop().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn migrations_started_together_apply_once() {
+    let db = ScratchDb::create().await;
+    let config = |_: usize| {
+        let mut c = ServiceConfig::embedded("scoring", "127.0.0.1:0".parse().unwrap());
+        c.database_url = db.url();
+        c.database_schema = Some("scoring".into());
+        c
+    };
+    let runs = (0..4).map(|i| <Scoring as qualify_platform::QualifyService>::migrate(config(i)));
+    for r in futures::future::join_all(runs).await {
+        r.unwrap();
+    }
+    let conn = connect_url(&db.url(), Some("scoring"), 1).await.unwrap();
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT version FROM seaql_migrations ORDER BY version",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "each migration recorded exactly once");
+    conn.close().await.unwrap();
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_request_run_it_once() {
+    let svc = spawn::<Scoring>(qualify_testkit::config("scoring", Backend::Postgres).await).await;
+    let ch = svc.channel().await;
+    let t = token("acme", "sync", &[Role::Service]);
+    let req = pb::UpdateAccountRequest {
+        account: Some(pb::Account { account_id: "acc-1".into(), display_name: "Acme".into(), ..Default::default() }),
+        allow_missing: true,
+        request_id: "same-key".into(),
+        ..Default::default()
+    };
+    let calls = (0..16).map(|_| {
+        let mut c = LeadScoringServiceClient::new(ch.clone());
+        let r = authed(req.clone(), &t);
+        async move { c.update_account(r).await.map(|r| r.into_inner()) }
+    });
+    let answers: Vec<_> = futures::future::join_all(calls).await.into_iter().map(Result::unwrap).collect();
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "every retry sees the first answer");
+    assert_eq!(answers[0].account.as_ref().unwrap().etag, "1", "the update ran once, not sixteen times");
+}
