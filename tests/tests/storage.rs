@@ -38,7 +38,10 @@ impl ScratchDb {
     }
 
     async fn lock_out(&self, locked: bool) {
-        self.admin.execute_unprepared(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {}", self.name, !locked)).await.unwrap();
+        self.admin
+            .execute_unprepared(&format!("ALTER DATABASE {} ALLOW_CONNECTIONS {}", self.name, !locked))
+            .await
+            .unwrap();
         if locked {
             self.admin
                 .execute_unprepared(&format!(
@@ -57,7 +60,11 @@ impl ScratchDb {
 }
 
 async fn health(ch: tonic::transport::Channel, service: &str) -> Option<i32> {
-    HealthClient::new(ch).check(HealthCheckRequest { service: service.into() }).await.ok().map(|r| r.into_inner().status)
+    HealthClient::new(ch)
+        .check(HealthCheckRequest { service: service.into() })
+        .await
+        .ok()
+        .map(|r| r.into_inner().status)
 }
 
 #[tokio::test]
