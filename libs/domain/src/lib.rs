@@ -9,6 +9,7 @@ pub mod gate;
 pub mod metrics;
 pub mod opportunity;
 pub mod role;
+pub mod scoring;
 pub mod stage;
 
 pub use framework::{Criterion, EvidenceStatus, Framework};
