@@ -177,12 +177,12 @@ fn candidate() -> acc::GateCandidate {
         stakeholders: vec![
             acc::Stakeholder {
                 contact_id: "c1".into(),
-                role: acc::StakeholderRole::EconomicBuyer as i32,
+                role: qualify_proto::common::BuyingRole::EconomicBuyer as i32,
                 verify_time: ts(-2),
             },
             acc::Stakeholder {
                 contact_id: "c2".into(),
-                role: acc::StakeholderRole::Champion as i32,
+                role: qualify_proto::common::BuyingRole::Champion as i32,
                 verify_time: ts(-2),
             },
         ],

@@ -19,6 +19,43 @@ pub enum StakeholderRole {
     Influencer,
     TechnicalEvaluator,
     Blocker,
+    EndUser,
+}
+
+impl StakeholderRole {
+    /// Every role.
+    pub const ALL: [StakeholderRole; 7] = [
+        StakeholderRole::EconomicBuyer,
+        StakeholderRole::DecisionMaker,
+        StakeholderRole::Champion,
+        StakeholderRole::Influencer,
+        StakeholderRole::TechnicalEvaluator,
+        StakeholderRole::Blocker,
+        StakeholderRole::EndUser,
+    ];
+
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StakeholderRole::EconomicBuyer => "economic_buyer",
+            StakeholderRole::DecisionMaker => "decision_maker",
+            StakeholderRole::Champion => "champion",
+            StakeholderRole::Influencer => "influencer",
+            StakeholderRole::TechnicalEvaluator => "technical_evaluator",
+            StakeholderRole::Blocker => "blocker",
+            StakeholderRole::EndUser => "end_user",
+        }
+    }
+
+    /// Parses a storage name written by [`StakeholderRole::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// People with purchase influence: they sign or decide.
+    pub fn has_purchase_influence(self) -> bool {
+        matches!(self, StakeholderRole::EconomicBuyer | StakeholderRole::DecisionMaker)
+    }
 }
 
 /// What acceptance requires in one segment.

@@ -5,10 +5,12 @@
 //! graceful drain.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod idempotency;
+pub mod outbox;
 pub mod page;
 pub mod serve;
 pub mod telemetry;

@@ -6,7 +6,9 @@
 use chrono::{DateTime, Utc};
 use qualify_domain as d;
 
-use crate::{acceptance as acc, common as c};
+use qualify_domain::scoring as ds;
+
+use crate::{acceptance as acc, common as c, scoring as sc};
 
 /// Maps a domain enum to its wire enum and back.
 macro_rules! enum_map {
@@ -120,13 +122,46 @@ enum_map!(d::Segment, c::Segment, {
     d::Segment::Enterprise => c::Segment::Enterprise,
 });
 
-enum_map!(d::StakeholderRole, acc::StakeholderRole, {
-    d::StakeholderRole::EconomicBuyer => acc::StakeholderRole::EconomicBuyer,
-    d::StakeholderRole::DecisionMaker => acc::StakeholderRole::DecisionMaker,
-    d::StakeholderRole::Champion => acc::StakeholderRole::Champion,
-    d::StakeholderRole::Influencer => acc::StakeholderRole::Influencer,
-    d::StakeholderRole::TechnicalEvaluator => acc::StakeholderRole::TechnicalEvaluator,
-    d::StakeholderRole::Blocker => acc::StakeholderRole::Blocker,
+enum_map!(d::StakeholderRole, c::BuyingRole, {
+    d::StakeholderRole::EconomicBuyer => c::BuyingRole::EconomicBuyer,
+    d::StakeholderRole::DecisionMaker => c::BuyingRole::DecisionMaker,
+    d::StakeholderRole::Champion => c::BuyingRole::Champion,
+    d::StakeholderRole::Influencer => c::BuyingRole::Influencer,
+    d::StakeholderRole::TechnicalEvaluator => c::BuyingRole::TechnicalEvaluator,
+    d::StakeholderRole::Blocker => c::BuyingRole::Blocker,
+    d::StakeholderRole::EndUser => c::BuyingRole::EndUser,
+});
+
+enum_map!(ds::SignalType, sc::SignalType, {
+    ds::SignalType::PricingPageVisit => sc::SignalType::PricingPageVisit,
+    ds::SignalType::ContentDownload => sc::SignalType::ContentDownload,
+    ds::SignalType::WebinarAttended => sc::SignalType::WebinarAttended,
+    ds::SignalType::DemoRequest => sc::SignalType::DemoRequest,
+    ds::SignalType::FormSubmit => sc::SignalType::FormSubmit,
+    ds::SignalType::EmailReply => sc::SignalType::EmailReply,
+    ds::SignalType::MeetingHeld => sc::SignalType::MeetingHeld,
+    ds::SignalType::TrialSignup => sc::SignalType::TrialSignup,
+    ds::SignalType::ProductActivation => sc::SignalType::ProductActivation,
+    ds::SignalType::TeammateInvited => sc::SignalType::TeammateInvited,
+    ds::SignalType::PaidFeatureUsed => sc::SignalType::PaidFeatureUsed,
+    ds::SignalType::WebsiteVisit => sc::SignalType::WebsiteVisit,
+    ds::SignalType::EmailUnsubscribe => sc::SignalType::EmailUnsubscribe,
+});
+
+enum_map!(ds::Attribute, sc::Attribute, {
+    ds::Attribute::Industry => sc::Attribute::Industry,
+    ds::Attribute::EmployeeCount => sc::Attribute::EmployeeCount,
+    ds::Attribute::RevenueBand => sc::Attribute::RevenueBand,
+    ds::Attribute::Region => sc::Attribute::Region,
+    ds::Attribute::Title => sc::Attribute::Title,
+    ds::Attribute::Seniority => sc::Attribute::Seniority,
+    ds::Attribute::Department => sc::Attribute::Department,
+    ds::Attribute::BuyingRole => sc::Attribute::BuyingRole,
+});
+
+enum_map!(ds::RuleKind, sc::RuleKind, {
+    ds::RuleKind::Fit => sc::RuleKind::Fit,
+    ds::RuleKind::Engagement => sc::RuleKind::Engagement,
 });
 
 enum_map!(d::GateCheckCode, acc::GateCheckCode, {
@@ -173,6 +208,8 @@ mod tests {
         check(&[d::EvidenceStatus::Unknown, d::EvidenceStatus::Partial, d::EvidenceStatus::Confirmed]);
         check(&d::LeadSource::ALL);
         check(&d::Segment::ALL);
+        check(&d::StakeholderRole::ALL);
+        check(&ds::SignalType::ALL);
     }
 
     #[test]

@@ -6,10 +6,9 @@
 use prost_types::Timestamp;
 use qualify_acceptance::Acceptance;
 use qualify_proto::acceptance::{
-    self as pb, GateCheckCode, StakeholderRole,
-    opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+    self as pb, GateCheckCode, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
-use qualify_proto::common::{Criterion, EvidenceStatus, Framework, Segment};
+use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, Framework, Segment};
 use qualify_testkit::{Backend, Role, authed, config, on_both_backends, spawn, token};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -55,7 +54,7 @@ fn candidate() -> pb::GateCandidate {
         evidence: vec![confirmed(Criterion::Budget), confirmed(Criterion::Need)],
         stakeholders: vec![pb::Stakeholder {
             contact_id: "c-1".into(),
-            role: StakeholderRole::EconomicBuyer as i32,
+            role: BuyingRole::EconomicBuyer as i32,
             verify_time: at(-3),
         }],
         next_step: Some(pb::NextStep { description: "demo".into(), scheduled_time: at(2) }),

@@ -1,11 +1,18 @@
 //! Lead scoring (`qualify.scoring.v1`): accounts and leads enter Qualify here.
 
+pub mod cards;
 pub mod entity;
 pub mod grpc;
+pub mod leads;
 pub mod migration;
+pub mod scorecard;
 
 use futures::future::BoxFuture;
+use qualify_platform::cache::Redis;
+use qualify_platform::outbox::Relay;
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
+
+use crate::cards::Cards;
 use qualify_proto::scoring::lead_scoring_service_server::{LeadScoringServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -24,7 +31,16 @@ impl QualifyService for Scoring {
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         run_service::<migration::Migrator>(Self::NAME, SERVICE_NAME, config, listener, shutdown, |db, config, auth| {
-            let server = LeadScoringServiceServer::new(grpc::ScoringApi::new(db))
+            let redis = config.redis_url.as_deref().and_then(|url| match Redis::connect(url) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(error = %e, "invalid QUALIFY_REDIS_URL; using the in-process cache");
+                    None
+                }
+            });
+            let relay = Relay::spawn(db.clone());
+            let api = grpc::ScoringApi::new(db, Cards::new(redis), relay);
+            let server = LeadScoringServiceServer::new(api)
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);
             Routes::new(InterceptedService::new(server, auth))

@@ -2,14 +2,19 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::entity::{account, lead};
+use crate::entity::{account, contact, lead, scorecard, signal, stage_change};
 
 /// All migrations, in order.
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(qualify_platform::idempotency::Migration), Box::new(M001AccountsLeads)]
+        vec![
+            Box::new(qualify_platform::idempotency::Migration),
+            Box::new(qualify_platform::outbox::Migration),
+            Box::new(M001AccountsLeads),
+            Box::new(M002ContactsSignalsScorecards),
+        ]
     }
 }
 
@@ -55,6 +60,9 @@ impl MigrationTrait for M001AccountsLeads {
                 .col(ColumnDef::new(L::Campaign).string().not_null())
                 .col(ColumnDef::new(L::OwnerSdr).string().not_null())
                 .col(ColumnDef::new(L::Stage).string().not_null())
+                .col(ColumnDef::new(L::ContactId).string().null())
+                .col(ColumnDef::new(L::Score).blob().null())
+                .col(ColumnDef::new(L::ScoreTotal).integer().null())
                 .col(ColumnDef::new(L::CreatedAt).timestamp_with_time_zone().not_null())
                 .col(ColumnDef::new(L::UpdatedAt).timestamp_with_time_zone().not_null())
                 .primary_key(Index::create().col(L::TenantId).col(L::LeadId))
@@ -68,6 +76,136 @@ impl MigrationTrait for M001AccountsLeads {
         .await?;
         m.create_index(
             Index::create().name("idx_leads_account").table(lead::Entity).col(L::TenantId).col(L::AccountId).to_owned(),
+        )
+        .await
+    }
+}
+
+/// Contacts, signals, scorecard versions and stage history.
+pub struct M002ContactsSignalsScorecards;
+
+impl MigrationName for M002ContactsSignalsScorecards {
+    fn name(&self) -> &str {
+        "m20261122_000002_contacts_signals_scorecards"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M002ContactsSignalsScorecards {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use contact::Column as C;
+        m.create_table(
+            Table::create()
+                .table(contact::Entity)
+                .col(ColumnDef::new(C::TenantId).string().not_null())
+                .col(ColumnDef::new(C::ContactId).string().not_null())
+                .col(ColumnDef::new(C::AccountId).string().not_null())
+                .col(ColumnDef::new(C::FullName).string().not_null())
+                .col(ColumnDef::new(C::Title).string().not_null())
+                .col(ColumnDef::new(C::Seniority).string().not_null())
+                .col(ColumnDef::new(C::Department).string().not_null())
+                .col(ColumnDef::new(C::BuyingRole).string().null())
+                .col(ColumnDef::new(C::Email).string().not_null())
+                .col(ColumnDef::new(C::EmailStatus).string().not_null())
+                .col(ColumnDef::new(C::EmailVerifiedAt).timestamp_with_time_zone().null())
+                .col(ColumnDef::new(C::Phone).string().not_null())
+                .col(ColumnDef::new(C::PhoneStatus).string().not_null())
+                .col(ColumnDef::new(C::PhoneVerifiedAt).timestamp_with_time_zone().null())
+                .col(ColumnDef::new(C::Version).big_integer().not_null())
+                .col(ColumnDef::new(C::CreatedAt).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(C::UpdatedAt).timestamp_with_time_zone().not_null())
+                .primary_key(Index::create().col(C::TenantId).col(C::ContactId))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_contacts_account")
+                .table(contact::Entity)
+                .col(C::TenantId)
+                .col(C::AccountId)
+                .to_owned(),
+        )
+        .await?;
+
+        use signal::Column as S;
+        m.create_table(
+            Table::create()
+                .table(signal::Entity)
+                .col(ColumnDef::new(S::TenantId).string().not_null())
+                .col(ColumnDef::new(S::SignalId).string().not_null())
+                .col(ColumnDef::new(S::LeadId).string().not_null())
+                .col(ColumnDef::new(S::AccountId).string().not_null())
+                .col(ColumnDef::new(S::ContactId).string().null())
+                .col(ColumnDef::new(S::Kind).string().not_null())
+                .col(ColumnDef::new(S::OccurredAt).timestamp_with_time_zone().not_null())
+                .col(ColumnDef::new(S::ReceivedAt).timestamp_with_time_zone().not_null())
+                .primary_key(Index::create().col(S::TenantId).col(S::SignalId))
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_signals_lead")
+                .table(signal::Entity)
+                .col(S::TenantId)
+                .col(S::LeadId)
+                .col(S::OccurredAt)
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_signals_account")
+                .table(signal::Entity)
+                .col(S::TenantId)
+                .col(S::AccountId)
+                .col(S::OccurredAt)
+                .to_owned(),
+        )
+        .await?;
+
+        use scorecard::Column as K;
+        m.create_table(
+            Table::create()
+                .table(scorecard::Entity)
+                .col(ColumnDef::new(K::TenantId).string().not_null())
+                .col(ColumnDef::new(K::Segment).string().not_null())
+                .col(ColumnDef::new(K::Version).big_integer().not_null())
+                .col(ColumnDef::new(K::Body).blob().not_null())
+                .col(ColumnDef::new(K::PublishedBy).string().not_null())
+                .col(ColumnDef::new(K::PublishedAt).timestamp_with_time_zone().not_null())
+                .primary_key(Index::create().col(K::TenantId).col(K::Segment).col(K::Version))
+                .to_owned(),
+        )
+        .await?;
+
+        use stage_change::Column as H;
+        m.create_table(
+            Table::create()
+                .table(stage_change::Entity)
+                .col(ColumnDef::new(H::Id).big_integer().not_null().auto_increment().primary_key())
+                .col(ColumnDef::new(H::TenantId).string().not_null())
+                .col(ColumnDef::new(H::LeadId).string().not_null())
+                .col(ColumnDef::new(H::FromStage).string().not_null())
+                .col(ColumnDef::new(H::ToStage).string().not_null())
+                .col(ColumnDef::new(H::Actor).string().not_null())
+                .col(ColumnDef::new(H::ActorRoles).string().not_null())
+                .col(ColumnDef::new(H::Reason).string().not_null())
+                .col(ColumnDef::new(H::Score).integer().not_null())
+                .col(ColumnDef::new(H::ScorecardVersion).big_integer().not_null())
+                .col(ColumnDef::new(H::ChangedAt).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .name("idx_stage_changes_lead")
+                .table(stage_change::Entity)
+                .col(H::TenantId)
+                .col(H::LeadId)
+                .col(H::Id)
+                .to_owned(),
         )
         .await
     }

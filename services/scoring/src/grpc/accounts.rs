@@ -1,41 +1,22 @@
-//! The gRPC adapter: decode and validate, run in a transaction scoped to the
-//! caller's tenant, encode.
+//! Accounts and leads.
 
 use chrono::Utc;
+use prost::Message;
 use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::MAX_TEXT;
-use qualify_platform::{ApiError, Violations, caller, idempotency, page};
+use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::convert::{WireEnum, timestamp};
-use qualify_proto::scoring::{self as pb, lead_scoring_service_server::LeadScoringService};
+use qualify_proto::scoring as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, SqlErr,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    SqlErr,
 };
-use tonic::{Request, Response, Status};
 
-use crate::entity::{account, lead};
-
-/// ErrorInfo domain of this service.
-pub const DOMAIN: &str = "scoring.qualify";
-
-fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
-
-/// The lead scoring API.
-#[derive(Clone)]
-pub struct ScoringApi {
-    db: DatabaseConnection,
-}
-
-impl ScoringApi {
-    /// An API over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        ScoringApi { db }
-    }
-}
+use super::ScoringApi;
+use crate::entity::{account, contact, lead};
+use crate::leads::emit;
 
 const ACCOUNT_FIELDS: [&str; 6] = ["display_name", "industry", "employee_count", "revenue_band", "region", "segment"];
 const MAX_EMPLOYEES: i32 = 10_000_000;
@@ -69,7 +50,7 @@ fn encode_account(m: account::Model) -> pb::Account {
     }
 }
 
-fn encode_lead(m: lead::Model) -> pb::Lead {
+pub(crate) fn encode_lead(m: lead::Model) -> pb::Lead {
     pb::Lead {
         lead_id: m.lead_id,
         account_id: m.account_id,
@@ -79,10 +60,12 @@ fn encode_lead(m: lead::Model) -> pb::Lead {
         stage: LeadStage::parse(&m.stage).map_or(0, WireEnum::to_wire),
         create_time: Some(timestamp(m.created_at)),
         update_time: Some(timestamp(m.updated_at)),
+        contact_id: m.contact_id.unwrap_or_default(),
+        score: m.score.as_deref().and_then(|b| pb::Score::decode(b).ok()),
     }
 }
 
-fn is_unique_violation(e: &DbErr) -> bool {
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
@@ -116,7 +99,7 @@ async fn insert_account(
 }
 
 impl ScoringApi {
-    async fn create_account(
+    pub(crate) async fn create_account(
         &self,
         c: Caller,
         req: pb::CreateAccountRequest,
@@ -141,7 +124,11 @@ impl ScoringApi {
         .await
     }
 
-    async fn get_account(&self, c: Caller, req: pb::GetAccountRequest) -> Result<pb::GetAccountResponse, ApiError> {
+    pub(crate) async fn get_account(
+        &self,
+        c: Caller,
+        req: pb::GetAccountRequest,
+    ) -> Result<pb::GetAccountResponse, ApiError> {
         let mut v = Violations::new();
         v.id("account_id", &req.account_id);
         v.finish()?;
@@ -152,7 +139,7 @@ impl ScoringApi {
         Ok(pb::GetAccountResponse { account: Some(encode_account(m)) })
     }
 
-    async fn list_accounts(
+    pub(crate) async fn list_accounts(
         &self,
         c: Caller,
         req: pb::ListAccountsRequest,
@@ -170,7 +157,7 @@ impl ScoringApi {
         Ok(pb::ListAccountsResponse { accounts: rows.into_iter().map(encode_account).collect(), next_page_token })
     }
 
-    async fn update_account(
+    pub(crate) async fn update_account(
         &self,
         c: Caller,
         req: pb::UpdateAccountRequest,
@@ -250,7 +237,11 @@ impl ScoringApi {
         .await
     }
 
-    async fn create_lead(&self, c: Caller, req: pb::CreateLeadRequest) -> Result<pb::CreateLeadResponse, ApiError> {
+    pub(crate) async fn create_lead(
+        &self,
+        c: Caller,
+        req: pb::CreateLeadRequest,
+    ) -> Result<pb::CreateLeadResponse, ApiError> {
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         let Some(l) = req.lead.as_ref() else {
@@ -261,13 +252,15 @@ impl ScoringApi {
         let source = v.required_enum::<LeadSource>("lead.source", l.source);
         v.text("lead.campaign", &l.campaign, 256);
         v.text("lead.owner_sdr", &l.owner_sdr, MAX_TEXT);
+        v.optional_id("lead.contact_id", &l.contact_id);
         v.finish()?;
         let source = source.ok_or_else(|| ApiError::field("lead.source", "is required"))?;
         let key = idempotency::Key { tenant: &c.tenant, method: "CreateLead", request_id: &req.request_id };
         let (tenant, l) = (c.tenant.clone(), l.clone());
-        idempotency::run(&self.db, key, &req, move |txn| {
+        let created = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                if account::Entity::find_by_id((tenant.clone(), l.account_id.clone())).one(txn).await?.is_none() {
+                let Some(acct) = account::Entity::find_by_id((tenant.clone(), l.account_id.clone())).one(txn).await?
+                else {
                     return Err(ApiError::FailedPrecondition {
                         reason: "ACCOUNT_NOT_FOUND",
                         message: format!("account {:?} does not exist; create it first", l.account_id),
@@ -277,16 +270,33 @@ impl ScoringApi {
                             description: "the lead's account must exist".into(),
                         }],
                     });
+                };
+                if !l.contact_id.is_empty() {
+                    let c = contact::Entity::find_by_id((tenant.clone(), l.contact_id.clone())).one(txn).await?;
+                    if c.is_none_or(|c| c.account_id != l.account_id) {
+                        return Err(ApiError::FailedPrecondition {
+                            reason: "CONTACT_NOT_FOUND",
+                            message: format!("contact {:?} does not exist at account {:?}", l.contact_id, l.account_id),
+                            violations: vec![PreconditionViolation {
+                                kind: "CONTACT_NOT_FOUND".into(),
+                                subject: format!("contacts/{}", l.contact_id),
+                                description: "the lead's contact must exist at its account".into(),
+                            }],
+                        });
+                    }
                 }
                 let now = Utc::now();
                 let row = lead::ActiveModel {
-                    tenant_id: Set(tenant),
+                    tenant_id: Set(tenant.clone()),
                     lead_id: Set(l.lead_id.clone()),
                     account_id: Set(l.account_id.clone()),
                     source: Set(source.as_str().to_string()),
                     campaign: Set(l.campaign.clone()),
                     owner_sdr: Set(l.owner_sdr.clone()),
                     stage: Set(LeadStage::New.as_str().to_string()),
+                    contact_id: Set((!l.contact_id.is_empty()).then(|| l.contact_id.clone())),
+                    score: Set(None),
+                    score_total: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
                 };
@@ -297,13 +307,19 @@ impl ScoringApi {
                         e.into()
                     }
                 })?;
-                Ok(pb::CreateLeadResponse { lead: Some(encode_lead(m)) })
+                let lead = encode_lead(m);
+                let segment = acct.segment.as_deref().and_then(Segment::parse).map_or(0, WireEnum::to_wire);
+                let created = pb::LeadCreated { lead: Some(lead.clone()), segment };
+                emit(txn, &tenant, now, pb::event::Payload::LeadCreated(created)).await?;
+                Ok(pb::CreateLeadResponse { lead: Some(lead) })
             })
         })
-        .await
+        .await?;
+        self.relay.nudge();
+        Ok(created)
     }
 
-    async fn get_lead(&self, c: Caller, req: pb::GetLeadRequest) -> Result<pb::GetLeadResponse, ApiError> {
+    pub(crate) async fn get_lead(&self, c: Caller, req: pb::GetLeadRequest) -> Result<pb::GetLeadResponse, ApiError> {
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id);
         v.finish()?;
@@ -314,7 +330,11 @@ impl ScoringApi {
         Ok(pb::GetLeadResponse { lead: Some(encode_lead(m)) })
     }
 
-    async fn list_leads(&self, c: Caller, req: pb::ListLeadsRequest) -> Result<pb::ListLeadsResponse, ApiError> {
+    pub(crate) async fn list_leads(
+        &self,
+        c: Caller,
+        req: pb::ListLeadsRequest,
+    ) -> Result<pb::ListLeadsResponse, ApiError> {
         let mut v = Violations::new();
         v.optional_id("account_id", &req.account_id);
         v.finish()?;
@@ -332,52 +352,5 @@ impl ScoringApi {
         rows.truncate(p.size as usize);
         let next_page_token = page::next_token(&query, rows.last().map(|r| r.lead_id.as_str()), fetched, p.size);
         Ok(pb::ListLeadsResponse { leads: rows.into_iter().map(encode_lead).collect(), next_page_token })
-    }
-}
-
-#[tonic::async_trait]
-impl LeadScoringService for ScoringApi {
-    async fn create_account(
-        &self,
-        r: Request<pb::CreateAccountRequest>,
-    ) -> Result<Response<pb::CreateAccountResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::create_account(self, c, r.into_inner()).await)
-    }
-
-    async fn get_account(&self, r: Request<pb::GetAccountRequest>) -> Result<Response<pb::GetAccountResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::get_account(self, c, r.into_inner()).await)
-    }
-
-    async fn list_accounts(
-        &self,
-        r: Request<pb::ListAccountsRequest>,
-    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::list_accounts(self, c, r.into_inner()).await)
-    }
-
-    async fn update_account(
-        &self,
-        r: Request<pb::UpdateAccountRequest>,
-    ) -> Result<Response<pb::UpdateAccountResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::update_account(self, c, r.into_inner()).await)
-    }
-
-    async fn create_lead(&self, r: Request<pb::CreateLeadRequest>) -> Result<Response<pb::CreateLeadResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::create_lead(self, c, r.into_inner()).await)
-    }
-
-    async fn get_lead(&self, r: Request<pb::GetLeadRequest>) -> Result<Response<pb::GetLeadResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::get_lead(self, c, r.into_inner()).await)
-    }
-
-    async fn list_leads(&self, r: Request<pb::ListLeadsRequest>) -> Result<Response<pb::ListLeadsResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(ScoringApi::list_leads(self, c, r.into_inner()).await)
     }
 }

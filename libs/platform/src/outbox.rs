@@ -1,0 +1,194 @@
+//! The transactional outbox: an event is appended in the same transaction as
+//! the change it describes, so it exists exactly when the change does.
+//!
+//! Rows get their stream position (`seq`) from a relay after they commit, in
+//! the order the relay sees them: a consumer reading `seq > cursor` can never
+//! skip an event whose transaction committed late, as it could with an
+//! auto-increment id. On PostgreSQL one relay at a time holds an advisory
+//! lock, so replicas never hand out the same position twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, TransactionTrait,
+};
+use sea_orm_migration::prelude::*;
+use tokio::sync::Notify;
+
+/// The outbox table.
+pub mod entity {
+    use sea_orm::entity::prelude::*;
+
+    /// One event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "outbox")]
+    pub struct Model {
+        /// Insertion id.
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        /// Stream position, assigned by the relay after commit.
+        pub seq: Option<i64>,
+        /// Unique event id; consumers deduplicate on it.
+        pub event_id: String,
+        /// Tenant of the event.
+        pub tenant_id: String,
+        /// Encoded event.
+        pub payload: Vec<u8>,
+        /// When it was appended.
+        pub created_at: ChronoDateTimeUtc,
+    }
+
+    /// No relations.
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// The migration creating the outbox; services that publish events include it.
+pub struct Migration;
+
+impl MigrationName for Migration {
+    fn name(&self) -> &str {
+        "m20261122_000002_outbox"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use entity::Column as C;
+        m.create_table(
+            Table::create()
+                .table(entity::Entity)
+                .if_not_exists()
+                .col(ColumnDef::new(C::Id).big_integer().not_null().auto_increment().primary_key())
+                .col(ColumnDef::new(C::Seq).big_integer().null().unique_key())
+                .col(ColumnDef::new(C::EventId).string().not_null().unique_key())
+                .col(ColumnDef::new(C::TenantId).string().not_null())
+                .col(ColumnDef::new(C::Payload).blob().not_null())
+                .col(ColumnDef::new(C::CreatedAt).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        m.create_index(
+            Index::create()
+                .if_not_exists()
+                .name("idx_outbox_tenant_seq")
+                .table(entity::Entity)
+                .col(C::TenantId)
+                .col(C::Seq)
+                .to_owned(),
+        )
+        .await
+    }
+}
+
+/// Appends an event inside the caller's transaction.
+pub async fn append(txn: &impl ConnectionTrait, tenant: &str, event_id: &str, payload: Vec<u8>) -> Result<(), DbErr> {
+    let row = entity::ActiveModel {
+        seq: Set(None),
+        event_id: Set(event_id.to_string()),
+        tenant_id: Set(tenant.to_string()),
+        payload: Set(payload),
+        created_at: Set(Utc::now()),
+        ..Default::default()
+    };
+    entity::Entity::insert(row).exec_without_returning(txn).await?;
+    Ok(())
+}
+
+/// Gives committed, unpositioned events their stream positions, oldest first;
+/// returns how many. Safe to call from every replica at once.
+pub async fn stamp(db: &DatabaseConnection) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    if backend == DbBackend::Postgres {
+        let got = txn
+            .query_one_raw(Statement::from_string(
+                backend,
+                "SELECT pg_try_advisory_xact_lock(hashtext('qualify-outbox-relay')) AS locked",
+            ))
+            .await?
+            .map(|r| r.try_get::<bool>("", "locked"))
+            .transpose()?
+            .unwrap_or(false);
+        if !got {
+            return Ok(0); // another replica is stamping right now
+        }
+    }
+    let sql = "UPDATE outbox SET seq = m.base + r.rn \
+               FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM outbox WHERE seq IS NULL ORDER BY id LIMIT 5000) AS r, \
+                    (SELECT COALESCE(MAX(seq), 0) AS base FROM outbox) AS m \
+               WHERE outbox.id = r.id";
+    let done = txn.execute_raw(Statement::from_string(backend, sql)).await?;
+    txn.commit().await?;
+    Ok(done.rows_affected())
+}
+
+/// Events after `after` in stream order, for one tenant or (with `None`) all.
+pub async fn read_after(
+    db: &impl ConnectionTrait,
+    tenant: Option<&str>,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<entity::Model>, DbErr> {
+    let mut q = entity::Entity::find().filter(entity::Column::Seq.gt(after));
+    if let Some(t) = tenant {
+        q = q.filter(entity::Column::TenantId.eq(t));
+    }
+    q.order_by_asc(entity::Column::Seq).limit(limit).all(db).await
+}
+
+/// A running relay: nudge it after a commit that appended events.
+#[derive(Clone, Default)]
+pub struct Relay {
+    nudge: Arc<Notify>,
+    stamped: Arc<Notify>,
+}
+
+impl Relay {
+    /// Starts the relay loop over `db`: it stamps when nudged and at least every 200 ms.
+    pub fn spawn(db: DatabaseConnection) -> Self {
+        let relay = Relay::default();
+        let r = relay.clone();
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match stamp(&db).await {
+                    Ok(n) => {
+                        failures = 0;
+                        if n > 0 {
+                            r.stamped.notify_waiters();
+                            continue; // there may be more
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures == 1 || failures.is_multiple_of(50) {
+                            tracing::warn!(error = %e, failures, "outbox relay cannot stamp events");
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = r.nudge.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        });
+        relay
+    }
+
+    /// Tells the relay new events were committed.
+    pub fn nudge(&self) {
+        self.nudge.notify_one();
+    }
+
+    /// Waits until the relay stamps something, or `max` passes.
+    pub async fn wait_stamped(&self, max: Duration) {
+        let _ = tokio::time::timeout(max, self.stamped.notified()).await;
+    }
+}

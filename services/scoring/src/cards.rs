@@ -1,0 +1,208 @@
+//! The scorecard cache. Published versions are immutable, so their compiled
+//! bodies are cached in process by version forever (filled from Redis, then
+//! the database). Only the pointer to the active version must be fresh: it is
+//! read from Redis on every score (one GET), written there on publish, and
+//! read from the database when Redis does not answer. Without Redis (the
+//! embedded default, one process) the pointer lives in process and publishing
+//! replaces it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message;
+use qualify_domain::Segment;
+use qualify_domain::scoring::CompiledScorecard;
+use qualify_platform::ApiError;
+use qualify_platform::cache::Redis;
+use qualify_proto::scoring as pb;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::scorecard;
+use crate::scorecard::{decode_stored, segment_key};
+
+/// How long a version pointer lives in Redis; bounds staleness if a publish
+/// could not reach Redis and the publisher died before its retry succeeded.
+const POINTER_TTL: Duration = Duration::from_secs(30);
+/// How long an immutable body lives in Redis.
+const BODY_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// A published version, ready to score with.
+pub struct Card {
+    /// Its version.
+    pub version: i64,
+    /// Its wire form, as published.
+    pub wire: pb::Scorecard,
+    /// Compiled rules.
+    pub compiled: CompiledScorecard,
+}
+
+/// Active-version pointers and compiled bodies. Database reads go through the
+/// connection the caller passes, so they join its transaction (SQLite has a
+/// single connection: a read beside an open transaction would wait for it).
+#[derive(Clone)]
+pub struct Cards {
+    redis: Option<Redis>,
+    bodies: moka::future::Cache<(String, &'static str, i64), Arc<Card>>,
+    pointers: moka::future::Cache<(String, &'static str), i64>,
+}
+
+fn pointer_key(tenant: &str, seg: &str) -> String {
+    format!("qualify:scorecard:active:{tenant}:{seg}")
+}
+
+fn body_key(tenant: &str, seg: &str, version: i64) -> String {
+    format!("qualify:scorecard:body:{tenant}:{seg}:{version}")
+}
+
+impl Cards {
+    /// A cache, using Redis when given.
+    pub fn new(redis: Option<Redis>) -> Self {
+        Cards {
+            redis,
+            bodies: moka::future::Cache::builder().max_capacity(10_000).build(),
+            pointers: moka::future::Cache::builder().max_capacity(100_000).time_to_live(POINTER_TTL).build(),
+        }
+    }
+
+    /// The newest published version of a segment's scorecard, from the database.
+    pub async fn db_active(db: &impl ConnectionTrait, tenant: &str, seg: &str) -> Result<Option<i64>, ApiError> {
+        let row = scorecard::Entity::find()
+            .select_only()
+            .column(scorecard::Column::Version)
+            .filter(scorecard::Column::TenantId.eq(tenant))
+            .filter(scorecard::Column::Segment.eq(seg))
+            .order_by_desc(scorecard::Column::Version)
+            .limit(1)
+            .into_tuple::<i64>()
+            .one(db)
+            .await?;
+        Ok(row)
+    }
+
+    /// The active version of a segment's scorecard, if any was published.
+    pub async fn active_version(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+        seg: &'static str,
+    ) -> Result<Option<i64>, ApiError> {
+        if let Some(redis) = &self.redis {
+            let key = pointer_key(tenant, seg);
+            match redis.get(&key).await {
+                Ok(Some(raw)) => {
+                    if let Some(v) = std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()) {
+                        return Ok(Some(v));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "scorecard pointer from the database (cache unavailable)");
+                    return Self::db_active(db, tenant, seg).await;
+                }
+            }
+            let v = Self::db_active(db, tenant, seg).await?;
+            if let Some(v) = v {
+                let _ = redis.set_if_greater(&key, v, POINTER_TTL).await;
+            }
+            return Ok(v);
+        }
+        if let Some(v) = self.pointers.get(&(tenant.to_string(), seg)).await {
+            return Ok(Some(v));
+        }
+        let v = Self::db_active(db, tenant, seg).await?;
+        if let Some(v) = v {
+            self.pointers.insert((tenant.to_string(), seg), v).await;
+        }
+        Ok(v)
+    }
+
+    /// One published version, compiled.
+    pub async fn get(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+        seg: &'static str,
+        version: i64,
+    ) -> Result<Arc<Card>, ApiError> {
+        let key = (tenant.to_string(), seg, version);
+        let redis = self.redis.clone();
+        let tenant = tenant.to_string();
+        self.bodies
+            .try_get_with(key, async move {
+                let rkey = body_key(&tenant, seg, version);
+                let cached = match &redis {
+                    Some(r) => r.get(&rkey).await.ok().flatten(),
+                    None => None,
+                };
+                let bytes = match cached {
+                    Some(b) => b,
+                    None => {
+                        let row = scorecard::Entity::find_by_id((tenant.clone(), seg.to_string(), version))
+                            .one(db)
+                            .await?
+                            .ok_or(ApiError::NotFound { kind: "scorecard version", id: version.to_string() })?;
+                        if let Some(r) = &redis {
+                            let _ = r.set_ex(&rkey, &row.body, BODY_TTL).await;
+                        }
+                        row.body
+                    }
+                };
+                let wire = pb::Scorecard::decode(bytes.as_slice()).map_err(|e| ApiError::Internal(e.into()))?;
+                let compiled = decode_stored(&wire)?.compile();
+                Ok::<_, ApiError>(Arc::new(Card { version, wire, compiled }))
+            })
+            .await
+            .map_err(|e: Arc<ApiError>| match &*e {
+                ApiError::NotFound { kind, id } => ApiError::NotFound { kind, id: id.clone() },
+                ApiError::Unavailable { dependency } => ApiError::Unavailable { dependency },
+                other => ApiError::Internal(anyhow::anyhow!("loading scorecard: {other}")),
+            })
+    }
+
+    /// The scorecard that applies to a lead of `segment`: the segment's own when
+    /// one was published, else the tenant default; `version` 0 means the active one.
+    pub async fn resolve(
+        &self,
+        db: &impl ConnectionTrait,
+        tenant: &str,
+        segment: Option<Segment>,
+        version: i64,
+    ) -> Result<Arc<Card>, ApiError> {
+        let mut seg = segment_key(segment);
+        let mut active = self.active_version(db, tenant, seg).await?;
+        if active.is_none() && segment.is_some() {
+            seg = segment_key(None);
+            active = self.active_version(db, tenant, seg).await?;
+        }
+        let Some(active) = active else {
+            return Err(ApiError::FailedPrecondition {
+                reason: "NO_SCORECARD",
+                message: "no scorecard is published for this tenant; publish one first".into(),
+                violations: vec![],
+            });
+        };
+        self.get(db, tenant, seg, if version > 0 { version } else { active }).await
+    }
+
+    /// Records a newly published version: the in-process pointer, and Redis
+    /// (retried in the background while Redis does not answer).
+    pub async fn published(&self, tenant: &str, seg: &'static str, version: i64, body: Vec<u8>) {
+        self.pointers.insert((tenant.to_string(), seg), version).await;
+        let Some(redis) = self.redis.clone() else { return };
+        let (pkey, bkey) = (pointer_key(tenant, seg), body_key(tenant, seg, version));
+        if redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok() {
+            let _ = redis.set_ex(&bkey, &body, BODY_TTL).await;
+            return;
+        }
+        tracing::warn!(tenant, segment = seg, version, "published scorecard not yet in redis; retrying");
+        tokio::spawn(async move {
+            for _ in 0..600 {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok() {
+                    tracing::info!(segment = seg, version, "published scorecard pointer reached redis");
+                    return;
+                }
+            }
+        });
+    }
+}

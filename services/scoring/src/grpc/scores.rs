@@ -1,0 +1,233 @@
+//! Scores: one lead (stored or inline), many leads as a stream, and the
+//! account roll-up.
+
+use chrono::{Duration, Utc};
+use qualify_domain::scoring::{Profile, Signal, SignalType};
+use qualify_domain::{Caller, Segment, StakeholderRole};
+use qualify_platform::validate::MAX_TEXT;
+use qualify_platform::{ApiError, Violations};
+use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
+use qualify_proto::scoring::{self as pb, score_lead_request::Target};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use tokio::sync::mpsc;
+
+use super::ScoringApi;
+use super::signals::MAX_BATCH as MAX_INLINE_SIGNALS;
+use crate::entity::{account, contact, lead, signal};
+use crate::leads;
+
+/// Most leads one ScoreLeads call names.
+const MAX_LEAD_IDS: usize = 10_000;
+
+fn decode_inline(v: &mut Violations, l: &pb::InlineLead) -> (Option<Segment>, Profile, Vec<Signal>) {
+    let segment = v.optional_enum::<Segment>("inline.segment", l.segment);
+    let a = l.account.clone().unwrap_or_default();
+    let c = l.contact.clone().unwrap_or_default();
+    for (f, s) in [
+        ("inline.account.industry", &a.industry),
+        ("inline.account.revenue_band", &a.revenue_band),
+        ("inline.account.region", &a.region),
+        ("inline.contact.title", &c.title),
+        ("inline.contact.seniority", &c.seniority),
+        ("inline.contact.department", &c.department),
+    ] {
+        v.text(f, s, MAX_TEXT);
+    }
+    v.check(a.employee_count >= 0, "inline.account.employee_count", "must not be negative");
+    let role = v.optional_enum::<StakeholderRole>("inline.contact.buying_role", c.buying_role);
+    v.check(l.signals.len() <= MAX_INLINE_SIGNALS, "inline.signals", "must hold at most 1000 signals");
+    let mut signals = Vec::with_capacity(l.signals.len());
+    for (i, s) in l.signals.iter().enumerate().take(MAX_INLINE_SIGNALS) {
+        let kind = v.required_enum::<SignalType>(&format!("inline.signals[{i}].type"), s.r#type);
+        let at = s.occur_time.as_ref().and_then(from_timestamp);
+        v.check(at.is_some(), &format!("inline.signals[{i}].occur_time"), "is required and must be a valid time");
+        if let (Some(kind), Some(occurred_at)) = (kind, at) {
+            signals.push(Signal { kind, occurred_at });
+        }
+    }
+    let profile = Profile {
+        industry: a.industry,
+        employee_count: i64::from(a.employee_count),
+        revenue_band: a.revenue_band,
+        region: a.region,
+        title: c.title,
+        seniority: c.seniority,
+        department: c.department,
+        buying_role: role.map(|r| r.as_str().to_string()).unwrap_or_default(),
+    };
+    (segment, profile, signals)
+}
+
+impl ScoringApi {
+    pub(crate) async fn score_lead(
+        &self,
+        c: Caller,
+        req: pb::ScoreLeadRequest,
+    ) -> Result<pb::ScoreLeadResponse, ApiError> {
+        let mut v = Violations::new();
+        v.check(req.scorecard_version >= 0, "scorecard_version", "must not be negative");
+        let now = Utc::now();
+        match req.target {
+            None => Err(ApiError::field("target", "lead_id or inline is required")),
+            Some(Target::LeadId(id)) => {
+                v.id("lead_id", &id);
+                v.finish()?;
+                let data = leads::load(&self.db, &c.tenant, &id).await?;
+                let (score, card) =
+                    leads::score(&self.db, &self.cards, &c.tenant, &data, req.scorecard_version, now).await?;
+                Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
+            }
+            Some(Target::Inline(l)) => {
+                let (segment, profile, signals) = decode_inline(&mut v, &l);
+                v.finish()?;
+                let card = self.cards.resolve(&self.db, &c.tenant, segment, req.scorecard_version).await?;
+                let score = card.compiled.score(&profile, &signals, now);
+                Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
+            }
+        }
+    }
+
+    pub(crate) async fn score_leads(
+        &self,
+        c: Caller,
+        req: pb::ScoreLeadsRequest,
+    ) -> Result<mpsc::Receiver<Result<pb::ScoreLeadsResponse, tonic::Status>>, ApiError> {
+        let mut v = Violations::new();
+        v.check(req.lead_ids.len() <= MAX_LEAD_IDS, "lead_ids", "must name at most 10000 leads");
+        for (i, id) in req.lead_ids.iter().enumerate() {
+            v.id(&format!("lead_ids[{i}]"), id);
+        }
+        v.finish()?;
+        use qualify_domain::Role;
+        if req.apply && !c.has_any(&[Role::Revops, Role::Manager, Role::Service]) {
+            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps, managers and services re-score with apply"));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let api = self.clone();
+        tokio::spawn(async move {
+            let result = api.stream_scores(&c.tenant, req, &tx).await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e.into_status(super::DOMAIN))).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn stream_scores(
+        &self,
+        tenant: &str,
+        req: pb::ScoreLeadsRequest,
+        tx: &mpsc::Sender<Result<pb::ScoreLeadsResponse, tonic::Status>>,
+    ) -> Result<(), ApiError> {
+        let mut ids = req.lead_ids.into_iter();
+        let mut after: Option<String> = None;
+        let all = ids.len() == 0;
+        loop {
+            // Named leads in the given order, or every lead of the tenant by id, 500 at a time.
+            let batch: Vec<String> = if all {
+                let mut q = lead::Entity::find()
+                    .select_only()
+                    .column(lead::Column::LeadId)
+                    .filter(lead::Column::TenantId.eq(tenant));
+                if let Some(a) = &after {
+                    q = q.filter(lead::Column::LeadId.gt(a.as_str()));
+                }
+                q.order_by_asc(lead::Column::LeadId).limit(500).into_tuple().all(&self.db).await?
+            } else {
+                ids.by_ref().take(500).collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            after = batch.last().cloned();
+            for id in batch {
+                let now = Utc::now();
+                let item = if req.apply {
+                    let txn = self.db.begin().await?;
+                    let data = leads::load(&txn, tenant, &id).await?;
+                    let (score, card) = leads::score(&txn, &self.cards, tenant, &data, 0, now).await?;
+                    let (wire, change) = leads::apply_score(&txn, tenant, &data, &score, card.version, now).await?;
+                    txn.commit().await?;
+                    if change.is_some() {
+                        self.relay.nudge();
+                    }
+                    pb::ScoreLeadsResponse { lead_id: id, score: Some(wire), stage_change: change }
+                } else {
+                    let data = leads::load(&self.db, tenant, &id).await?;
+                    let (score, card) = leads::score(&self.db, &self.cards, tenant, &data, 0, now).await?;
+                    let wire = leads::encode_score(&score, card.version, now);
+                    pb::ScoreLeadsResponse { lead_id: id, score: Some(wire), stage_change: None }
+                };
+                if tx.send(Ok(item)).await.is_err() {
+                    return Ok(()); // the client went away
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn get_account_rollup(
+        &self,
+        c: Caller,
+        req: pb::GetAccountRollupRequest,
+    ) -> Result<pb::GetAccountRollupResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("account_id", &req.account_id);
+        v.check((0..=3650).contains(&req.window_days), "window_days", "must be between 0 and 3650");
+        v.finish()?;
+        let t = c.tenant.as_str();
+        if account::Entity::find_by_id((t.to_string(), req.account_id.clone())).one(&self.db).await?.is_none() {
+            return Err(ApiError::NotFound { kind: "account", id: req.account_id });
+        }
+        let window = if req.window_days == 0 { 90 } else { req.window_days };
+        let since = Utc::now() - Duration::days(i64::from(window));
+        let in_window = || {
+            signal::Entity::find()
+                .filter(signal::Column::TenantId.eq(t))
+                .filter(signal::Column::AccountId.eq(&req.account_id))
+                .filter(signal::Column::OccurredAt.gte(since))
+        };
+        let engaged: Vec<Option<String>> = in_window()
+            .select_only()
+            .column(signal::Column::ContactId)
+            .filter(signal::Column::ContactId.is_not_null())
+            .distinct()
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let signal_count = in_window().count(&self.db).await?;
+        let timing: Vec<&str> = SignalType::ALL.into_iter().filter(|s| s.is_timing()).map(SignalType::as_str).collect();
+        let latest = in_window()
+            .filter(signal::Column::Kind.is_in(timing))
+            .order_by_desc(signal::Column::OccurredAt)
+            .one(&self.db)
+            .await?;
+        let influence = contact::Entity::find()
+            .filter(contact::Column::TenantId.eq(t))
+            .filter(contact::Column::AccountId.eq(&req.account_id))
+            .filter(
+                contact::Column::BuyingRole
+                    .is_in([StakeholderRole::EconomicBuyer.as_str(), StakeholderRole::DecisionMaker.as_str()]),
+            )
+            .count(&self.db)
+            .await?;
+        let lead_count = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(t))
+            .filter(lead::Column::AccountId.eq(&req.account_id))
+            .count(&self.db)
+            .await?;
+        Ok(pb::GetAccountRollupResponse {
+            account_id: req.account_id,
+            engaged_contact_count: engaged.len() as i32,
+            purchase_influence_identified: influence > 0,
+            latest_timing_signal: latest.map(|s| pb::Signal {
+                signal_id: s.signal_id,
+                lead_id: s.lead_id,
+                contact_id: s.contact_id.unwrap_or_default(),
+                r#type: SignalType::parse(&s.kind).map_or(0, WireEnum::to_wire),
+                occur_time: Some(timestamp(s.occurred_at)),
+            }),
+            lead_count: lead_count as i32,
+            signal_count: signal_count as i32,
+        })
+    }
+}

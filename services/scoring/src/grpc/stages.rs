@@ -1,0 +1,173 @@
+//! Explicit stage moves by people: accept (SAL), qualify with discovery
+//! evidence (SQL), disqualify and recycle with a reason; and the history.
+
+use chrono::Utc;
+use qualify_domain::{Caller, LeadStage, Mover, Role};
+use qualify_platform::{ApiError, Violations, idempotency, page};
+use qualify_proto::scoring as pb;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use super::ScoringApi;
+use super::accounts::encode_lead;
+use crate::entity::{lead, stage_change};
+use crate::leads::{self, Actor};
+
+/// Roles that move leads by hand, strongest first: the mover the stage machine checks.
+fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {
+    if caller.is_automation() {
+        return Err(ApiError::forbidden("HUMAN_REQUIRED", "automation cannot move leads through sales stages"));
+    }
+    let role = [Role::Manager, Role::Sdr, Role::Ae]
+        .into_iter()
+        .find(|r| caller.has(*r))
+        .ok_or_else(|| ApiError::forbidden("ROLE_REQUIRED", "only sales roles move leads"))?;
+    Ok(Actor { subject: caller.subject.clone(), roles: caller.roles.clone(), mover: Mover::Role(role) })
+}
+
+impl ScoringApi {
+    /// Runs one move under an idempotency key; the response carries the lead and the change.
+    async fn move_lead(
+        &self,
+        caller: &Caller,
+        method: &'static str,
+        request_id: &str,
+        lead_id: &str,
+        to: LeadStage,
+        reason: String,
+        request: &impl prost::Message,
+    ) -> Result<(pb::Lead, pb::LeadStageChange), ApiError> {
+        let actor = human_mover(caller)?;
+        if !LeadStage::may_move(actor.mover, to) {
+            return Err(ApiError::forbidden(
+                "ROLE_REQUIRED",
+                format!("{} cannot move a lead to {}", actor.subject, to.as_str()),
+            ));
+        }
+        let key = idempotency::Key { tenant: &caller.tenant, method, request_id };
+        let (tenant, lead_id) = (caller.tenant.clone(), lead_id.to_string());
+        let out: pb::AcceptLeadResponse = idempotency::run(&self.db, key, request, move |txn| {
+            Box::pin(async move {
+                let data = leads::load(txn, &tenant, &lead_id).await?;
+                let score = data.lead.score_total.unwrap_or(0);
+                let now = Utc::now();
+                let change = leads::move_stage(txn, &tenant, &data.lead, to, &actor, &reason, score, 0, now).await?;
+                let mut lead = encode_lead(data.lead);
+                lead.stage = change.to_stage;
+                Ok(pb::AcceptLeadResponse { lead: Some(lead), stage_change: Some(change) })
+            })
+        })
+        .await?;
+        self.relay.nudge();
+        match (out.lead, out.stage_change) {
+            (Some(l), Some(c)) => Ok((l, c)),
+            _ => Err(ApiError::Internal(anyhow::anyhow!("stored move response is incomplete"))),
+        }
+    }
+
+    pub(crate) async fn accept_lead(
+        &self,
+        c: Caller,
+        req: pb::AcceptLeadRequest,
+    ) -> Result<pb::AcceptLeadResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("lead_id", &req.lead_id);
+        v.request_id(&req.request_id);
+        v.finish()?;
+        let reason = "accepted by sales".to_string();
+        let (lead, change) =
+            self.move_lead(&c, "AcceptLead", &req.request_id, &req.lead_id, LeadStage::Sal, reason, &req).await?;
+        Ok(pb::AcceptLeadResponse { lead: Some(lead), stage_change: Some(change) })
+    }
+
+    pub(crate) async fn qualify_lead(
+        &self,
+        c: Caller,
+        req: pb::QualifyLeadRequest,
+    ) -> Result<pb::QualifyLeadResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("lead_id", &req.lead_id);
+        v.request_id(&req.request_id);
+        v.check(req.discovery_call_held, "discovery_call_held", "a lead is qualified in a real conversation");
+        v.check(!req.pain_statement.trim().is_empty(), "pain_statement", "is required");
+        v.text("pain_statement", &req.pain_statement, 4096);
+        v.finish()?;
+        let reason = format!("discovery call held; pain: {}", req.pain_statement.trim());
+        let (lead, change) =
+            self.move_lead(&c, "QualifyLead", &req.request_id, &req.lead_id, LeadStage::Sql, reason, &req).await?;
+        Ok(pb::QualifyLeadResponse { lead: Some(lead), stage_change: Some(change) })
+    }
+
+    pub(crate) async fn disqualify_lead(
+        &self,
+        c: Caller,
+        req: pb::DisqualifyLeadRequest,
+    ) -> Result<pb::DisqualifyLeadResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("lead_id", &req.lead_id);
+        v.request_id(&req.request_id);
+        v.check(!req.reason.trim().is_empty(), "reason", "is required");
+        v.text("reason", &req.reason, 1024);
+        v.finish()?;
+        let (lead, change) = self
+            .move_lead(
+                &c,
+                "DisqualifyLead",
+                &req.request_id,
+                &req.lead_id,
+                LeadStage::Disqualified,
+                req.reason.clone(),
+                &req,
+            )
+            .await?;
+        Ok(pb::DisqualifyLeadResponse { lead: Some(lead), stage_change: Some(change) })
+    }
+
+    pub(crate) async fn recycle_lead(
+        &self,
+        c: Caller,
+        req: pb::RecycleLeadRequest,
+    ) -> Result<pb::RecycleLeadResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("lead_id", &req.lead_id);
+        v.request_id(&req.request_id);
+        v.check(!req.reason.trim().is_empty(), "reason", "is required");
+        v.text("reason", &req.reason, 1024);
+        v.finish()?;
+        let (lead, change) = self
+            .move_lead(&c, "RecycleLead", &req.request_id, &req.lead_id, LeadStage::Nurture, req.reason.clone(), &req)
+            .await?;
+        Ok(pb::RecycleLeadResponse { lead: Some(lead), stage_change: Some(change) })
+    }
+
+    pub(crate) async fn list_lead_stage_changes(
+        &self,
+        c: Caller,
+        req: pb::ListLeadStageChangesRequest,
+    ) -> Result<pb::ListLeadStageChangesResponse, ApiError> {
+        let mut v = Violations::new();
+        v.id("lead_id", &req.lead_id);
+        v.finish()?;
+        if lead::Entity::find_by_id((c.tenant.clone(), req.lead_id.clone())).one(&self.db).await?.is_none() {
+            return Err(ApiError::NotFound { kind: "lead", id: req.lead_id });
+        }
+        let query = format!("stage-changes|{}|{}", c.tenant, req.lead_id);
+        let p = page::decode(req.page_size, &req.page_token, &query)?;
+        let mut q = stage_change::Entity::find()
+            .filter(stage_change::Column::TenantId.eq(&c.tenant))
+            .filter(stage_change::Column::LeadId.eq(&req.lead_id));
+        if let Some(after) = &p.after {
+            let after: i64 =
+                after.parse().map_err(|_| ApiError::field("page_token", "is not a token from this query"))?;
+            q = q.filter(stage_change::Column::Id.gt(after));
+        }
+        let mut rows = q.order_by_asc(stage_change::Column::Id).limit(p.size + 1).all(&self.db).await?;
+        let fetched = rows.len();
+        rows.truncate(p.size as usize);
+        let last = rows.last().map(|r| r.id.to_string());
+        let next_page_token = page::next_token(&query, last.as_deref(), fetched, p.size);
+        Ok(pb::ListLeadStageChangesResponse {
+            stage_changes: rows.into_iter().map(leads::encode_change).collect(),
+            next_page_token,
+        })
+    }
+}
