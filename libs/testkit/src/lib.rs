@@ -157,3 +157,25 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// Points `config` at the machine's Redis, which must answer: a test that
+/// needs Redis fails loudly, it never skips.
+pub async fn with_redis(mut config: ServiceConfig) -> ServiceConfig {
+    let url = redis_url();
+    let reachable = tokio::time::timeout(Duration::from_secs(2), async {
+        let client = redis::Client::open(url.as_str()).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await.ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    assert_eq!(reachable.as_deref(), Some("PONG"), "Redis at {url} is required by this test and did not answer");
+    config.redis_url = Some(url);
+    config
+}
+
+/// A tenant id no earlier run has used (Redis outlives test databases).
+pub fn unique_tenant(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}

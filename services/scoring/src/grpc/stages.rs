@@ -24,18 +24,24 @@ fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {
     Ok(Actor { subject: caller.subject.clone(), roles: caller.roles.clone(), mover: Mover::Role(role) })
 }
 
+/// One requested move.
+struct Move<'a> {
+    method: &'static str,
+    request_id: &'a str,
+    lead_id: &'a str,
+    to: LeadStage,
+    reason: String,
+}
+
 impl ScoringApi {
     /// Runs one move under an idempotency key; the response carries the lead and the change.
     async fn move_lead(
         &self,
         caller: &Caller,
-        method: &'static str,
-        request_id: &str,
-        lead_id: &str,
-        to: LeadStage,
-        reason: String,
+        m: Move<'_>,
         request: &impl prost::Message,
     ) -> Result<(pb::Lead, pb::LeadStageChange), ApiError> {
+        let Move { method, request_id, lead_id, to, reason } = m;
         let actor = human_mover(caller)?;
         if !LeadStage::may_move(actor.mover, to) {
             return Err(ApiError::forbidden(
@@ -74,8 +80,19 @@ impl ScoringApi {
         v.request_id(&req.request_id);
         v.finish()?;
         let reason = "accepted by sales".to_string();
-        let (lead, change) =
-            self.move_lead(&c, "AcceptLead", &req.request_id, &req.lead_id, LeadStage::Sal, reason, &req).await?;
+        let (lead, change) = self
+            .move_lead(
+                &c,
+                Move {
+                    method: "AcceptLead",
+                    request_id: &req.request_id,
+                    lead_id: &req.lead_id,
+                    to: LeadStage::Sal,
+                    reason,
+                },
+                &req,
+            )
+            .await?;
         Ok(pb::AcceptLeadResponse { lead: Some(lead), stage_change: Some(change) })
     }
 
@@ -92,8 +109,19 @@ impl ScoringApi {
         v.text("pain_statement", &req.pain_statement, 4096);
         v.finish()?;
         let reason = format!("discovery call held; pain: {}", req.pain_statement.trim());
-        let (lead, change) =
-            self.move_lead(&c, "QualifyLead", &req.request_id, &req.lead_id, LeadStage::Sql, reason, &req).await?;
+        let (lead, change) = self
+            .move_lead(
+                &c,
+                Move {
+                    method: "QualifyLead",
+                    request_id: &req.request_id,
+                    lead_id: &req.lead_id,
+                    to: LeadStage::Sql,
+                    reason,
+                },
+                &req,
+            )
+            .await?;
         Ok(pb::QualifyLeadResponse { lead: Some(lead), stage_change: Some(change) })
     }
 
@@ -111,11 +139,13 @@ impl ScoringApi {
         let (lead, change) = self
             .move_lead(
                 &c,
-                "DisqualifyLead",
-                &req.request_id,
-                &req.lead_id,
-                LeadStage::Disqualified,
-                req.reason.clone(),
+                Move {
+                    method: "DisqualifyLead",
+                    request_id: &req.request_id,
+                    lead_id: &req.lead_id,
+                    to: LeadStage::Disqualified,
+                    reason: req.reason.clone(),
+                },
                 &req,
             )
             .await?;
@@ -134,7 +164,17 @@ impl ScoringApi {
         v.text("reason", &req.reason, 1024);
         v.finish()?;
         let (lead, change) = self
-            .move_lead(&c, "RecycleLead", &req.request_id, &req.lead_id, LeadStage::Nurture, req.reason.clone(), &req)
+            .move_lead(
+                &c,
+                Move {
+                    method: "RecycleLead",
+                    request_id: &req.request_id,
+                    lead_id: &req.lead_id,
+                    to: LeadStage::Nurture,
+                    reason: req.reason.clone(),
+                },
+                &req,
+            )
             .await?;
         Ok(pb::RecycleLeadResponse { lead: Some(lead), stage_change: Some(change) })
     }
