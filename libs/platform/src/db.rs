@@ -52,7 +52,17 @@ pub async fn connect_url(url: &str, schema: Option<&str>, max_connections: u32) 
         let admin = Database::connect(ConnectOptions::new(url.to_string()).sqlx_logging(false).to_owned())
             .await
             .context("connecting to PostgreSQL")?;
-        admin.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await?;
+        // CREATE SCHEMA IF NOT EXISTS races with itself (a unique violation in
+        // pg_namespace) when replicas start together: serialise it.
+        let txn = admin.begin().await?;
+        txn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("qualify-schema-{schema}").into()],
+        ))
+        .await?;
+        txn.execute_unprepared(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).await?;
+        txn.commit().await?;
         admin.close().await?;
         opts.set_schema_search_path(schema.to_string());
     }
