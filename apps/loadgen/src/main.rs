@@ -19,7 +19,9 @@ use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
 use qualify_proto::common::{Criterion, EvidenceStatus, LeadSource, Segment};
-use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_proto::scoring::{
+    self as sc, lead_scoring_service_client::LeadScoringServiceClient, score_lead_request::Target,
+};
 use qualify_testkit::{Backend, Role, authed, config, spawn, token};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
@@ -34,6 +36,10 @@ enum Scenario {
     CreateLead,
     /// `EvaluateGate` of an inline candidate against the stored policy.
     EvaluateGate,
+    /// `ScoreLead` of an inline lead (attributes and 50 signals in the request, scorecard from the cache).
+    ScoreInline,
+    /// `ScoreLead` of a stored lead by id (attributes and 50 signals read from the database).
+    ScoreStored,
 }
 
 #[derive(Parser)]
@@ -54,6 +60,16 @@ struct Args {
     /// Run the service on the machine's PostgreSQL (QUALIFY_TEST_DATABASE_URL) instead of in-memory SQLite.
     #[arg(long)]
     postgres: bool,
+    /// Give the service the machine's Redis as its scorecard cache.
+    #[arg(long)]
+    redis: bool,
+    /// Also measure `pgbench -S` (select-only) on the same PostgreSQL in this run, with as many
+    /// clients as the service has pooled connections.
+    #[arg(long)]
+    pgbench: bool,
+    /// Stored leads to spread ScoreStored requests over.
+    #[arg(long, default_value_t = 1000)]
+    leads: usize,
 }
 
 struct Stats {
@@ -258,6 +274,50 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
+        Scenario::ScoreInline | Scenario::ScoreStored => {
+            let mut cfg = config("scoring", backend).await;
+            if args.redis {
+                cfg = qualify_testkit::with_redis(cfg).await;
+            }
+            let svc = spawn::<qualify_scoring::Scoring>(cfg).await;
+            let chans = channels(&svc.url(), args.connections).await?;
+            let revops = token("bench", "rita", &[Role::Revops]);
+            seed_scoring(
+                chans[0].clone(),
+                &t,
+                &revops,
+                if matches!(args.scenario, Scenario::ScoreStored) { args.leads } else { 0 },
+            )
+            .await?;
+            let t = Arc::new(t.clone());
+            let leads = args.leads.max(1) as u64;
+            if matches!(args.scenario, Scenario::ScoreInline) {
+                let inline = Arc::new(inline_lead());
+                drive(&chans, args.concurrency, args.seconds, move |ch, _| {
+                    let (t, inline) = (t.clone(), inline.clone());
+                    async move {
+                        let req = sc::ScoreLeadRequest {
+                            target: Some(Target::Inline((*inline).clone())),
+                            scorecard_version: 0,
+                        };
+                        LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ())
+                    }
+                })
+                .await
+            } else {
+                drive(&chans, args.concurrency, args.seconds, move |ch, i| {
+                    let t = t.clone();
+                    async move {
+                        let req = sc::ScoreLeadRequest {
+                            target: Some(Target::LeadId(format!("lead-{}", i % leads))),
+                            scorecard_version: 0,
+                        };
+                        LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ())
+                    }
+                })
+                .await
+            }
+        }
         Scenario::EvaluateGate => {
             let svc = spawn::<qualify_acceptance::Acceptance>(config("acceptance", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;
@@ -276,5 +336,148 @@ async fn main() -> anyhow::Result<()> {
     };
     println!("{}", stats.line(&format!("{:?}", args.scenario)));
     println!("ratio to baseline: {:.2}x requests/s", stats.rps() / base.rps().max(1.0));
+    if args.pgbench {
+        let clients = qualify_testkit::config("pgbench", Backend::Sqlite).await.database_max_connections.max(8);
+        for c in [clients as usize, args.concurrency] {
+            let tps = pgbench_select_only(c, args.seconds)?;
+            println!("{:<28} {:>10.0} tps     ({c} clients, select-only)", "pgbench -S", tps);
+            println!("ratio to pgbench -S ({c} clients): {:.2}x", stats.rps() / tps.max(1.0));
+        }
+    }
     Ok(())
+}
+
+/// A scorecard of 20 rules (10 fit, 10 engagement), published once.
+fn bench_scorecard() -> sc::Scorecard {
+    use sc::fit_rule::Predicate;
+    let one_of =
+        |v: &[&str]| Some(Predicate::OneOf(sc::StringList { values: v.iter().map(|s| s.to_string()).collect() }));
+    let fit = |id: &str, a: sc::Attribute, p: Option<Predicate>, points| sc::FitRule {
+        id: id.into(),
+        attribute: a as i32,
+        points,
+        predicate: p,
+    };
+    use sc::Attribute as A;
+    let fit_rules = vec![
+        fit("industry", A::Industry, one_of(&["fintech", "banking", "insurance"]), 20),
+        fit("size", A::EmployeeCount, Some(Predicate::Between(sc::Range { min: 100, max: 5000 })), 15),
+        fit("region", A::Region, one_of(&["emea", "na"]), 5),
+        fit("band", A::RevenueBand, one_of(&["10m-50m", "50m-250m"]), 10),
+        fit("vp", A::Title, Some(Predicate::Contains("vp".into())), 10),
+        fit("head", A::Title, Some(Predicate::Contains("head of".into())), 8),
+        fit("seniority", A::Seniority, one_of(&["vp", "director"]), 10),
+        fit("dept", A::Department, one_of(&["finance", "sales"]), 6),
+        fit("role", A::BuyingRole, one_of(&["economic_buyer"]), 12),
+        fit("student", A::Seniority, one_of(&["student"]), -30),
+    ];
+    let engagement_rules = (1..=10)
+        .map(|i| sc::EngagementRule {
+            id: format!("e{i}"),
+            signal_type: i,
+            points: 5 + i * 3,
+            half_life_days: 14.0,
+            cap: 60,
+            window_days: 90,
+        })
+        .collect();
+    sc::Scorecard {
+        fit_rules,
+        engagement_rules,
+        mql_threshold: 100_000,
+        pql_threshold: 0,
+        grade_bands: Some(sc::GradeBands {
+            fit_a: 60,
+            fit_b: 40,
+            fit_c: 20,
+            engagement_1: 60,
+            engagement_2: 30,
+            engagement_3: 10,
+        }),
+        ..Default::default()
+    }
+}
+
+fn fifty_signals(lead: &str) -> Vec<sc::Signal> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    (0..50)
+        .map(|i| sc::Signal {
+            signal_id: format!("{lead}-s{i}"),
+            lead_id: lead.to_string(),
+            contact_id: String::new(),
+            r#type: (i % 13) + 1,
+            occur_time: Some(prost_types::Timestamp { seconds: now - i64::from(i) * 7 * 3600, nanos: 0 }),
+        })
+        .collect()
+}
+
+fn inline_lead() -> sc::InlineLead {
+    sc::InlineLead {
+        segment: 0,
+        account: Some(sc::Account {
+            industry: "fintech".into(),
+            employee_count: 800,
+            revenue_band: "10m-50m".into(),
+            region: "emea".into(),
+            ..Default::default()
+        }),
+        contact: Some(sc::Contact { title: "VP Finance".into(), seniority: "vp".into(), ..Default::default() }),
+        signals: fifty_signals("inline"),
+    }
+}
+
+/// Publishes the scorecard and stores `leads` leads with 50 signals each.
+async fn seed_scoring(ch: Channel, t: &str, revops: &str, leads: usize) -> anyhow::Result<()> {
+    let mut c = LeadScoringServiceClient::new(ch);
+    let mut up = false;
+    for _ in 0..100 {
+        let req = sc::PublishScorecardRequest { scorecard: Some(bench_scorecard()), ..Default::default() };
+        if c.publish_scorecard(authed(req, revops)).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::ensure!(up, "the scoring service did not come up");
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        industry: "fintech".into(),
+        employee_count: 800,
+        ..Default::default()
+    };
+    c.create_account(authed(sc::CreateAccountRequest { account: Some(account), request_id: String::new() }, t)).await?;
+    let mut batch = Vec::new();
+    for i in 0..leads {
+        let lead = sc::Lead {
+            lead_id: format!("lead-{i}"),
+            account_id: "acc-1".into(),
+            source: LeadSource::Inbound as i32,
+            ..Default::default()
+        };
+        c.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), request_id: String::new() }, t)).await?;
+        batch.extend(fifty_signals(&format!("lead-{i}")));
+        if batch.len() >= 1000 || i + 1 == leads {
+            c.ingest_signals(authed(sc::IngestSignalsRequest { signals: std::mem::take(&mut batch) }, t)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `pgbench -S` against a scratch database on the same server; returns transactions/s.
+fn pgbench_select_only(clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    let url = qualify_testkit::postgres_url();
+    let root = url.rsplit_once('/').map(|(r, _)| r).unwrap_or(&url);
+    let db = format!("{root}/qualify_pgbench");
+    let _ = std::process::Command::new("psql").args([&url, "-qc", "CREATE DATABASE qualify_pgbench"]).output();
+    let init = std::process::Command::new("pgbench").args(["-i", "-q", "-s", "10", &db]).output()?;
+    anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+    let out = std::process::Command::new("pgbench")
+        .args(["-S", "-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), &db])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))
 }
