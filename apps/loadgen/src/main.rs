@@ -422,7 +422,11 @@ fn inline_lead() -> sc::InlineLead {
             ..Default::default()
         }),
         contact: Some(sc::Contact { title: "VP Finance".into(), seniority: "vp".into(), ..Default::default() }),
-        signals: fifty_signals("inline"),
+        // Inline signals are not stored: only their type and time matter.
+        signals: fifty_signals("inline")
+            .into_iter()
+            .map(|s| sc::Signal { signal_id: String::new(), lead_id: String::new(), ..s })
+            .collect(),
     }
 }
 

@@ -42,11 +42,17 @@ pub struct Claims {
 #[derive(Debug, Clone)]
 pub struct BearerToken(pub String);
 
-/// Verifies bearer tokens; cheap to clone.
+/// Verifies bearer tokens; cheap to clone. A verified token is remembered
+/// (up to a minute, never past its expiry) so a client that sends the same
+/// token on every call pays for the signature check once.
 #[derive(Clone)]
 pub struct Authenticator {
     inner: Arc<(DecodingKey, Validation)>,
+    verified: moka::sync::Cache<String, (Caller, u64)>,
 }
+
+/// Leeway on expiry for clock skew between issuer and verifier, in seconds.
+const LEEWAY_SECS: u64 = 30;
 
 impl Authenticator {
     /// A verifier for HS256 tokens signed with `secret`.
@@ -55,12 +61,25 @@ impl Authenticator {
         v.set_issuer(&[ISSUER]);
         v.set_audience(&[AUDIENCE]);
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        v.leeway = 30;
-        Authenticator { inner: Arc::new((DecodingKey::from_secret(secret), v)) }
+        v.leeway = LEEWAY_SECS;
+        let verified = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
+        Authenticator { inner: Arc::new((DecodingKey::from_secret(secret), v)), verified }
     }
 
     /// Verifies a token and returns its caller.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        if let Some((caller, exp)) = self.verified.get(token)
+            && now <= exp + LEEWAY_SECS
+        {
+            return Ok(caller);
+        }
+        let (caller, exp) = self.verify_signed(token)?;
+        self.verified.insert(token.to_string(), (caller.clone(), exp));
+        Ok(caller)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<(Caller, u64), ApiError> {
         let (key, validation) = &*self.inner;
         let data = jsonwebtoken::decode::<Claims>(token, key, validation).map_err(|e| {
             tracing::debug!(error = %e, "token refused");
@@ -81,7 +100,7 @@ impl Authenticator {
         if roles.is_empty() {
             return Err(ApiError::Unauthenticated("the token carries no role"));
         }
-        Ok(Caller { tenant: c.tenant, subject: c.sub, roles })
+        Ok((Caller { tenant: c.tenant, subject: c.sub, roles }, c.exp))
     }
 }
 
@@ -179,6 +198,33 @@ mod tests {
         assert!(Authenticator::hs256(KEY).verify(&t).is_err());
         let t = issuer.issue("Acme Corp", "ada", &[Role::Ae], Duration::from_secs(60)).unwrap();
         assert!(Authenticator::hs256(KEY).verify(&t).is_err());
+    }
+
+    #[test]
+    fn a_remembered_token_is_refused_once_it_expires() {
+        let issuer = TokenIssuer::hs256(KEY);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        // Inside the leeway now, past it in a moment: remembered, then refused.
+        let claims = Claims {
+            sub: "ada".into(),
+            tenant: "acme".into(),
+            roles: vec!["ae".into()],
+            iss: ISSUER.into(),
+            aud: AUDIENCE.into(),
+            exp: now - LEEWAY_SECS + 1,
+            iat: now - 600,
+        };
+        let t = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &issuer.key).unwrap();
+        let auth = Authenticator::hs256(KEY);
+        assert!(auth.verify(&t).is_ok());
+        assert!(auth.verify(&t).is_ok(), "a second call is answered from memory");
+        std::thread::sleep(Duration::from_millis(2100));
+        assert!(auth.verify(&t).is_err(), "memory never outlives the token");
+        // A forged token never reaches memory, even after the genuine one did.
+        let sig = t.rfind('.').unwrap() + 1;
+        let flipped = if t.as_bytes()[sig] == b'A' { "B" } else { "A" };
+        let forged = format!("{}{flipped}{}", &t[..sig], &t[sig + 1..]);
+        assert!(auth.verify(&forged).is_err());
     }
 
     #[test]

@@ -12,14 +12,17 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 /// Longest a cache operation may take before the caller falls back.
 pub const TIMEOUT: Duration = Duration::from_millis(200);
 
+use crate::coalesce::Coalesced;
+
 /// A Redis connection that may be absent (down, or not configured).
 #[derive(Clone)]
 pub struct Redis {
     conn: Arc<RwLock<Option<ConnectionManager>>>,
+    fresh: Arc<Coalesced<Result<Option<Vec<u8>>, CacheError>>>,
 }
 
 /// A cache operation did not complete; use the database.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("cache unavailable: {0}")]
 pub struct CacheError(String);
 
@@ -27,7 +30,7 @@ impl Redis {
     /// Connects to `url` in the background; until it answers, every call fails fast.
     pub fn connect(url: &str) -> anyhow::Result<Self> {
         let client = redis::Client::open(url)?;
-        let redis = Redis { conn: Arc::new(RwLock::new(None)) };
+        let redis = Redis { conn: Arc::new(RwLock::new(None)), fresh: Arc::new(Coalesced::new()) };
         let slot = redis.conn.clone();
         tokio::spawn(async move {
             let config = ConnectionManagerConfig::new()
@@ -70,6 +73,14 @@ impl Redis {
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
         let mut c = self.conn()?;
         bounded(async move { c.get::<_, Option<Vec<u8>>>(key).await }).await
+    }
+
+    /// GET that sees every write completed before it began, with concurrent
+    /// callers of one key sharing round trips (see [`Coalesced`]): for hot
+    /// keys that must never be stale, such as version pointers.
+    pub async fn get_fresh(&self, key: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let (redis, owned) = (self.clone(), key.to_string());
+        self.fresh.read(key, move || async move { redis.get(&owned).await }).await
     }
 
     /// SET with a time to live.

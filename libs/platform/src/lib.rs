@@ -4,8 +4,15 @@
 //! and migrations, idempotent writes, and serving with health, reflection and
 //! graceful drain.
 
+/// Every Qualify binary (services, the all-in-one runner, the load generator,
+/// tests) allocates through mimalloc: request handling is allocation-heavy
+/// (protobuf decoding, HTTP/2 frames) and glibc's arenas contend under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod auth;
 pub mod cache;
+pub mod coalesce;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -10,6 +10,43 @@ pub const MAX_TEXT: usize = 1024;
 /// Longest id accepted.
 pub const MAX_ID: usize = 128;
 
+/// A field path, rendered only when a violation is recorded (validation of a
+/// valid request allocates nothing per field).
+pub trait FieldPath {
+    /// The path as callers see it, for example `signals[3].type`.
+    fn render(&self) -> String;
+}
+
+impl FieldPath for &str {
+    fn render(&self) -> String {
+        (*self).to_string()
+    }
+}
+
+impl FieldPath for String {
+    fn render(&self) -> String {
+        self.clone()
+    }
+}
+
+impl FieldPath for &String {
+    fn render(&self) -> String {
+        (*self).clone()
+    }
+}
+
+/// The path of a field of a list item: `Item("signals", 3, "type")` is
+/// `signals[3].type`; an empty leaf names the item itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Item<'a>(pub &'a str, pub usize, pub &'a str);
+
+impl FieldPath for Item<'_> {
+    fn render(&self) -> String {
+        let Item(list, i, leaf) = *self;
+        if leaf.is_empty() { format!("{list}[{i}]") } else { format!("{list}[{i}].{leaf}") }
+    }
+}
+
 /// Collected field violations of one request.
 #[derive(Debug, Default)]
 pub struct Violations(Vec<FieldViolation>);
@@ -26,48 +63,48 @@ impl Violations {
     }
 
     /// Records a violation unless `ok`.
-    pub fn check(&mut self, ok: bool, field: &str, description: &str) {
+    pub fn check(&mut self, ok: bool, field: impl FieldPath, description: &str) {
         if !ok {
-            self.add(field, description);
+            self.add(field.render(), description);
         }
     }
 
     /// A required resource id: 1 to 128 characters of `[A-Za-z0-9._:-]`.
-    pub fn id(&mut self, field: &str, value: &str) {
+    pub fn id(&mut self, field: impl FieldPath, value: &str) {
         if value.is_empty() {
-            self.add(field, "is required");
+            self.add(field.render(), "is required");
         } else if !is_resource_id(value) {
-            self.add(field, "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+            self.add(field.render(), "must be 1 to 128 characters of [A-Za-z0-9._:-]");
         }
     }
 
     /// An optional id: empty, or a valid id.
-    pub fn optional_id(&mut self, field: &str, value: &str) {
+    pub fn optional_id(&mut self, field: impl FieldPath, value: &str) {
         if !value.is_empty() {
             self.id(field, value);
         }
     }
 
     /// Free text of at most `max` bytes without control characters.
-    pub fn text(&mut self, field: &str, value: &str, max: usize) {
+    pub fn text(&mut self, field: impl FieldPath, value: &str, max: usize) {
         if value.len() > max {
-            self.add(field, format!("must be at most {max} bytes"));
+            self.add(field.render(), format!("must be at most {max} bytes"));
         } else if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-            self.add(field, "must not contain control characters");
+            self.add(field.render(), "must not contain control characters");
         }
     }
 
     /// A required enum: unspecified and unknown numbers are violations.
-    pub fn required_enum<T: WireEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+    pub fn required_enum<T: WireEnum>(&mut self, field: impl FieldPath, value: i32) -> Option<T> {
         let v = T::from_wire(value);
         if v.is_none() {
-            self.add(field, if value == 0 { "is required" } else { "is not a known value" });
+            self.add(field.render(), if value == 0 { "is required" } else { "is not a known value" });
         }
         v
     }
 
     /// An optional enum: unspecified is `None`, an unknown number is a violation.
-    pub fn optional_enum<T: WireEnum>(&mut self, field: &str, value: i32) -> Option<T> {
+    pub fn optional_enum<T: WireEnum>(&mut self, field: impl FieldPath, value: i32) -> Option<T> {
         if value == 0 {
             return None;
         }

@@ -5,6 +5,7 @@ use qualify_domain::gate::{self, GateStakeholder};
 use qualify_domain::{
     Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole,
 };
+use qualify_platform::validate::Item;
 use qualify_platform::{ApiError, Violations, caller, idempotency};
 use qualify_proto::acceptance::{self as pb, opportunity_acceptance_service_server::OpportunityAcceptanceService};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -99,7 +100,7 @@ fn decode_policy(v: &mut Violations, p: &pb::GatePolicy) -> Option<(Segment, Gat
     let framework = v.required_enum::<Framework>("policy.framework", p.framework);
     let mut required = Vec::new();
     for (i, c) in p.required_criteria.iter().enumerate() {
-        if let Some(c) = v.required_enum::<Criterion>(&format!("policy.required_criteria[{i}]"), *c) {
+        if let Some(c) = v.required_enum::<Criterion>(Item("policy.required_criteria", i, ""), *c) {
             required.push(c);
         }
     }
@@ -129,21 +130,21 @@ fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segmen
     v.check(c.stakeholders.len() <= MAX_ITEMS, "candidate.stakeholders", "must have at most 100 items");
     let mut evidence = Vec::new();
     for (i, e) in c.evidence.iter().enumerate() {
-        let criterion = v.required_enum::<Criterion>(&format!("candidate.evidence[{i}].criterion"), e.criterion);
-        let status = v.required_enum::<EvidenceStatus>(&format!("candidate.evidence[{i}].status"), e.status);
-        v.text(&format!("candidate.evidence[{i}].note"), &e.note, 4096);
+        let criterion = v.required_enum::<Criterion>(Item("candidate.evidence", i, "criterion"), e.criterion);
+        let status = v.required_enum::<EvidenceStatus>(Item("candidate.evidence", i, "status"), e.status);
+        v.text(Item("candidate.evidence", i, "note"), &e.note, 4096);
         if let (Some(c), Some(s)) = (criterion, status) {
             evidence.push((c, s));
         }
     }
     let mut stakeholders = Vec::new();
     for (i, s) in c.stakeholders.iter().enumerate() {
-        let role = v.required_enum::<StakeholderRole>(&format!("candidate.stakeholders[{i}].role"), s.role);
+        let role = v.required_enum::<StakeholderRole>(Item("candidate.stakeholders", i, "role"), s.role);
         let verified_at = match &s.verify_time {
             None => None,
             Some(t) => {
                 let t = from_timestamp(t);
-                v.check(t.is_some(), &format!("candidate.stakeholders[{i}].verify_time"), "is not a valid time");
+                v.check(t.is_some(), Item("candidate.stakeholders", i, "verify_time"), "is not a valid time");
                 t
             }
         };

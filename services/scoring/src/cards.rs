@@ -1,7 +1,8 @@
 //! The scorecard cache. Published versions are immutable, so their compiled
 //! bodies are cached in process by version forever (filled from Redis, then
 //! the database). Only the pointer to the active version must be fresh: it is
-//! read from Redis on every score (one GET), written there on publish, and
+//! read from Redis on every score (a GET shared by concurrent scores but never
+//! one that began before the score did), written there on publish, and
 //! read from the database when Redis does not answer. Without Redis (the
 //! embedded default, one process) the pointer lives in process and publishing
 //! replaces it.
@@ -88,7 +89,7 @@ impl Cards {
     ) -> Result<Option<i64>, ApiError> {
         if let Some(redis) = &self.redis {
             let key = pointer_key(tenant, seg);
-            match redis.get(&key).await {
+            match redis.get_fresh(&key).await {
                 Ok(Some(raw)) => {
                     if let Some(v) = std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()) {
                         return Ok(Some(v));

@@ -11,7 +11,10 @@ use qualify_proto::common as cpb;
 use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring as pb;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
 
 use crate::cards::{Card, Cards};
 use crate::entity::{account, contact, lead, signal, stage_change};
@@ -84,6 +87,59 @@ pub async fn load(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Res
         None => None,
     };
     Ok(LeadData { lead, account, contact })
+}
+
+/// A lead with everything its score reads. On PostgreSQL this is one round
+/// trip (the lead joined to its account and contact, and its most recent
+/// signals aggregated in the same statement); elsewhere, the plain queries.
+pub async fn load_for_score(
+    db: &DatabaseConnection,
+    tenant: &str,
+    lead_id: &str,
+) -> Result<(LeadData, Vec<Signal>), ApiError> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        let data = load(db, tenant, lead_id).await?;
+        let sigs = signals(db, tenant, &data.lead.lead_id).await?;
+        return Ok((data, sigs));
+    }
+    let cols = |alias: &str, names: Vec<&str>| {
+        names.iter().map(|c| format!("{alias}.\"{c}\" AS \"{alias}_{c}\"")).collect::<Vec<_>>().join(", ")
+    };
+    let sql = format!(
+        "SELECT {}, {}, {}, \
+           (SELECT coalesce(json_agg(json_build_array(s.kind, \
+                     (extract(epoch FROM s.occurred_at) * 1000000)::bigint)), '[]'::json)::text \
+              FROM (SELECT kind, occurred_at FROM signals \
+                     WHERE tenant_id = $1 AND lead_id = $2 ORDER BY occurred_at DESC LIMIT {MAX_SIGNALS_PER_LEAD}) s \
+           ) AS sigs \
+         FROM leads l \
+         JOIN accounts a ON a.tenant_id = l.tenant_id AND a.account_id = l.account_id \
+         LEFT JOIN contacts c ON c.tenant_id = l.tenant_id AND c.contact_id = l.contact_id \
+         WHERE l.tenant_id = $1 AND l.lead_id = $2",
+        cols("l", lead::Column::iter().map(|c| c.as_str()).collect()),
+        cols("a", account::Column::iter().map(|c| c.as_str()).collect()),
+        cols("c", contact::Column::iter().map(|c| c.as_str()).collect()),
+    );
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [tenant.into(), lead_id.into()]))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { kind: "lead", id: lead_id.to_string() })?;
+    let lead = lead::Model::from_query_result(&row, "l_")?;
+    let account = account::Model::from_query_result(&row, "a_")?;
+    let contact = match row.try_get::<Option<String>>("", "c_contact_id")? {
+        Some(_) => Some(contact::Model::from_query_result(&row, "c_")?),
+        None => None,
+    };
+    let raw: String = row.try_get("", "sigs")?;
+    let pairs: Vec<(String, i64)> =
+        serde_json::from_str(&raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("signal aggregate: {e}")))?;
+    let sigs = pairs
+        .into_iter()
+        .filter_map(|(k, micros)| {
+            Some(Signal { kind: SignalType::parse(&k)?, occurred_at: DateTime::from_timestamp_micros(micros)? })
+        })
+        .collect();
+    Ok((LeadData { lead, account, contact }, sigs))
 }
 
 /// The lead's most recent signals.

@@ -30,12 +30,12 @@ pub fn decode(v: &mut Violations, sc: &pb::Scorecard) -> Option<(Option<Segment>
             }
             Some(fit_rule::Predicate::OneOf(list)) => {
                 for (j, s) in list.values.iter().enumerate() {
-                    v.text(&format!("{p}.one_of.values[{j}]"), s, 256);
+                    v.text(format!("{p}.one_of.values[{j}]"), s, 256);
                 }
                 Some(Predicate::OneOf(list.values.clone()))
             }
             Some(fit_rule::Predicate::Contains(s)) => {
-                v.text(&format!("{p}.contains"), s, 256);
+                v.text(format!("{p}.contains"), s, 256);
                 Some(Predicate::Contains(s.clone()))
             }
             Some(fit_rule::Predicate::Between(r)) => Some(Predicate::Between { min: r.min, max: r.max }),
@@ -48,7 +48,7 @@ pub fn decode(v: &mut Violations, sc: &pb::Scorecard) -> Option<(Option<Segment>
     for (i, r) in sc.engagement_rules.iter().enumerate() {
         let p = format!("scorecard.engagement_rules[{i}]");
         let signal = v.required_enum::<SignalType>(&format!("{p}.signal_type"), r.signal_type);
-        v.check(r.window_days >= 0, &format!("{p}.window_days"), "must not be negative");
+        v.check(r.window_days >= 0, format!("{p}.window_days"), "must not be negative");
         if let Some(signal) = signal {
             engagement_rules.push(EngagementRule {
                 id: r.id.clone(),

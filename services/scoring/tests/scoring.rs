@@ -308,6 +308,8 @@ async fn signals_score_explain_and_cross_the_mql_threshold(b: Backend) {
         .into_inner()
         .score
         .unwrap();
+    // Read by id (on PostgreSQL in one statement), it matches the score stored on ingestion.
+    assert_eq!((s.fit, s.engagement, s.total, s.scorecard_version), (45, 45, 90, 1));
     assert_eq!(s.contributions.iter().map(|c| c.points).sum::<i32>(), s.total);
     let ids: Vec<_> = s.contributions.iter().map(|c| c.rule_id.as_str()).collect();
     assert_eq!(ids, ["fintech", "mid-size", "vp", "pricing", "demo"]);

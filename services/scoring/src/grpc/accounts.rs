@@ -4,7 +4,7 @@ use chrono::Utc;
 use prost::Message;
 use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
 use qualify_platform::error::PreconditionViolation;
-use qualify_platform::validate::MAX_TEXT;
+use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring as pb;
@@ -176,7 +176,7 @@ impl ScoringApi {
         for (i, p) in paths.iter().enumerate() {
             v.check(
                 ACCOUNT_FIELDS.contains(&p.as_str()),
-                &format!("update_mask.paths[{i}]"),
+                Item("update_mask.paths", i, ""),
                 "is not an updatable field",
             );
         }

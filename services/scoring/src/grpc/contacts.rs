@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use qualify_domain::{Caller, StakeholderRole};
 use qualify_platform::error::PreconditionViolation;
+use qualify_platform::validate::Item;
 use qualify_platform::{ApiError, Violations, idempotency};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use qualify_proto::scoring::{self as pb, VerificationStatus};
@@ -217,7 +218,7 @@ impl ScoringApi {
         };
         for (i, p) in paths.iter().enumerate() {
             let ok = FIELDS[..FIELDS.len() - 1].contains(&p.as_str());
-            v.check(ok, &format!("update_mask.paths[{i}]"), "is not an updatable field (account_id is immutable)");
+            v.check(ok, Item("update_mask.paths", i, ""), "is not an updatable field (account_id is immutable)");
         }
         v.finish()?;
         let key = idempotency::Key { tenant: &caller.tenant, method: "UpdateContact", request_id: &req.request_id };

@@ -4,7 +4,7 @@
 use chrono::{Duration, Utc};
 use qualify_domain::scoring::{Profile, Signal, SignalType};
 use qualify_domain::{Caller, Segment, StakeholderRole};
-use qualify_platform::validate::MAX_TEXT;
+use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use qualify_proto::scoring::{self as pb, score_lead_request::Target};
@@ -38,9 +38,9 @@ fn decode_inline(v: &mut Violations, l: &pb::InlineLead) -> (Option<Segment>, Pr
     v.check(l.signals.len() <= MAX_INLINE_SIGNALS, "inline.signals", "must hold at most 1000 signals");
     let mut signals = Vec::with_capacity(l.signals.len());
     for (i, s) in l.signals.iter().enumerate().take(MAX_INLINE_SIGNALS) {
-        let kind = v.required_enum::<SignalType>(&format!("inline.signals[{i}].type"), s.r#type);
+        let kind = v.required_enum::<SignalType>(Item("inline.signals", i, "type"), s.r#type);
         let at = s.occur_time.as_ref().and_then(from_timestamp);
-        v.check(at.is_some(), &format!("inline.signals[{i}].occur_time"), "is required and must be a valid time");
+        v.check(at.is_some(), Item("inline.signals", i, "occur_time"), "is required and must be a valid time");
         if let (Some(kind), Some(occurred_at)) = (kind, at) {
             signals.push(Signal { kind, occurred_at });
         }
@@ -72,9 +72,9 @@ impl ScoringApi {
             Some(Target::LeadId(id)) => {
                 v.id("lead_id", &id);
                 v.finish()?;
-                let data = leads::load(&self.db, &c.tenant, &id).await?;
-                let (score, card) =
-                    leads::score(&self.db, &self.cards, &c.tenant, &data, req.scorecard_version, now).await?;
+                let (data, signals) = leads::load_for_score(&self.db, &c.tenant, &id).await?;
+                let card = self.cards.resolve(&self.db, &c.tenant, data.segment(), req.scorecard_version).await?;
+                let score = card.compiled.score(&data.profile(), &signals, now);
                 Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
             }
             Some(Target::Inline(l)) => {
@@ -95,7 +95,7 @@ impl ScoringApi {
         let mut v = Violations::new();
         v.check(req.lead_ids.len() <= MAX_LEAD_IDS, "lead_ids", "must name at most 10000 leads");
         for (i, id) in req.lead_ids.iter().enumerate() {
-            v.id(&format!("lead_ids[{i}]"), id);
+            v.id(Item("lead_ids", i, ""), id);
         }
         v.finish()?;
         use qualify_domain::Role;
