@@ -82,6 +82,26 @@ pub fn percentile(sample: &[i64], p: u8) -> Option<i64> {
     Some(v[rank - 1])
 }
 
+/// Cohen's kappa between two raters' binary labels (`true` = accept), each
+/// pair one item: (p_o - p_e) / (1 - p_e). `None` with no items; 1.0 when
+/// both raters always give the same single label (agreement cannot exceed chance
+/// there, and nothing disagrees).
+pub fn cohen_kappa(pairs: &[(bool, bool)]) -> Option<f64> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let agree = pairs.iter().filter(|(a, b)| a == b).count() as f64;
+    let a_yes = pairs.iter().filter(|(a, _)| *a).count() as f64 / n;
+    let b_yes = pairs.iter().filter(|(_, b)| *b).count() as f64 / n;
+    let p_o = agree / n;
+    let p_e = a_yes * b_yes + (1.0 - a_yes) * (1.0 - b_yes);
+    if (1.0 - p_e).abs() < f64::EPSILON {
+        return Some(if p_o >= 1.0 { 1.0 } else { 0.0 });
+    }
+    Some((p_o - p_e) / (1.0 - p_e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +193,22 @@ mod tests {
             let p = conversion(from, to).unwrap().percent();
             prop_assert!((0.0..=100.0).contains(&p));
         }
+    }
+
+    #[test]
+    fn cohen_kappa_matches_hand_computed_values() {
+        // 50 items: both yes 20, both no 15, A yes B no 5, A no B yes 10.
+        // p_o = 35/50 = 0.7; A yes 25/50, B yes 30/50; p_e = 0.5*0.6 + 0.5*0.4 = 0.5; kappa = 0.4.
+        let mut pairs = vec![(true, true); 20];
+        pairs.extend(vec![(false, false); 15]);
+        pairs.extend(vec![(true, false); 5]);
+        pairs.extend(vec![(false, true); 10]);
+        assert!((cohen_kappa(&pairs).unwrap() - 0.4).abs() < 1e-12);
+        // Perfect agreement with both labels: 1; exactly opposite: -1.
+        assert_eq!(cohen_kappa(&[(true, true), (false, false)]), Some(1.0));
+        assert_eq!(cohen_kappa(&[(true, false), (false, true)]), Some(-1.0));
+        // One label only and full agreement: 1. No items: none.
+        assert_eq!(cohen_kappa(&[(true, true); 4]), Some(1.0));
+        assert_eq!(cohen_kappa(&[]), None);
     }
 }

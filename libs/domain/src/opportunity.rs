@@ -188,6 +188,18 @@ fn check_permission(action: OpportunityAction, caller: &Caller, submitter: &str)
     Ok(())
 }
 
+/// Accepted and abandoned: an open, accepted deal whose acceptance is older
+/// than the follow-up window and that has had no meaningful activity since.
+pub fn is_abandoned(
+    state: OpportunityState,
+    accepted_at: Option<chrono::DateTime<chrono::Utc>>,
+    first_meaningful_at: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    window: chrono::Duration,
+) -> bool {
+    state.is_open_pipeline() && first_meaningful_at.is_none() && accepted_at.is_some_and(|at| now - at > window)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,6 +281,20 @@ mod tests {
         assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Sdr]), "sam").is_err());
         assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Service]), "sam").is_err());
         assert_eq!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Manager]), "sam"), Ok(S::Accepted));
+    }
+
+    #[test]
+    fn abandoned_means_open_accepted_past_the_window_without_a_meaningful_activity() {
+        use chrono::{Duration, TimeZone, Utc};
+        let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
+        let w = Duration::days(14);
+        let at = |d: i64| Some(now - Duration::days(d));
+        assert!(is_abandoned(S::Accepted, at(15), None, now, w));
+        assert!(is_abandoned(S::Proposal, at(30), None, now, w));
+        assert!(!is_abandoned(S::Accepted, at(14), None, now, w), "exactly at the window is not yet late");
+        assert!(!is_abandoned(S::Accepted, at(30), at(29), now, w), "a meaningful activity happened");
+        assert!(!is_abandoned(S::ClosedLost, at(30), None, now, w), "closed deals are not abandoned");
+        assert!(!is_abandoned(S::PendingReview, None, None, now, w));
     }
 
     #[test]

@@ -192,3 +192,76 @@ impl Relay {
         let _ = tokio::time::timeout(max, self.stamped.notified()).await;
     }
 }
+
+/// The tenant of platform-internal service accounts that read every tenant's events.
+pub const SYSTEM_TENANT: &str = "qualify-system";
+
+/// Who may read an event stream, and whose events: service accounts only; a
+/// service account of [`SYSTEM_TENANT`] reads every tenant (`None`), any other
+/// its own tenant.
+pub fn stream_scope(caller: &qualify_domain::Caller, after_sequence: i64) -> Result<Option<String>, crate::ApiError> {
+    if !caller.has(qualify_domain::Role::Service) {
+        return Err(crate::ApiError::forbidden(
+            "SERVICE_ACCOUNT_REQUIRED",
+            "only service accounts read the event stream",
+        ));
+    }
+    let mut v = crate::Violations::new();
+    v.check(after_sequence >= 0, "after_sequence", "must not be negative");
+    v.finish()?;
+    Ok((caller.tenant != SYSTEM_TENANT).then(|| caller.tenant.clone()))
+}
+
+/// Streams committed events after `after` in stream order, following new ones
+/// when `follow`. `decode` turns a payload and its position into the
+/// service's message; an undecodable row is logged and skipped. The stream
+/// ends when the receiver is dropped.
+pub fn stream<T, D>(
+    db: DatabaseConnection,
+    relay: Relay,
+    tenant: Option<String>,
+    after: i64,
+    follow: bool,
+    error_domain: &'static str,
+    decode: D,
+) -> tokio::sync::mpsc::Receiver<Result<T, tonic::Status>>
+where
+    T: Send + 'static,
+    D: Fn(&[u8], i64) -> Option<T> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(256);
+    tokio::spawn(async move {
+        let mut cursor = after;
+        loop {
+            let rows = match read_after(&db, tenant.as_deref(), cursor, 500).await {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = tx.send(Err(crate::ApiError::from(e).into_status(error_domain))).await;
+                    return;
+                }
+            };
+            if rows.is_empty() {
+                if !follow {
+                    return;
+                }
+                tokio::select! {
+                    _ = relay.wait_stamped(Duration::from_millis(250)) => {}
+                    _ = tx.closed() => return,
+                }
+                continue;
+            }
+            for row in rows {
+                let seq = row.seq.unwrap_or_default();
+                cursor = seq;
+                let Some(item) = decode(&row.payload, seq) else {
+                    tracing::error!(seq, "undecodable outbox event skipped");
+                    continue;
+                };
+                if tx.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}

@@ -164,6 +164,18 @@ enum_map!(ds::RuleKind, sc::RuleKind, {
     ds::RuleKind::Engagement => sc::RuleKind::Engagement,
 });
 
+enum_map!(d::OpportunityState, acc::OpportunityState, {
+    d::OpportunityState::PendingReview => acc::OpportunityState::PendingReview,
+    d::OpportunityState::SentBack => acc::OpportunityState::SentBack,
+    d::OpportunityState::Accepted => acc::OpportunityState::Accepted,
+    d::OpportunityState::Proposal => acc::OpportunityState::Proposal,
+    d::OpportunityState::Negotiation => acc::OpportunityState::Negotiation,
+    d::OpportunityState::Rejected => acc::OpportunityState::Rejected,
+    d::OpportunityState::Withdrawn => acc::OpportunityState::Withdrawn,
+    d::OpportunityState::ClosedWon => acc::OpportunityState::ClosedWon,
+    d::OpportunityState::ClosedLost => acc::OpportunityState::ClosedLost,
+});
+
 enum_map!(d::GateCheckCode, acc::GateCheckCode, {
     d::GateCheckCode::CriterionNotConfirmed => acc::GateCheckCode::CriterionNotConfirmed,
     d::GateCheckCode::EconomicBuyerMissing => acc::GateCheckCode::EconomicBuyerMissing,

@@ -3,8 +3,10 @@
 pub mod entity;
 pub mod grpc;
 pub mod migration;
+pub mod scoring;
 
 use futures::future::BoxFuture;
+use qualify_platform::outbox::Relay;
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
 use qualify_proto::acceptance::opportunity_acceptance_service_server::{
     OpportunityAcceptanceServiceServer, SERVICE_NAME,
@@ -26,7 +28,15 @@ impl QualifyService for Acceptance {
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         run_service::<migration::Migrator>(Self::NAME, SERVICE_NAME, config, listener, shutdown, |db, config, auth| {
-            let server = OpportunityAcceptanceServiceServer::new(grpc::AcceptanceApi::new(db))
+            let scoring = match scoring::ScoringClient::new(config.scoring_url.as_deref()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "invalid QUALIFY_SCORING_URL; submissions will be UNAVAILABLE");
+                    scoring::ScoringClient::unconfigured()
+                }
+            };
+            let relay = Relay::spawn(db.clone());
+            let server = OpportunityAcceptanceServiceServer::new(grpc::AcceptanceApi::new(db, relay, scoring))
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);
             Routes::new(InterceptedService::new(server, auth))

@@ -19,7 +19,7 @@ use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-pub use events::SYSTEM_TENANT;
+pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use signals::MAX_BATCH;
 
 use crate::cards::Cards;

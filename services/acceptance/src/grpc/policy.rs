@@ -1,4 +1,4 @@
-//! The gRPC adapter of opportunity acceptance.
+//! Gate policies and gate evaluation.
 
 use chrono::{DateTime, Utc};
 use qualify_domain::gate::{self, GateStakeholder};
@@ -6,42 +6,19 @@ use qualify_domain::{
     Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole,
 };
 use qualify_platform::validate::Item;
-use qualify_platform::{ApiError, Violations, caller, idempotency};
-use qualify_proto::acceptance::{self as pb, opportunity_acceptance_service_server::OpportunityAcceptanceService};
+use qualify_platform::{ApiError, Violations, idempotency};
+use qualify_proto::acceptance as pb;
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, Set};
-use tonic::{Request, Response, Status};
+use sea_orm::{ConnectionTrait, EntityTrait, Set};
 
+use super::{AcceptanceApi, MAX_ITEMS};
 use crate::entity::gate_policy;
 
-/// ErrorInfo domain of this service.
-pub const DOMAIN: &str = "acceptance.qualify";
-
-/// Most evidence items and stakeholders a request may carry.
-const MAX_ITEMS: usize = 100;
-
-fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
-}
-
-/// The opportunity acceptance API.
-#[derive(Clone)]
-pub struct AcceptanceApi {
-    db: DatabaseConnection,
-}
-
-impl AcceptanceApi {
-    /// An API over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        AcceptanceApi { db }
-    }
-}
-
 /// A stored policy with its version.
-struct StoredPolicy {
-    policy: GatePolicy,
-    version: i64,
+pub(crate) struct StoredPolicy {
+    pub(crate) policy: GatePolicy,
+    pub(crate) version: i64,
     updated_at: Option<DateTime<Utc>>,
 }
 
@@ -71,7 +48,11 @@ fn decode_row(m: gate_policy::Model) -> Result<StoredPolicy, ApiError> {
 }
 
 /// The policy in force for a segment: the stored one, or the segment's default (version 0).
-async fn policy_in_force(db: &impl ConnectionTrait, tenant: &str, segment: Segment) -> Result<StoredPolicy, ApiError> {
+pub(crate) async fn policy_in_force(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    segment: Segment,
+) -> Result<StoredPolicy, ApiError> {
     match gate_policy::Entity::find_by_id((tenant.to_string(), segment.as_str().to_string())).one(db).await? {
         Some(m) => decode_row(m),
         None => Ok(StoredPolicy { policy: GatePolicy::default_for(segment), version: 0, updated_at: None }),
@@ -124,27 +105,43 @@ fn decode_policy(v: &mut Violations, p: &pb::GatePolicy) -> Option<(Segment, Gat
     Some((segment?, policy))
 }
 
-fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segment, GateCandidate)> {
+pub(crate) fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segment, GateCandidate)> {
     let segment = v.required_enum::<Segment>("candidate.segment", c.segment);
-    v.check(c.evidence.len() <= MAX_ITEMS, "candidate.evidence", "must have at most 100 items");
-    v.check(c.stakeholders.len() <= MAX_ITEMS, "candidate.stakeholders", "must have at most 100 items");
+    let candidate = decode_gate_inputs(v, "candidate", &c.evidence, &c.stakeholders, c.next_step.as_ref(), c.score);
+    Some((segment?, candidate))
+}
+
+/// Decodes what the gate looks at; field paths start with `prefix`.
+pub(crate) fn decode_gate_inputs(
+    v: &mut Violations,
+    prefix: &str,
+    evidence_in: &[pb::CriterionEvidence],
+    stakeholders_in: &[pb::Stakeholder],
+    next_step: Option<&pb::NextStep>,
+    score: i32,
+) -> GateCandidate {
+    let (ev, st) = (format!("{prefix}.evidence"), format!("{prefix}.stakeholders"));
+    v.check(evidence_in.len() <= MAX_ITEMS, ev.as_str(), "must have at most 100 items");
+    v.check(stakeholders_in.len() <= MAX_ITEMS, st.as_str(), "must have at most 100 items");
     let mut evidence = Vec::new();
-    for (i, e) in c.evidence.iter().enumerate() {
-        let criterion = v.required_enum::<Criterion>(Item("candidate.evidence", i, "criterion"), e.criterion);
-        let status = v.required_enum::<EvidenceStatus>(Item("candidate.evidence", i, "status"), e.status);
-        v.text(Item("candidate.evidence", i, "note"), &e.note, 4096);
+    for (i, e) in evidence_in.iter().enumerate().take(MAX_ITEMS) {
+        let criterion = v.required_enum::<Criterion>(Item(&ev, i, "criterion"), e.criterion);
+        let status = v.required_enum::<EvidenceStatus>(Item(&ev, i, "status"), e.status);
+        v.text(Item(&ev, i, "note"), &e.note, 4096);
+        v.text(Item(&ev, i, "confirmed_by"), &e.confirmed_by, 128);
         if let (Some(c), Some(s)) = (criterion, status) {
             evidence.push((c, s));
         }
     }
     let mut stakeholders = Vec::new();
-    for (i, s) in c.stakeholders.iter().enumerate() {
-        let role = v.required_enum::<StakeholderRole>(Item("candidate.stakeholders", i, "role"), s.role);
+    for (i, s) in stakeholders_in.iter().enumerate().take(MAX_ITEMS) {
+        let role = v.required_enum::<StakeholderRole>(Item(&st, i, "role"), s.role);
+        v.optional_id(Item(&st, i, "contact_id"), &s.contact_id);
         let verified_at = match &s.verify_time {
             None => None,
             Some(t) => {
                 let t = from_timestamp(t);
-                v.check(t.is_some(), Item("candidate.stakeholders", i, "verify_time"), "is not a valid time");
+                v.check(t.is_some(), Item(&st, i, "verify_time"), "is not a valid time");
                 t
             }
         };
@@ -152,19 +149,29 @@ fn decode_candidate(v: &mut Violations, c: &pb::GateCandidate) -> Option<(Segmen
             stakeholders.push(GateStakeholder { role, verified_at });
         }
     }
-    let next_step_at = match c.next_step.as_ref().and_then(|n| n.scheduled_time.as_ref()) {
+    let next_step_at = match next_step.and_then(|n| n.scheduled_time.as_ref()) {
         None => None,
         Some(t) => {
             let t = from_timestamp(t);
-            v.check(t.is_some(), "candidate.next_step.scheduled_time", "is not a valid time");
+            v.check(t.is_some(), format!("{prefix}.next_step.scheduled_time"), "is not a valid time");
             t
         }
     };
-    Some((segment?, GateCandidate { evidence, stakeholders, next_step_at, score: c.score }))
+    if let Some(n) = next_step {
+        v.text(format!("{prefix}.next_step.description"), &n.description, 1024);
+        if n.r#type != 0 {
+            v.check(
+                pb::ActivityType::try_from(n.r#type).is_ok(),
+                format!("{prefix}.next_step.type"),
+                "is not a known value",
+            );
+        }
+    }
+    GateCandidate { evidence, stakeholders, next_step_at, score }
 }
 
 impl AcceptanceApi {
-    async fn get_gate_policy(
+    pub(crate) async fn get_gate_policy(
         &self,
         c: Caller,
         req: pb::GetGatePolicyRequest,
@@ -177,7 +184,7 @@ impl AcceptanceApi {
         Ok(pb::GetGatePolicyResponse { policy: Some(encode_policy(segment, &stored)) })
     }
 
-    async fn update_gate_policy(
+    pub(crate) async fn update_gate_policy(
         &self,
         c: Caller,
         req: pb::UpdateGatePolicyRequest,
@@ -258,7 +265,7 @@ impl AcceptanceApi {
         .await
     }
 
-    async fn evaluate_gate(
+    pub(crate) async fn evaluate_gate(
         &self,
         c: Caller,
         req: pb::EvaluateGateRequest,
@@ -271,47 +278,24 @@ impl AcceptanceApi {
         v.finish()?;
         let (segment, candidate) = decoded.ok_or_else(|| ApiError::field("candidate", "is invalid"))?;
         let stored = policy_in_force(&self.db, &c.tenant, segment).await?;
-        let result = gate::evaluate(&stored.policy, &candidate, Utc::now());
-        Ok(pb::EvaluateGateResponse {
-            passed: result.passed(),
-            checks: result
-                .checks
-                .into_iter()
-                .map(|k| pb::GateCheck {
-                    code: k.code.to_wire(),
-                    passed: k.passed,
-                    criterion: k.criterion.map_or(0, WireEnum::to_wire),
-                    detail: k.detail,
-                })
-                .collect(),
-            policy_version: stored.version,
-        })
+        Ok(encode_result(gate::evaluate(&stored.policy, &candidate, Utc::now()), stored.version))
     }
 }
 
-#[tonic::async_trait]
-impl OpportunityAcceptanceService for AcceptanceApi {
-    async fn get_gate_policy(
-        &self,
-        r: Request<pb::GetGatePolicyRequest>,
-    ) -> Result<Response<pb::GetGatePolicyResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(AcceptanceApi::get_gate_policy(self, c, r.into_inner()).await)
+/// The wire form of a gate result.
+pub(crate) fn encode_result(result: gate::GateResult, policy_version: i64) -> pb::EvaluateGateResponse {
+    pb::EvaluateGateResponse {
+        passed: result.passed(),
+        checks: result.checks.into_iter().map(encode_check).collect(),
+        policy_version,
     }
+}
 
-    async fn update_gate_policy(
-        &self,
-        r: Request<pb::UpdateGatePolicyRequest>,
-    ) -> Result<Response<pb::UpdateGatePolicyResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(AcceptanceApi::update_gate_policy(self, c, r.into_inner()).await)
-    }
-
-    async fn evaluate_gate(
-        &self,
-        r: Request<pb::EvaluateGateRequest>,
-    ) -> Result<Response<pb::EvaluateGateResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(AcceptanceApi::evaluate_gate(self, c, r.into_inner()).await)
+fn encode_check(k: qualify_domain::GateCheck) -> pb::GateCheck {
+    pb::GateCheck {
+        code: k.code.to_wire(),
+        passed: k.passed,
+        criterion: k.criterion.map_or(0, WireEnum::to_wire),
+        detail: k.detail,
     }
 }
