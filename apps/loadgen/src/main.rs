@@ -202,7 +202,7 @@ fn candidate() -> acc::GateCandidate {
                 verify_time: ts(-2),
             },
         ],
-        next_step: Some(acc::NextStep { description: "demo".into(), scheduled_time: ts(3) }),
+        next_step: Some(acc::NextStep { description: "demo".into(), scheduled_time: ts(3), r#type: 0 }),
         score: 70,
     }
 }

@@ -57,7 +57,7 @@ fn candidate() -> pb::GateCandidate {
             role: BuyingRole::EconomicBuyer as i32,
             verify_time: at(-3),
         }],
-        next_step: Some(pb::NextStep { description: "demo".into(), scheduled_time: at(2) }),
+        next_step: Some(pb::NextStep { description: "demo".into(), scheduled_time: at(2), r#type: 0 }),
         score: 55,
     }
 }
@@ -158,7 +158,7 @@ async fn evaluation_reports_every_check(b: Backend) {
     let weak = pb::GateCandidate {
         evidence: vec![],
         stakeholders: vec![],
-        next_step: Some(pb::NextStep { description: "circle back".into(), scheduled_time: at(-1) }),
+        next_step: Some(pb::NextStep { description: "circle back".into(), scheduled_time: at(-1), r#type: 0 }),
         score: 10,
         ..candidate()
     };

@@ -51,6 +51,10 @@ fn transition_error(e: TransitionError, id: &str) -> ApiError {
 /// Checks the caller's roles for `action` before anything is read, so a
 /// refused caller learns nothing about the opportunity (not even that it exists).
 fn check_role(c: &Caller, action: OpportunityAction) -> Result<(), ApiError> {
+    if action == OpportunityAction::Resubmit {
+        // Ownership decides the rest once the opportunity is read.
+        return OpportunityState::submit(c).map(|_| ()).map_err(|e| transition_error(e, ""));
+    }
     match OpportunityState::PendingReview.apply(action, c, "") {
         Err(e @ TransitionError::Forbidden(_)) => Err(transition_error(e, "")),
         _ => Ok(()),

@@ -1,0 +1,513 @@
+#![allow(clippy::unwrap_used)]
+//! The SQO gate through the generated client, with lead scoring running for
+//! real beside it, on SQLite and on the machine's PostgreSQL.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost_types::Timestamp;
+use qualify_acceptance::Acceptance;
+use qualify_proto::acceptance::{
+    self as pb, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as Client,
+};
+use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, LeadSource, Money, Segment};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, Running, authed, config, on_both_backends, spawn, token};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+fn ts(days: f64) -> Option<Timestamp> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    Some(Timestamp { seconds: now + (days * 86_400.0) as i64, nanos: 0 })
+}
+
+struct World {
+    _scoring: Running,
+    _acceptance: Running,
+    c: Client<Channel>,
+    sdr: String,
+    ae: String,
+}
+
+/// Lead scoring with lead-1 at SQL and two verified contacts (economic buyer,
+/// champion), and acceptance calling it.
+async fn world(b: Backend) -> World {
+    let scoring = spawn::<Scoring>(config("scoring", b).await).await;
+    let mut s = LeadScoringServiceClient::new(scoring.channel().await);
+    let bot = token("acme", "sync", &[Role::Service]);
+    let sdr = token("acme", "sam", &[Role::Sdr]);
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        display_name: "Acme".into(),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), ..Default::default() }, &bot))
+        .await
+        .unwrap();
+    for (id, role) in [("c-eb", BuyingRole::EconomicBuyer), ("c-ch", BuyingRole::Champion)] {
+        let contact = sc::Contact {
+            contact_id: id.into(),
+            account_id: "acc-1".into(),
+            full_name: id.into(),
+            buying_role: role as i32,
+            email: format!("{id}@acme.test"),
+            email_status: sc::VerificationStatus::Verified as i32,
+            email_verify_time: ts(-3.0),
+            ..Default::default()
+        };
+        s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+            .await
+            .unwrap();
+    }
+    let lead = sc::Lead {
+        lead_id: "lead-1".into(),
+        account_id: "acc-1".into(),
+        source: LeadSource::Inbound as i32,
+        campaign: "q4-webinar".into(),
+        owner_sdr: "sam".into(),
+        contact_id: "c-eb".into(),
+        ..Default::default()
+    };
+    s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
+    s.accept_lead(authed(sc::AcceptLeadRequest { lead_id: "lead-1".into(), request_id: String::new() }, &sdr))
+        .await
+        .unwrap();
+    let q = sc::QualifyLeadRequest {
+        lead_id: "lead-1".into(),
+        discovery_call_held: true,
+        pain_statement: "close takes 9 days".into(),
+        request_id: String::new(),
+    };
+    s.qualify_lead(authed(q, &sdr)).await.unwrap();
+
+    let mut cfg = config("acceptance", b).await;
+    cfg.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(cfg).await;
+    let c = Client::new(acceptance.channel().await);
+    World { _scoring: scoring, _acceptance: acceptance, c, sdr, ae: token("acme", "alex", &[Role::Ae]) }
+}
+
+/// An opportunity that passes the SMB default gate (BANT confirmed, economic
+/// buyer and champion mapped with fresh data, a demo in three days).
+fn opportunity(id: &str) -> pb::Opportunity {
+    pb::Opportunity {
+        opportunity_id: id.into(),
+        lead_id: "lead-1".into(),
+        amount: Some(Money { amount_minor: 2_400_000, currency_code: "USD".into() }),
+        expected_close_time: ts(60.0),
+        segment: Segment::Smb as i32,
+        evidence: [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
+            .map(|c| pb::CriterionEvidence {
+                criterion: c as i32,
+                status: EvidenceStatus::Confirmed as i32,
+                note: "heard on the call".into(),
+                confirmed_by: "sam".into(),
+            })
+            .to_vec(),
+        stakeholders: vec![
+            // The submitter's claimed verification times are replaced by lead scoring's.
+            pb::Stakeholder { contact_id: "c-eb".into(), role: BuyingRole::EconomicBuyer as i32, verify_time: None },
+            pb::Stakeholder { contact_id: "c-ch".into(), role: BuyingRole::Champion as i32, verify_time: None },
+        ],
+        competitors: vec!["Globex".into()],
+        next_step: Some(pb::NextStep {
+            description: "demo".into(),
+            scheduled_time: ts(3.0),
+            r#type: pb::ActivityType::Demo as i32,
+        }),
+        team: "emea-smb".into(),
+        ..Default::default()
+    }
+}
+
+impl World {
+    async fn submit(&mut self, o: pb::Opportunity) -> pb::SubmitOpportunityResponse {
+        let req = pb::SubmitOpportunityRequest { opportunity: Some(o), request_id: String::new() };
+        self.c.submit_opportunity(authed(req, &self.sdr)).await.unwrap().into_inner()
+    }
+
+    async fn accept(
+        &mut self,
+        id: &str,
+        t: &str,
+        justification: &str,
+    ) -> Result<pb::AcceptOpportunityResponse, tonic::Status> {
+        let req = pb::AcceptOpportunityRequest {
+            opportunity_id: id.into(),
+            override_justification: justification.into(),
+            ..Default::default()
+        };
+        self.c.accept_opportunity(authed(req, t)).await.map(|r| r.into_inner())
+    }
+
+    async fn decisions(&mut self, id: &str) -> Vec<pb::Decision> {
+        let req = pb::ListDecisionsRequest { opportunity_id: id.into() };
+        self.c.list_decisions(authed(req, &self.ae)).await.unwrap().into_inner().decisions
+    }
+}
+
+async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Backend) {
+    let mut w = world(b).await;
+    let r = w.submit(opportunity("opp-1")).await;
+    let o = r.opportunity.unwrap();
+    assert_eq!(o.state, pb::OpportunityState::PendingReview as i32);
+    assert_eq!((o.submitted_by.as_str(), o.version), ("sam", 1));
+    let snap = o.lead_snapshot.unwrap();
+    assert_eq!((snap.source, snap.campaign.as_str()), (LeadSource::Inbound as i32, "q4-webinar"));
+    assert_eq!(snap.stage, qualify_proto::common::LeadStage::Sql as i32);
+    assert!(o.stakeholders.iter().all(|s| s.verify_time.is_some()), "verification comes from lead scoring");
+    assert!(r.gate.unwrap().passed);
+
+    let accepted = w.accept("opp-1", &w.ae.clone(), "").await.unwrap();
+    let (o, d) = (accepted.opportunity.unwrap(), accepted.decision.unwrap());
+    assert_eq!((o.state, o.version, o.accepted_by.as_str()), (pb::OpportunityState::Accepted as i32, 2, "alex"));
+    assert!(!o.overridden && o.accept_time.is_some());
+    assert_eq!((d.kind, d.gate_passed, d.overridden), (pb::DecisionKind::Accept as i32, true, false));
+    assert_eq!(d.actor.unwrap().subject, "alex");
+    assert_eq!(d.evidence.len(), 4);
+    assert!(d.checks.iter().all(|c| c.passed) && !d.checks.is_empty());
+    assert_eq!(w.decisions("opp-1").await.len(), 1);
+
+    // The events went out through the outbox, in order, to service accounts only.
+    let svc = token("acme", "metrics", &[Role::Service]);
+    let mut events = Vec::new();
+    let mut stream =
+        w.c.stream_events(authed(pb::StreamEventsRequest { after_sequence: 0, follow: true }, &svc))
+            .await
+            .unwrap()
+            .into_inner();
+    while events.len() < 3 {
+        let e = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+        events.push(e.event.unwrap());
+    }
+    use pb::event::Payload;
+    assert!(matches!(&events[0].payload, Some(Payload::OpportunityChanged(c)) if c.from_state == 0));
+    assert!(
+        matches!(&events[1].payload, Some(Payload::OpportunityChanged(c)) if c.from_state == pb::OpportunityState::PendingReview as i32)
+    );
+    assert!(
+        matches!(&events[2].payload, Some(Payload::DecisionRecorded(d)) if d.kind == pb::DecisionKind::Accept as i32)
+    );
+    assert!(events.windows(2).all(|p| p[0].sequence < p[1].sequence));
+    let e = w.c.stream_events(authed(pb::StreamEventsRequest::default(), &w.ae)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+}
+
+/// Every role against every mutating RPC, on an opportunity that does not
+/// exist: refused callers get PERMISSION_DENIED before anything is looked up,
+/// permitted ones get as far as NOT_FOUND.
+async fn every_role_against_every_mutating_rpc(b: Backend) {
+    let w = world(b).await;
+    let mut c = w.c.clone();
+    let id = || "ghost".to_string();
+    let tokens: Vec<(&str, String)> = vec![
+        ("sdr", token("acme", "sam", &[Role::Sdr])),
+        ("ae", token("acme", "alex", &[Role::Ae])),
+        ("manager", token("acme", "mo", &[Role::Manager])),
+        ("revops", token("acme", "rita", &[Role::Revops])),
+        ("service", token("acme", "sync", &[Role::Service])),
+        ("ae+service", token("acme", "bot", &[Role::Ae, Role::Service])),
+        ("ae+sdr", token("acme", "dual", &[Role::Ae, Role::Sdr])),
+    ];
+    let permitted: &[(&str, &[&str])] = &[
+        ("submit", &["sdr", "manager", "ae+sdr"]),
+        ("resubmit", &["sdr", "manager", "ae+sdr"]),
+        ("accept", &["ae"]),
+        ("reject", &["ae", "manager", "ae+sdr"]),
+        ("send_back", &["ae", "manager", "ae+sdr"]),
+        ("activity", &["ae", "manager", "service", "ae+service", "ae+sdr"]),
+        ("advance", &["ae", "manager", "ae+sdr"]),
+        ("close", &["ae", "manager", "ae+sdr"]),
+    ];
+    let mut checked = 0;
+    for (rpc, allowed) in permitted {
+        for (role, t) in &tokens {
+            let code = match *rpc {
+                "submit" => {
+                    let o = pb::Opportunity { lead_id: "ghost-lead".into(), ..opportunity("opp-x") };
+                    let req = pb::SubmitOpportunityRequest { opportunity: Some(o), request_id: String::new() };
+                    c.submit_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "resubmit" => {
+                    let req = pb::ResubmitOpportunityRequest { opportunity_id: id(), ..Default::default() };
+                    c.resubmit_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "accept" => {
+                    let req = pb::AcceptOpportunityRequest { opportunity_id: id(), ..Default::default() };
+                    c.accept_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "reject" => {
+                    let req = pb::RejectOpportunityRequest {
+                        opportunity_id: id(),
+                        reason: pb::RejectionReason::NoBudget as i32,
+                        ..Default::default()
+                    };
+                    c.reject_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "send_back" => {
+                    let req = pb::SendBackOpportunityRequest { opportunity_id: id(), ..Default::default() };
+                    c.send_back_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "activity" => {
+                    let activity = pb::Activity {
+                        r#type: pb::ActivityType::Call as i32,
+                        occur_time: ts(-0.1),
+                        ..Default::default()
+                    };
+                    let req = pb::RecordActivityRequest {
+                        opportunity_id: id(),
+                        activity: Some(activity),
+                        request_id: String::new(),
+                    };
+                    c.record_activity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                "advance" => {
+                    let req = pb::AdvanceOpportunityRequest { opportunity_id: id(), ..Default::default() };
+                    c.advance_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+                _ => {
+                    let req = pb::CloseOpportunityRequest {
+                        opportunity_id: id(),
+                        won: false,
+                        reason: "went dark".into(),
+                        ..Default::default()
+                    };
+                    c.close_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
+                }
+            };
+            let want = if allowed.contains(role) { Code::NotFound } else { Code::PermissionDenied };
+            assert_eq!(code, want, "{rpc} as {role}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8 * 7);
+}
+
+async fn the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override(b: Backend) {
+    let mut w = world(b).await;
+    // No champion, and the next step is already past.
+    let mut o = opportunity("opp-2");
+    o.stakeholders.truncate(1);
+    o.next_step.as_mut().unwrap().scheduled_time = ts(-1.0);
+    let r = w.submit(o).await;
+    let gate = r.gate.unwrap();
+    assert!(!gate.passed);
+    let failed: Vec<_> = gate.checks.iter().filter(|c| !c.passed).map(|c| c.code).collect();
+    use pb::GateCheckCode as G;
+    assert_eq!(
+        failed,
+        [G::ChampionMissing as i32, G::BuyingGroupTooSmall as i32, G::NextStepMissing as i32],
+        "every failed check is reported"
+    );
+
+    // The submitter holding an AE role still cannot accept their own opportunity.
+    let own = token("acme", "sam", &[Role::Ae]);
+    assert_eq!(w.accept("opp-2", &own, "").await.unwrap_err().code(), Code::PermissionDenied);
+    // An AE cannot accept a failed gate without a justification, nor with a token one.
+    let ae = w.ae.clone();
+    let e = w.accept("opp-2", &ae, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(e.get_error_details().error_info().unwrap().reason, "GATE_NOT_PASSED");
+    assert_eq!(e.get_error_details().precondition_failure().unwrap().violations.len(), 3);
+    let e = w.accept("opp-2", &ae, "trust me").await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "override_justification");
+    assert!(w.decisions("opp-2").await.is_empty(), "refusals change nothing");
+
+    let r = w.accept("opp-2", &ae, "champion confirmed verbally by the CFO; demo moved to next week").await.unwrap();
+    let (o, d) = (r.opportunity.unwrap(), r.decision.unwrap());
+    assert!(o.overridden && d.overridden && !d.gate_passed);
+    assert_eq!(d.override_justification, "champion confirmed verbally by the CFO; demo moved to next week");
+    let got = w.c.get_opportunity(authed(pb::GetOpportunityRequest { opportunity_id: "opp-2".into() }, &w.sdr)).await;
+    assert!(got.unwrap().into_inner().opportunity.unwrap().overridden, "the flag is stored");
+}
+
+async fn many_concurrent_decisions_leave_exactly_one(b: Backend) {
+    let mut w = world(b).await;
+    w.submit(opportunity("opp-3")).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let mut c = w.c.clone();
+        let t = token("acme", &format!("ae-{i}"), &[Role::Ae]);
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let req = pb::AcceptOpportunityRequest { opportunity_id: "opp-3".into(), ..Default::default() };
+                c.accept_opportunity(authed(req, &t)).await.map(|_| ())
+            } else {
+                let req = pb::RejectOpportunityRequest {
+                    opportunity_id: "opp-3".into(),
+                    reason: pb::RejectionReason::NotIcp as i32,
+                    ..Default::default()
+                };
+                c.reject_opportunity(authed(req, &t)).await.map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(e) => assert!(matches!(e.code(), Code::Aborted | Code::FailedPrecondition), "{e:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one decision wins");
+    assert_eq!(w.decisions("opp-3").await.len(), 1);
+    // A stale expected_version is ABORTED, not last-write-wins.
+    w.submit(opportunity("opp-4")).await;
+    let req = pb::RejectOpportunityRequest {
+        opportunity_id: "opp-4".into(),
+        expected_version: 7,
+        reason: pb::RejectionReason::NoBudget as i32,
+        ..Default::default()
+    };
+    assert_eq!(w.c.reject_opportunity(authed(req, &w.ae)).await.unwrap_err().code(), Code::Aborted);
+}
+
+async fn retried_decisions_return_the_first_result(b: Backend) {
+    let mut w = world(b).await;
+    w.submit(opportunity("opp-5")).await;
+    let req = pb::RejectOpportunityRequest {
+        opportunity_id: "opp-5".into(),
+        reason: pb::RejectionReason::Other as i32,
+        note: "reseller deal, route to partners".into(),
+        request_id: "rej-1".into(),
+        ..Default::default()
+    };
+    let first = w.c.reject_opportunity(authed(req.clone(), &w.ae)).await.unwrap().into_inner();
+    let again = w.c.reject_opportunity(authed(req.clone(), &w.ae)).await.unwrap().into_inner();
+    assert_eq!(first, again);
+    assert_eq!(w.decisions("opp-5").await.len(), 1);
+    let other = pb::RejectOpportunityRequest { note: "something else entirely".into(), ..req };
+    let e = w.c.reject_opportunity(authed(other, &w.ae)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    // OTHER needs a note; an unknown reason is named.
+    let bad = pb::RejectOpportunityRequest {
+        opportunity_id: "opp-5".into(),
+        reason: pb::RejectionReason::Other as i32,
+        ..Default::default()
+    };
+    let e = w.c.reject_opportunity(authed(bad, &w.ae)).await.unwrap_err();
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "note");
+}
+
+async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
+    let mut w = world(b).await;
+    w.submit(opportunity("opp-6")).await;
+    let ae = w.ae.clone();
+    w.accept("opp-6", &ae, "").await.unwrap();
+    // Not yet abandoned: accepted just now.
+    let list = |days| pb::ListAbandonedOpportunitiesRequest { follow_up_days: days };
+    let abandoned = w.c.list_abandoned_opportunities(authed(list(0), &ae)).await.unwrap().into_inner();
+    assert!(abandoned.opportunities.is_empty());
+    // Whole seconds on the wire: let the clock pass the acceptance first.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let activity = pb::Activity {
+        r#type: pb::ActivityType::Meeting as i32,
+        meaningful: true,
+        occur_time: ts(0.0),
+        note: "discovery with the CFO".into(),
+        ..Default::default()
+    };
+    let req = pb::RecordActivityRequest {
+        opportunity_id: "opp-6".into(),
+        activity: Some(activity),
+        request_id: String::new(),
+    };
+    let r = w.c.record_activity(authed(req, &ae)).await.unwrap().into_inner();
+    assert!(r.opportunity.unwrap().first_meaningful_activity_time.is_some());
+    let adv = pb::AdvanceOpportunityRequest { opportunity_id: "opp-6".into(), ..Default::default() };
+    let o = w.c.advance_opportunity(authed(adv, &ae)).await.unwrap().into_inner().opportunity.unwrap();
+    assert_eq!(o.state, pb::OpportunityState::Proposal as i32);
+    let close = pb::CloseOpportunityRequest {
+        opportunity_id: "opp-6".into(),
+        won: true,
+        amount: Some(Money { amount_minor: 2_000_000, currency_code: "USD".into() }),
+        reason: "signed".into(),
+        ..Default::default()
+    };
+    let o = w.c.close_opportunity(authed(close, &ae)).await.unwrap().into_inner().opportunity.unwrap();
+    assert_eq!(o.state, pb::OpportunityState::ClosedWon as i32);
+    assert_eq!(o.closed_amount.unwrap().amount_minor, 2_000_000);
+
+    // Calibration: reject a second one, sample both, review: one agree, one disagree.
+    w.submit(opportunity("opp-7")).await;
+    let rej = pb::RejectOpportunityRequest {
+        opportunity_id: "opp-7".into(),
+        reason: pb::RejectionReason::NoTimeline as i32,
+        ..Default::default()
+    };
+    w.c.reject_opportunity(authed(rej, &ae)).await.unwrap();
+    let manager = token("acme", "mo", &[Role::Manager]);
+    let sample_req = pb::CreateCalibrationSampleRequest {
+        team: "emea-smb".into(),
+        start_time: ts(-1.0),
+        end_time: ts(1.0),
+        size: 10,
+        seed: 42,
+    };
+    let s1 = w.c.create_calibration_sample(authed(sample_req.clone(), &manager)).await.unwrap().into_inner();
+    let s2 = w.c.create_calibration_sample(authed(sample_req, &manager)).await.unwrap().into_inner();
+    assert_eq!(s1.decisions.len(), 2);
+    let ids =
+        |s: &pb::CreateCalibrationSampleResponse| s.decisions.iter().map(|d| d.decision_id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&s1), ids(&s2), "the same seed draws the same sample");
+    // The decider cannot review their own decision.
+    let own = pb::RecordCalibrationReviewRequest {
+        sample_id: s1.sample_id.clone(),
+        decision_id: s1.decisions[0].decision_id.clone(),
+        agree: true,
+        note: String::new(),
+    };
+    assert_eq!(
+        w.c.record_calibration_review(authed(own.clone(), &ae)).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    for (d, agree) in s1.decisions.iter().zip([true, false]) {
+        let review = pb::RecordCalibrationReviewRequest {
+            sample_id: s1.sample_id.clone(),
+            decision_id: d.decision_id.clone(),
+            agree,
+            note: if agree { String::new() } else { "would have accepted".into() },
+        };
+        w.c.record_calibration_review(authed(review, &manager)).await.unwrap();
+    }
+    let got =
+        w.c.get_calibration_agreement(authed(pb::GetCalibrationAgreementRequest { sample_id: s1.sample_id }, &manager))
+            .await
+            .unwrap()
+            .into_inner();
+    assert_eq!((got.reviewed, got.agreed, got.team.as_str()), (2, 1, "emea-smb"));
+    // One accept and one reject; the reviewer accepts both: p_o = 0.5, p_e = 0.5 * 1 + 0.5 * 0 = 0.5, kappa 0.
+    assert_eq!(got.kappa, Some(0.0));
+}
+
+on_both_backends!(
+    submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail,
+    every_role_against_every_mutating_rpc,
+    the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override,
+    many_concurrent_decisions_leave_exactly_one,
+    retried_decisions_return_the_first_result,
+    after_acceptance_activities_stages_close_and_calibration,
+);
+
+/// With lead scoring unreachable, a submission is UNAVAILABLE (with retry
+/// advice) and nothing is stored.
+#[tokio::test]
+async fn submit_without_lead_scoring_is_unavailable_and_stores_nothing() {
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = dead.local_addr().unwrap();
+    drop(dead);
+    let mut cfg = config("acceptance", Backend::Postgres).await;
+    cfg.scoring_url = Some(format!("http://{addr}"));
+    let svc = spawn::<Acceptance>(cfg).await;
+    let mut c = Client::new(svc.channel().await);
+    let sdr = token("acme", "sam", &[Role::Sdr]);
+    let req = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-1")), request_id: "s-1".into() };
+    let e = c.submit_opportunity(authed(req, &sdr)).await.unwrap_err();
+    assert_eq!(e.code(), Code::Unavailable);
+    assert!(e.get_error_details().retry_info().is_some());
+    let list = c.list_opportunities(authed(pb::ListOpportunitiesRequest::default(), &sdr)).await.unwrap().into_inner();
+    assert!(list.opportunities.is_empty());
+}
