@@ -154,7 +154,7 @@ fn validate_money(v: &mut Violations, field: &str, m: Option<&cpb::Money>, requi
         Some(m) => {
             v.check(m.amount_minor > 0, format!("{field}.amount_minor"), "must be positive");
             v.check(
-                m.amount_minor <= 1_000_000_000_000_00,
+                m.amount_minor <= 100_000_000_000_000,
                 format!("{field}.amount_minor"),
                 "must be at most 1e12 in major units",
             );
@@ -646,6 +646,7 @@ impl AcceptanceApi {
     }
 
     /// A later-stage move or a close.
+    #[allow(clippy::too_many_arguments)]
     async fn move_deal(
         &self,
         c: &Caller,
