@@ -89,6 +89,61 @@ impl SignalType {
     fn index(self) -> usize {
         self as usize
     }
+
+    /// Stable one-byte code for packed storage: the position in [`SignalType::ALL`]
+    /// plus one. New types are appended, so a code never changes meaning.
+    pub fn code(self) -> u8 {
+        self.index() as u8 + 1
+    }
+
+    /// The type of a [`SignalType::code`], if known.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(code).checked_sub(1)?).copied()
+    }
+}
+
+/// A lead's recent signals packed for a one-row read: 9 bytes per signal, the
+/// type's code then the occurrence time in microseconds (little-endian),
+/// newest first, at most a bound of entries.
+pub mod signal_log {
+    use chrono::DateTime;
+
+    use super::{Signal, SignalType};
+
+    const ENTRY: usize = 9;
+
+    /// Packs `signals` (any order) newest first, keeping at most `max`.
+    pub fn encode(signals: &[Signal], max: usize) -> Vec<u8> {
+        let mut sorted = signals.to_vec();
+        sorted.sort_by_key(|s| std::cmp::Reverse(s.occurred_at));
+        sorted.truncate(max);
+        let mut out = Vec::with_capacity(sorted.len() * ENTRY);
+        for s in &sorted {
+            out.push(s.kind.code());
+            out.extend_from_slice(&s.occurred_at.timestamp_micros().to_le_bytes());
+        }
+        out
+    }
+
+    /// Unpacks a log; entries of unknown type or time are skipped.
+    pub fn decode(log: &[u8]) -> Vec<Signal> {
+        log.chunks_exact(ENTRY)
+            .filter_map(|e| {
+                let micros = i64::from_le_bytes(e[1..].try_into().ok()?);
+                Some(Signal {
+                    kind: SignalType::from_code(e[0])?,
+                    occurred_at: DateTime::from_timestamp_micros(micros)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The log with `new` signals added, still newest first and bounded by `max`.
+    pub fn merge(log: &[u8], new: &[Signal], max: usize) -> Vec<u8> {
+        let mut all = decode(log);
+        all.extend_from_slice(new);
+        encode(&all, max)
+    }
 }
 
 /// One engagement signal.
@@ -508,6 +563,35 @@ fn contains_ignore_case(haystack: &str, needle_lower: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn signal_codes_are_stable_and_round_trip() {
+        assert_eq!(SignalType::PricingPageVisit.code(), 1);
+        assert_eq!(SignalType::EmailUnsubscribe.code(), 13);
+        for t in SignalType::ALL {
+            assert_eq!(SignalType::from_code(t.code()), Some(t));
+        }
+        assert_eq!(SignalType::from_code(0), None);
+        assert_eq!(SignalType::from_code(14), None);
+    }
+
+    #[test]
+    fn signal_log_keeps_the_newest_within_its_bound() {
+        let at = |h: i64| DateTime::from_timestamp(1_700_000_000 + h * 3600, 123_000).unwrap();
+        let sig = |kind, h| Signal { kind, occurred_at: at(h) };
+        let log = signal_log::encode(&[sig(SignalType::DemoRequest, 1), sig(SignalType::FormSubmit, 3)], 10);
+        assert_eq!(log.len(), 18);
+        let merged = signal_log::merge(&log, &[sig(SignalType::MeetingHeld, 2), sig(SignalType::TrialSignup, 0)], 3);
+        assert_eq!(
+            signal_log::decode(&merged),
+            vec![sig(SignalType::FormSubmit, 3), sig(SignalType::MeetingHeld, 2), sig(SignalType::DemoRequest, 1)]
+        );
+        // A truncated tail or an unknown code is skipped, not misread.
+        let mut bad = merged.clone();
+        bad[0] = 200;
+        bad.push(1);
+        assert_eq!(signal_log::decode(&bad).len(), 2);
+    }
+
     use super::*;
     use chrono::Duration;
     use proptest::prelude::*;

@@ -52,6 +52,10 @@ pub mod lead {
         pub score_total: Option<i32>,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        /// The most recent signals packed by `qualify_domain::scoring::signal_log`
+        /// (`None`: none yet), kept in the ingest transaction so that a stored
+        /// score reads one row; the `signals` table stays the record.
+        pub signal_log: Option<Vec<u8>>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

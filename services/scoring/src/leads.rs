@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use prost::Message;
-use qualify_domain::scoring::{Profile, Score, Signal, SignalType};
+use qualify_domain::scoring::{Profile, Score, Signal, SignalType, signal_log};
 use qualify_domain::{LeadStage, Mover, Role, Segment, StageError, StakeholderRole};
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::{ApiError, outbox};
@@ -20,7 +20,7 @@ use crate::cards::{Card, Cards};
 use crate::entity::{account, contact, lead, signal, stage_change};
 
 /// Most recent signals of a lead that a score reads.
-pub const MAX_SIGNALS_PER_LEAD: u64 = 5000;
+pub const MAX_SIGNALS_PER_LEAD: usize = 5000;
 
 /// Who acts: a verified caller, or the scoring engine on a threshold.
 #[derive(Debug, Clone)]
@@ -56,6 +56,11 @@ impl LeadData {
         self.account.segment.as_deref().and_then(Segment::parse)
     }
 
+    /// Its most recent signals, newest first (from the packed log).
+    pub fn signals(&self) -> Vec<Signal> {
+        self.lead.signal_log.as_deref().map(signal_log::decode).unwrap_or_default()
+    }
+
     /// The attributes fit rules test.
     pub fn profile(&self) -> Profile {
         let c = self.contact.as_ref();
@@ -89,39 +94,34 @@ pub async fn load(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Res
     Ok(LeadData { lead, account, contact })
 }
 
-/// A lead with everything its score reads. On PostgreSQL this is one round
-/// trip (the lead joined to its account and contact, and its most recent
-/// signals aggregated in the same statement); elsewhere, the plain queries.
-pub async fn load_for_score(
-    db: &DatabaseConnection,
-    tenant: &str,
-    lead_id: &str,
-) -> Result<(LeadData, Vec<Signal>), ApiError> {
+/// A lead with everything its score reads (its signals travel packed in the
+/// lead row). On PostgreSQL this is one statement, the lead joined to its
+/// account and contact; elsewhere, the plain primary-key reads.
+pub async fn load_for_score(db: &DatabaseConnection, tenant: &str, lead_id: &str) -> Result<LeadData, ApiError> {
     if db.get_database_backend() != DbBackend::Postgres {
-        let data = load(db, tenant, lead_id).await?;
-        let sigs = signals(db, tenant, &data.lead.lead_id).await?;
-        return Ok((data, sigs));
+        return load(db, tenant, lead_id).await;
     }
-    let cols = |alias: &str, names: Vec<&str>| {
-        names.iter().map(|c| format!("{alias}.\"{c}\" AS \"{alias}_{c}\"")).collect::<Vec<_>>().join(", ")
-    };
-    let sql = format!(
-        "SELECT {}, {}, {}, \
-           (SELECT coalesce(json_agg(json_build_array(s.kind, \
-                     (extract(epoch FROM s.occurred_at) * 1000000)::bigint)), '[]'::json)::text \
-              FROM (SELECT kind, occurred_at FROM signals \
-                     WHERE tenant_id = $1 AND lead_id = $2 ORDER BY occurred_at DESC LIMIT {MAX_SIGNALS_PER_LEAD}) s \
-           ) AS sigs \
-         FROM leads l \
-         JOIN accounts a ON a.tenant_id = l.tenant_id AND a.account_id = l.account_id \
-         LEFT JOIN contacts c ON c.tenant_id = l.tenant_id AND c.contact_id = l.contact_id \
-         WHERE l.tenant_id = $1 AND l.lead_id = $2",
-        cols("l", lead::Column::iter().map(|c| c.as_str()).collect()),
-        cols("a", account::Column::iter().map(|c| c.as_str()).collect()),
-        cols("c", contact::Column::iter().map(|c| c.as_str()).collect()),
-    );
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cols = |alias: &str, names: Vec<&str>| {
+            names.iter().map(|c| format!("{alias}.\"{c}\" AS \"{alias}_{c}\"")).collect::<Vec<_>>().join(", ")
+        };
+        format!(
+            "SELECT {}, {}, {} \
+             FROM leads l \
+             JOIN accounts a ON a.tenant_id = l.tenant_id AND a.account_id = l.account_id \
+             LEFT JOIN contacts c ON c.tenant_id = l.tenant_id AND c.contact_id = l.contact_id \
+             WHERE l.tenant_id = $1 AND l.lead_id = $2",
+            cols("l", lead::Column::iter().map(|c| c.as_str()).collect()),
+            cols("a", account::Column::iter().map(|c| c.as_str()).collect()),
+            cols("c", contact::Column::iter().map(|c| c.as_str()).collect()),
+        )
+    });
     let row = db
-        .query_one_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [tenant.into(), lead_id.into()]))
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            SQL.as_str(),
+            [tenant.into(), lead_id.into()],
+        ))
         .await?
         .ok_or_else(|| ApiError::NotFound { kind: "lead", id: lead_id.to_string() })?;
     let lead = lead::Model::from_query_result(&row, "l_")?;
@@ -130,16 +130,7 @@ pub async fn load_for_score(
         Some(_) => Some(contact::Model::from_query_result(&row, "c_")?),
         None => None,
     };
-    let raw: String = row.try_get("", "sigs")?;
-    let pairs: Vec<(String, i64)> =
-        serde_json::from_str(&raw).map_err(|e| ApiError::Internal(anyhow::anyhow!("signal aggregate: {e}")))?;
-    let sigs = pairs
-        .into_iter()
-        .filter_map(|(k, micros)| {
-            Some(Signal { kind: SignalType::parse(&k)?, occurred_at: DateTime::from_timestamp_micros(micros)? })
-        })
-        .collect();
-    Ok((LeadData { lead, account, contact }, sigs))
+    Ok(LeadData { lead, account, contact })
 }
 
 /// The lead's most recent signals.
@@ -151,7 +142,7 @@ pub async fn signals(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> 
         .filter(signal::Column::TenantId.eq(tenant))
         .filter(signal::Column::LeadId.eq(lead_id))
         .order_by_desc(signal::Column::OccurredAt)
-        .limit(MAX_SIGNALS_PER_LEAD)
+        .limit(MAX_SIGNALS_PER_LEAD as u64)
         .into_tuple()
         .all(db)
         .await?;
@@ -171,8 +162,7 @@ pub async fn score(
     now: DateTime<Utc>,
 ) -> Result<(Score, std::sync::Arc<Card>), ApiError> {
     let card = cards.resolve(db, tenant, data.segment(), version).await?;
-    let sigs = signals(db, tenant, &data.lead.lead_id).await?;
-    Ok((card.compiled.score(&data.profile(), &sigs, now), card))
+    Ok((card.compiled.score(&data.profile(), &data.signals(), now), card))
 }
 
 /// The wire form of a score.

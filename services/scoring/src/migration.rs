@@ -2,6 +2,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use qualify_domain::scoring::signal_log;
+
 use crate::entity::{account, contact, lead, scorecard, signal, stage_change};
 
 /// All migrations, in order.
@@ -14,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::outbox::Migration),
             Box::new(M001AccountsLeads),
             Box::new(M002ContactsSignalsScorecards),
+            Box::new(M003SignalLog),
         ]
     }
 }
@@ -208,5 +211,51 @@ impl MigrationTrait for M002ContactsSignalsScorecards {
                 .to_owned(),
         )
         .await
+    }
+}
+
+/// The packed per-lead signal log, filled from the signals already stored.
+pub struct M003SignalLog;
+
+impl MigrationName for M003SignalLog {
+    fn name(&self) -> &str {
+        "m20261123_000003_signal_log"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M003SignalLog {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use sea_orm::{ActiveModelTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryOrder, Set};
+        m.alter_table(
+            Table::alter()
+                .table(lead::Entity)
+                .add_column(ColumnDef::new(lead::Column::SignalLog).blob().null())
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        let mut pages = lead::Entity::find()
+            .order_by_asc(lead::Column::TenantId)
+            .order_by_asc(lead::Column::LeadId)
+            .paginate(db, 500);
+        while let Some(page) = pages.fetch_and_next().await? {
+            for l in page {
+                let sigs = crate::leads::signals(db, &l.tenant_id, &l.lead_id)
+                    .await
+                    .map_err(|e| DbErr::Custom(format!("reading the signals of lead {}: {e:?}", l.lead_id)))?;
+                if sigs.is_empty() {
+                    continue;
+                }
+                let mut row = l.into_active_model();
+                row.signal_log = Set(Some(signal_log::encode(&sigs, crate::leads::MAX_SIGNALS_PER_LEAD)));
+                row.update(db).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.alter_table(Table::alter().table(lead::Entity).drop_column(lead::Column::SignalLog).to_owned()).await
     }
 }

@@ -196,7 +196,41 @@ on_both_backends!(
     people_move_leads_and_every_move_is_history,
     the_event_stream_resumes_from_a_cursor,
     account_rollup_shows_multi_threading_and_influence,
+    concurrent_batches_for_one_lead_lose_no_signal,
 );
+
+/// Batches for the same lead from several callers at once: the lead's packed
+/// signal log (what a stored score reads) ends up holding every signal.
+async fn concurrent_batches_for_one_lead_lose_no_signal(b: Backend) {
+    let mut w = world(b).await;
+    w.seed().await;
+    w.publish(scorecard(100_000)).await;
+    let calls = (0..8).map(|batch| {
+        let (mut c, bot) = (w.c.clone(), w.bot.clone());
+        tokio::spawn(async move {
+            let signals =
+                (0..5).map(|i| signal(&format!("b{batch}-{i}"), SignalType::DemoRequest, f64::from(i))).collect();
+            c.ingest_signals(authed(pb::IngestSignalsRequest { signals }, &bot)).await.unwrap().into_inner()
+        })
+    });
+    for r in futures::future::join_all(calls).await {
+        assert_eq!(r.unwrap().accepted_count, 5);
+    }
+    let s =
+        w.c.score_lead(authed(
+            pb::ScoreLeadRequest { target: Some(Target::LeadId("lead-1".into())), scorecard_version: 0 },
+            &w.sdr,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .score
+        .unwrap();
+    let demo = s.contributions.iter().find(|c| c.rule_id == "demo").unwrap();
+    assert_eq!((demo.signal_count, demo.points), (40, 40 * 40));
+    // The score stored by the last batch agrees with the one read by id.
+    assert_eq!(w.lead().await.score.unwrap().engagement, s.engagement);
+}
 
 async fn scorecards_are_validated_versioned_and_immutable(b: Backend) {
     let mut w = world(b).await;

@@ -299,6 +299,7 @@ impl ScoringApi {
                     score_total: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
+                    signal_log: Set(None),
                 };
                 let m = row.insert(txn).await.map_err(|e| {
                     if is_unique_violation(&e) {

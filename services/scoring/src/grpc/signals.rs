@@ -1,16 +1,17 @@
 //! Signal ingestion: a result per item, duplicates counted once, and the
 //! affected leads re-scored (and moved on thresholds) in the same transaction.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{Duration, Utc};
 use qualify_domain::Caller;
-use qualify_domain::scoring::SignalType;
+use qualify_domain::scoring::{Signal, SignalType, signal_log};
 use qualify_platform::validate::is_resource_id;
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as pb, SignalOutcome};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait, TryInsertResult};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult};
 
 use super::ScoringApi;
 use crate::entity::{lead, signal};
@@ -70,9 +71,13 @@ impl ScoringApi {
             req.signals.iter().map(|s| s.lead_id.as_str()).filter(|id| is_resource_id(id)).collect();
 
         let txn = self.db.begin().await?;
+        // The leads are locked (in key order, so batches cannot deadlock) because
+        // their signal logs are rewritten below.
         let leads: HashMap<String, lead::Model> = lead::Entity::find()
             .filter(lead::Column::TenantId.eq(tenant))
             .filter(lead::Column::LeadId.is_in(lead_ids))
+            .order_by_asc(lead::Column::LeadId)
+            .lock_exclusive()
             .all(&txn)
             .await?
             .into_iter()
@@ -80,7 +85,7 @@ impl ScoringApi {
             .collect();
 
         let mut out = pb::IngestSignalsResponse::default();
-        let mut touched = BTreeSet::new();
+        let mut touched: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
         for (s, c) in req.signals.iter().zip(checked) {
             let mut result = pb::SignalResult { signal_id: s.signal_id.clone(), ..Default::default() };
             let stored = c.and_then(|(kind, at)| match leads.get(&s.lead_id) {
@@ -109,7 +114,7 @@ impl ScoringApi {
                     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
                         result.outcome = SignalOutcome::Accepted as i32;
                         out.accepted_count += 1;
-                        touched.insert(s.lead_id.clone());
+                        touched.entry(s.lead_id.clone()).or_default().push(Signal { kind, occurred_at: at });
                     } else {
                         result.outcome = SignalOutcome::Duplicate as i32;
                         out.duplicate_count += 1;
@@ -119,9 +124,20 @@ impl ScoringApi {
             out.results.push(result);
         }
 
-        // Re-score what changed. Without a scorecard the signals are kept and
-        // count as soon as one is published.
-        for lead_id in touched {
+        // Each touched lead's packed log takes its new signals, then the lead is
+        // re-scored. Without a scorecard the signals are kept and count as soon
+        // as one is published.
+        for (lead_id, new) in &touched {
+            let Some(l) = leads.get(lead_id) else { continue };
+            let log = signal_log::merge(l.signal_log.as_deref().unwrap_or_default(), new, leads::MAX_SIGNALS_PER_LEAD);
+            lead::Entity::update_many()
+                .col_expr(lead::Column::SignalLog, Expr::value(log))
+                .filter(lead::Column::TenantId.eq(tenant))
+                .filter(lead::Column::LeadId.eq(lead_id.as_str()))
+                .exec(&txn)
+                .await?;
+        }
+        for lead_id in touched.into_keys() {
             let data = leads::load(&txn, tenant, &lead_id).await?;
             let (score, card) = match leads::score(&txn, &self.cards, tenant, &data, 0, now).await {
                 Ok(s) => s,
