@@ -40,6 +40,9 @@ enum Scenario {
     ScoreInline,
     /// `ScoreLead` of a stored lead by id (attributes and 50 signals read from the database).
     ScoreStored,
+    /// `SubmitOpportunity` (snapshot from lead scoring over gRPC) then `AcceptOpportunity` by an AE:
+    /// one unit is the pair, two write transactions. Compare with `--pgbench` (one-row inserts).
+    AcceptOpportunity,
 }
 
 #[derive(Parser)]
@@ -63,8 +66,9 @@ struct Args {
     /// Give the service the machine's Redis as its scorecard cache.
     #[arg(long)]
     redis: bool,
-    /// Also measure `pgbench -S` (select-only) on the same PostgreSQL in this run, with as many
-    /// clients as the service has pooled connections.
+    /// Also measure `pgbench` on the same PostgreSQL in this run, with as many clients as the
+    /// service has pooled connections and as the load's concurrency: select-only (`-S`) for
+    /// reads, a one-row-insert transaction for `accept-opportunity`.
     #[arg(long)]
     pgbench: bool,
     /// Stored leads to spread ScoreStored requests over.
@@ -207,6 +211,74 @@ fn candidate() -> acc::GateCandidate {
     }
 }
 
+/// An opportunity for `lead-1` that passes the SMB default gate: BANT
+/// confirmed, economic buyer and champion mapped, a demo in three days.
+fn opportunity(id: &str) -> acc::Opportunity {
+    let c = candidate();
+    acc::Opportunity {
+        opportunity_id: id.to_string(),
+        lead_id: "lead-1".into(),
+        amount: Some(qualify_proto::common::Money { amount_minor: 2_400_000, currency_code: "USD".into() }),
+        expected_close_time: c.next_step.as_ref().and_then(|n| n.scheduled_time),
+        segment: c.segment,
+        evidence: c.evidence,
+        stakeholders: c.stakeholders,
+        next_step: c.next_step,
+        team: "emea-smb".into(),
+        ..Default::default()
+    }
+}
+
+/// Lead scoring with `lead-1` at SQL and the candidate's two contacts verified two days ago.
+async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
+    let mut c = LeadScoringServiceClient::new(ch);
+    let bot = token("bench", "sync", &[Role::Service]);
+    let sdr = token("bench", "sam", &[Role::Sdr]);
+    let account = sc::Account { account_id: "acc-1".into(), segment: Segment::Smb as i32, ..Default::default() };
+    let mut up = false;
+    for _ in 0..100 {
+        let req = sc::CreateAccountRequest { account: Some(account.clone()), request_id: "seed-account".into() };
+        if c.create_account(authed(req, &bot)).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::ensure!(up, "the scoring service did not come up");
+    for s in candidate().stakeholders {
+        let contact = sc::Contact {
+            contact_id: s.contact_id.clone(),
+            account_id: "acc-1".into(),
+            full_name: s.contact_id.clone(),
+            buying_role: s.role,
+            email: format!("{}@bench.test", s.contact_id),
+            email_status: sc::VerificationStatus::Verified as i32,
+            email_verify_time: s.verify_time,
+            ..Default::default()
+        };
+        c.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+            .await?;
+    }
+    let lead = sc::Lead {
+        lead_id: "lead-1".into(),
+        account_id: "acc-1".into(),
+        source: LeadSource::Inbound as i32,
+        owner_sdr: "sam".into(),
+        contact_id: "c1".into(),
+        ..Default::default()
+    };
+    c.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await?;
+    c.accept_lead(authed(sc::AcceptLeadRequest { lead_id: "lead-1".into(), request_id: String::new() }, &sdr)).await?;
+    let q = sc::QualifyLeadRequest {
+        lead_id: "lead-1".into(),
+        discovery_call_held: true,
+        pain_statement: "month-end close takes nine days".into(),
+        request_id: String::new(),
+    };
+    c.qualify_lead(authed(q, &sdr)).await?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -318,6 +390,44 @@ async fn main() -> anyhow::Result<()> {
                 .await
             }
         }
+        Scenario::AcceptOpportunity => {
+            let scoring = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
+            seed_sql_lead(scoring.channel().await).await?;
+            let mut cfg = config("acceptance", backend).await;
+            cfg.scoring_url = Some(scoring.url());
+            let svc = spawn::<qualify_acceptance::Acceptance>(cfg).await;
+            let chans = channels(&svc.url(), args.connections).await?;
+            let sdr = Arc::new(token("bench", "sam", &[Role::Sdr]));
+            let ae = Arc::new(token("bench", "alex", &[Role::Ae]));
+            let stats = drive(&chans, args.concurrency, args.seconds, move |ch, i| {
+                let (sdr, ae) = (sdr.clone(), ae.clone());
+                async move {
+                    let mut c = OpportunityAcceptanceServiceClient::new(ch);
+                    let id = format!("opp-{i}");
+                    let req = acc::SubmitOpportunityRequest {
+                        opportunity: Some(opportunity(&id)),
+                        request_id: format!("submit-{i}"),
+                    };
+                    c.submit_opportunity(authed(req, &sdr)).await?;
+                    if std::env::var("HACK_SUBMIT_ONLY").is_ok() {
+                        return Ok(());
+                    }
+                    let req = acc::AcceptOpportunityRequest {
+                        opportunity_id: id,
+                        request_id: format!("accept-{i}"),
+                        ..Default::default()
+                    };
+                    let accepted = c.accept_opportunity(authed(req, &ae)).await?.into_inner();
+                    match accepted.opportunity.map(|o| o.state) {
+                        Some(s) if s == acc::OpportunityState::Accepted as i32 => Ok(()),
+                        other => Err(Status::internal(format!("accepted opportunity is in state {other:?}"))),
+                    }
+                }
+            })
+            .await;
+            drop(scoring);
+            stats
+        }
         Scenario::EvaluateGate => {
             let svc = spawn::<qualify_acceptance::Acceptance>(config("acceptance", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;
@@ -338,10 +448,15 @@ async fn main() -> anyhow::Result<()> {
     println!("ratio to baseline: {:.2}x requests/s", stats.rps() / base.rps().max(1.0));
     if args.pgbench {
         let clients = qualify_testkit::config("pgbench", Backend::Sqlite).await.database_max_connections.max(8);
+        let workload = if matches!(args.scenario, Scenario::AcceptOpportunity) {
+            Pgbench::InsertOneRow
+        } else {
+            Pgbench::SelectOnly
+        };
         for c in [clients as usize, args.concurrency] {
-            let tps = pgbench_select_only(c, args.seconds)?;
-            println!("{:<28} {:>10.0} tps     ({c} clients, select-only)", "pgbench -S", tps);
-            println!("ratio to pgbench -S ({c} clients): {:.2}x", stats.rps() / tps.max(1.0));
+            let tps = pgbench(workload, c, args.seconds)?;
+            println!("{:<28} {:>10.0} tps     ({c} clients)", workload.name(), tps);
+            println!("ratio to {} ({c} clients): {:.2}x", workload.name(), stats.rps() / tps.max(1.0));
         }
     }
     Ok(())
@@ -467,21 +582,69 @@ async fn seed_scoring(ch: Channel, t: &str, revops: &str, leads: usize) -> anyho
     Ok(())
 }
 
-/// `pgbench -S` against a scratch database on the same server; returns transactions/s.
-fn pgbench_select_only(clients: usize, seconds: u64) -> anyhow::Result<f64> {
+/// What `pgbench` runs.
+#[derive(Clone, Copy)]
+enum Pgbench {
+    /// The built-in select-only script (`-S`): one primary-key read per transaction.
+    SelectOnly,
+    /// A transaction as an application runs it (`BEGIN`, one `INSERT` of a row shaped like an
+    /// opportunity: tenant, id, state, version, body; `END`), durably committed.
+    InsertOneRow,
+}
+
+impl Pgbench {
+    fn name(self) -> &'static str {
+        match self {
+            Pgbench::SelectOnly => "pgbench -S",
+            Pgbench::InsertOneRow => "pgbench one-row insert txn",
+        }
+    }
+}
+
+/// `pgbench` against a scratch database on the same server; returns transactions/s.
+fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    // The service's URL with another database, its options (sslmode, ...) kept:
+    // pgbench and the service reach PostgreSQL the same way.
     let url = qualify_testkit::postgres_url();
-    let root = url.rsplit_once('/').map(|(r, _)| r).unwrap_or(&url);
-    let db = format!("{root}/qualify_pgbench");
+    let (base, query) = url.split_once('?').map_or((url.as_str(), ""), |(b, q)| (b, q));
+    let root = base.rsplit_once('/').map(|(r, _)| r).unwrap_or(base);
+    let db =
+        if query.is_empty() { format!("{root}/qualify_pgbench") } else { format!("{root}/qualify_pgbench?{query}") };
     let _ = std::process::Command::new("psql").args([&url, "-qc", "CREATE DATABASE qualify_pgbench"]).output();
-    let init = std::process::Command::new("pgbench").args(["-i", "-q", "-s", "10", &db]).output()?;
-    anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
-    let out = std::process::Command::new("pgbench")
-        .args(["-S", "-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), &db])
-        .output()?;
+    let mut run = std::process::Command::new("pgbench");
+    run.args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()]);
+    let script = std::env::temp_dir().join(format!("qualify-pgbench-{}.sql", std::process::id()));
+    match workload {
+        Pgbench::SelectOnly => {
+            let init = std::process::Command::new("pgbench").args(["-i", "-q", "-s", "10", &db]).output()?;
+            anyhow::ensure!(init.status.success(), "pgbench -i failed: {}", String::from_utf8_lossy(&init.stderr));
+            run.arg("-S");
+        }
+        Pgbench::InsertOneRow => {
+            let ddl = "DROP TABLE IF EXISTS loadgen_insert; CREATE TABLE loadgen_insert \
+                (tenant_id text NOT NULL, opportunity_id uuid NOT NULL DEFAULT gen_random_uuid(), \
+                 state text NOT NULL, version bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), \
+                 body bytea NOT NULL, PRIMARY KEY (tenant_id, opportunity_id))";
+            let made = std::process::Command::new("psql").args([db.as_str(), "-qc", ddl]).output()?;
+            anyhow::ensure!(
+                made.status.success(),
+                "creating the insert table failed: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            std::fs::write(
+                &script,
+                "BEGIN;\nINSERT INTO loadgen_insert (tenant_id, state, version, body) \
+                 VALUES ('bench', 'pending_review', 1, convert_to(repeat('x', 400), 'UTF8'));\nEND;\n",
+            )?;
+            run.arg("-f").arg(&script);
+        }
+    }
+    let out = run.arg(&db).output()?;
+    let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find(|l| l.starts_with("tps = "))
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}"))
+        .ok_or_else(|| anyhow::anyhow!("no tps in pgbench output: {text}{}", String::from_utf8_lossy(&out.stderr)))
 }

@@ -9,6 +9,11 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::config::ServiceConfig;
 
+/// Whether `e` is a unique-key violation: the row (or key) already exists.
+pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
 /// Lower-case SQL identifiers only: schema names are interpolated into DDL.
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
@@ -31,7 +36,10 @@ pub async fn connect_url(url: &str, schema: Option<&str>, max_connections: u32) 
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .max_connections(max_connections)
-        .min_connections(1);
+        .min_connections(1)
+        // A ping on every checkout costs a round trip per transaction; only a
+        // connection that sat idle (and may have been cut) is checked first.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
     if url.starts_with("sqlite:") {
         if let Some(path) = sqlite_path(url)
             && let Some(dir) = std::path::Path::new(path).parent()

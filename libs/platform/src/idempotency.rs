@@ -1,7 +1,7 @@
 //! Idempotent writes (AIP-155): the key `(tenant, method, request_id)` is
-//! claimed with `INSERT … ON CONFLICT DO NOTHING` inside the same transaction
-//! as the change, and the response is stored with it. A replay returns the
-//! stored response; the same key with another payload is refused.
+//! stored with the response inside the same transaction as the change
+//! (`INSERT … ON CONFLICT DO NOTHING`). A replay returns the stored response;
+//! the same key with another payload is refused.
 
 use chrono::{DateTime, Duration, Utc};
 use futures::future::BoxFuture;
@@ -107,8 +107,16 @@ pub struct Key<'a> {
 }
 
 /// Runs `work` in a transaction guarded by the idempotency key. With an empty
-/// `request_id` it is a plain transaction. An error rolls back the change and
-/// the claim together, so a failed call can be retried with the same key.
+/// `request_id` it is a plain transaction.
+///
+/// The key is claimed, with the response, at the end of the same transaction
+/// (`INSERT … ON CONFLICT DO NOTHING`): one statement on the common path. If
+/// the key is already there (a replay, or a retry racing the first call),
+/// this transaction's change is rolled back and the stored response returned,
+/// or the call refused when the key came with another payload. If `work`
+/// fails, a stored response for the key is returned instead of the error (a
+/// replay of a call whose change makes it fail now, such as a second create);
+/// otherwise nothing was stored and the call can be retried with the same key.
 pub async fn run<Req, Resp, F>(db: &DatabaseConnection, key: Key<'_>, request: &Req, work: F) -> Result<Resp, ApiError>
 where
     Req: Message,
@@ -116,44 +124,56 @@ where
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Resp, ApiError>>,
 {
     let txn = db.begin().await?;
-    let hash = hex::encode(Sha256::digest(request.encode_to_vec()));
-    if !key.request_id.is_empty() {
-        let claim = entity::ActiveModel {
-            tenant_id: Set(key.tenant.to_string()),
-            method: Set(key.method.to_string()),
-            request_id: Set(key.request_id.to_string()),
-            request_hash: Set(hash.clone()),
-            response: Set(Vec::new()),
-            created_at: Set(Utc::now()),
-        };
-        let inserted = entity::Entity::insert(claim).on_conflict_do_nothing().exec_without_returning(&txn).await?;
-        if !matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
-            let stored = entity::Entity::find_by_id((
-                key.tenant.to_string(),
-                key.method.to_string(),
-                key.request_id.to_string(),
-            ))
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency key vanished")))?;
-            if stored.request_hash != hash {
-                return Err(ApiError::IdempotencyKeyReused);
-            }
-            return Resp::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(e.into()));
+    let response = match work(&txn).await {
+        Ok(r) => r,
+        Err(e) => {
+            txn.rollback().await?;
+            return match stored(db, key).await? {
+                Some(s) => replay(s, request),
+                None => Err(e),
+            };
         }
+    };
+    if key.request_id.is_empty() {
+        txn.commit().await?;
+        return Ok(response);
     }
-    let response = work(&txn).await?;
-    if !key.request_id.is_empty() {
-        entity::Entity::update_many()
-            .col_expr(entity::Column::Response, Expr::value(response.encode_to_vec()))
-            .filter(entity::Column::TenantId.eq(key.tenant))
-            .filter(entity::Column::Method.eq(key.method))
-            .filter(entity::Column::RequestId.eq(key.request_id))
-            .exec(&txn)
-            .await?;
+    let claim = entity::ActiveModel {
+        tenant_id: Set(key.tenant.to_string()),
+        method: Set(key.method.to_string()),
+        request_id: Set(key.request_id.to_string()),
+        request_hash: Set(hash(request)),
+        response: Set(response.encode_to_vec()),
+        created_at: Set(Utc::now()),
+    };
+    let inserted = entity::Entity::insert(claim).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+    if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
+        txn.commit().await?;
+        return Ok(response);
     }
-    txn.commit().await?;
-    Ok(response)
+    txn.rollback().await?;
+    let s = stored(db, key).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency key vanished")))?;
+    replay(s, request)
+}
+
+fn hash(request: &impl Message) -> String {
+    hex::encode(Sha256::digest(request.encode_to_vec()))
+}
+
+async fn stored(db: &DatabaseConnection, key: Key<'_>) -> Result<Option<entity::Model>, ApiError> {
+    if key.request_id.is_empty() {
+        return Ok(None);
+    }
+    let id = (key.tenant.to_string(), key.method.to_string(), key.request_id.to_string());
+    Ok(entity::Entity::find_by_id(id).one(db).await?)
+}
+
+/// The stored response, if `request` is the call that stored it.
+fn replay<Resp: Message + Default>(stored: entity::Model, request: &impl Message) -> Result<Resp, ApiError> {
+    if stored.request_hash != hash(request) {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    Resp::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// Deletes keys older than the retention window; returns how many.

@@ -87,17 +87,43 @@ impl MigrationTrait for Migration {
     }
 }
 
-/// Appends an event inside the caller's transaction.
-pub async fn append(txn: &impl ConnectionTrait, tenant: &str, event_id: &str, payload: Vec<u8>) -> Result<(), DbErr> {
-    let row = entity::ActiveModel {
+/// An index of the events still waiting for a position, so the relay finds
+/// them without walking the whole history (on PostgreSQL an ordered index scan
+/// also learns to skip the entries of rows already stamped).
+pub struct UnstampedIndex;
+
+impl MigrationName for UnstampedIndex {
+    fn name(&self) -> &str {
+        "m20261123_000001_outbox_unstamped"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for UnstampedIndex {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.get_connection()
+            .execute_unprepared("CREATE INDEX IF NOT EXISTS idx_outbox_unstamped ON outbox (id) WHERE seq IS NULL")
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Appends events `(event id, encoded event)` inside the caller's transaction, in one statement.
+pub async fn append(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    events: impl IntoIterator<Item = (String, Vec<u8>)>,
+) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let rows = events.into_iter().map(|(event_id, payload)| entity::ActiveModel {
         seq: Set(None),
-        event_id: Set(event_id.to_string()),
+        event_id: Set(event_id),
         tenant_id: Set(tenant.to_string()),
         payload: Set(payload),
-        created_at: Set(Utc::now()),
+        created_at: Set(now),
         ..Default::default()
-    };
-    entity::Entity::insert(row).exec_without_returning(txn).await?;
+    });
+    entity::Entity::insert_many(rows).exec_without_returning(txn).await?;
     Ok(())
 }
 

@@ -14,6 +14,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::outbox::Migration),
             Box::new(M001GatePolicies),
             Box::new(M002Opportunities),
+            Box::new(qualify_platform::outbox::UnstampedIndex),
         ]
     }
 }

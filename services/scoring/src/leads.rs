@@ -304,7 +304,7 @@ pub async fn emit(
         occur_time: Some(timestamp(now)),
         payload: Some(payload),
     };
-    outbox::append(txn, tenant, &event_id, event.encode_to_vec()).await?;
+    outbox::append(txn, tenant, [(event_id, event.encode_to_vec())]).await?;
     Ok(())
 }
 

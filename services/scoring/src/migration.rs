@@ -17,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(M001AccountsLeads),
             Box::new(M002ContactsSignalsScorecards),
             Box::new(M003SignalLog),
+            Box::new(qualify_platform::outbox::UnstampedIndex),
         ]
     }
 }

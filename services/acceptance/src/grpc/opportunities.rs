@@ -8,6 +8,7 @@ use prost::Message;
 use qualify_domain::gate::{self, GateCandidate};
 use qualify_domain::opportunity::is_abandoned;
 use qualify_domain::{Caller, LeadStage, OpportunityAction, OpportunityState, Segment, TransitionError};
+use qualify_platform::db::is_unique_violation;
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations, idempotency, outbox, page};
@@ -16,8 +17,7 @@ use qualify_proto::common as cpb;
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
 use super::policy::{decode_gate_inputs, encode_result, policy_in_force};
@@ -101,34 +101,31 @@ async fn save(txn: &DatabaseTransaction, tenant: &str, o: &pb::Opportunity, read
     Ok(())
 }
 
-/// Appends an event to the outbox in the caller's transaction.
+/// Appends events to the outbox in the caller's transaction (one statement).
 async fn emit(
     txn: &DatabaseTransaction,
     tenant: &str,
     now: DateTime<Utc>,
-    payload: pb::event::Payload,
+    payloads: impl IntoIterator<Item = pb::event::Payload>,
 ) -> Result<(), ApiError> {
-    let event_id = uuid::Uuid::now_v7().to_string();
-    let event = pb::Event {
-        event_id: event_id.clone(),
-        sequence: 0,
-        tenant: tenant.to_string(),
-        occur_time: Some(timestamp(now)),
-        payload: Some(payload),
-    };
-    outbox::append(txn, tenant, &event_id, event.encode_to_vec()).await?;
+    let events = payloads.into_iter().map(|payload| {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let event = pb::Event {
+            event_id: event_id.clone(),
+            sequence: 0,
+            tenant: tenant.to_string(),
+            occur_time: Some(timestamp(now)),
+            payload: Some(payload),
+        };
+        (event_id, event.encode_to_vec())
+    });
+    outbox::append(txn, tenant, events).await?;
     Ok(())
 }
 
-async fn emit_change(
-    txn: &DatabaseTransaction,
-    tenant: &str,
-    now: DateTime<Utc>,
-    o: &pb::Opportunity,
-    from: i32,
-) -> Result<(), ApiError> {
-    let change = pb::OpportunityChanged { opportunity: Some(o.clone()), from_state: from };
-    emit(txn, tenant, now, pb::event::Payload::OpportunityChanged(change)).await
+/// The event of an opportunity's change from state `from` (0: created).
+fn changed(o: &pb::Opportunity, from: i32) -> pb::event::Payload {
+    pb::event::Payload::OpportunityChanged(pb::OpportunityChanged { opportunity: Some(o.clone()), from_state: from })
 }
 
 /// The gate's view of an opportunity.
@@ -171,7 +168,14 @@ impl AcceptanceApi {
     /// Refreshes the lead snapshot and the stakeholders' verification times
     /// from lead scoring (never the submitter's word for them).
     async fn snapshot(&self, token: &str, o: &mut pb::Opportunity, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let lead = self.scoring.lead(token, &o.lead_id).await?;
+        // The lead and every stakeholder's contact are read concurrently.
+        let contacts = futures::future::try_join_all(o.stakeholders.iter().map(|s| async {
+            match s.contact_id.as_str() {
+                "" => Ok(None),
+                id => self.scoring.contact_verified_at(token, id).await,
+            }
+        }));
+        let (lead, verified) = futures::future::try_join(self.scoring.lead(token, &o.lead_id), contacts).await?;
         let stage = LeadStage::from_wire(lead.stage);
         if stage != Some(LeadStage::Sql) {
             return Err(ApiError::FailedPrecondition {
@@ -193,12 +197,8 @@ impl AcceptanceApi {
             campaign: lead.campaign.clone(),
             snapshot_time: Some(timestamp(now)),
         });
-        for s in &mut o.stakeholders {
-            s.verify_time = if s.contact_id.is_empty() {
-                None
-            } else {
-                self.scoring.contact_verified_at(token, &s.contact_id).await?.map(timestamp)
-            };
+        for (s, at) in o.stakeholders.iter_mut().zip(verified) {
+            s.verify_time = at.map(timestamp);
         }
         Ok(())
     }
@@ -252,12 +252,7 @@ impl AcceptanceApi {
         let tenant = c.tenant.clone();
         let out = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                let exists =
-                    opportunity::Entity::find_by_id((tenant.clone(), o.opportunity_id.clone())).one(txn).await?;
-                if exists.is_some() {
-                    return Err(ApiError::AlreadyExists { kind: "opportunity", id: o.opportunity_id.clone() });
-                }
-                opportunity::ActiveModel {
+                opportunity::Entity::insert(opportunity::ActiveModel {
                     tenant_id: Set(tenant.clone()),
                     opportunity_id: Set(o.opportunity_id.clone()),
                     lead_id: Set(o.lead_id.clone()),
@@ -269,10 +264,14 @@ impl AcceptanceApi {
                     first_meaningful_at: Set(None),
                     created_at: Set(now),
                     body: Set(o.encode_to_vec()),
-                }
-                .insert(txn)
-                .await?;
-                emit_change(txn, &tenant, now, &o, 0).await?;
+                })
+                .exec_without_returning(txn)
+                .await
+                .map_err(|e| match is_unique_violation(&e) {
+                    true => ApiError::AlreadyExists { kind: "opportunity", id: o.opportunity_id.clone() },
+                    false => e.into(),
+                })?;
+                emit(txn, &tenant, now, [changed(&o, 0)]).await?;
                 Ok(pb::SubmitOpportunityResponse { opportunity: Some(o), gate: Some(gate) })
             })
         })
@@ -354,7 +353,7 @@ impl AcceptanceApi {
                 o.version = read + 1;
                 o.update_time = Some(timestamp(now));
                 save(txn, &tenant, &o, read).await?;
-                emit_change(txn, &tenant, now, &o, from).await?;
+                emit(txn, &tenant, now, [changed(&o, from)]).await?;
                 Ok(pb::ResubmitOpportunityResponse { opportunity: Some(o) })
             })
         })
@@ -460,7 +459,7 @@ impl AcceptanceApi {
                 o.version = read + 1;
                 o.update_time = Some(timestamp(now));
                 save(txn, &tenant, &o, read).await?;
-                decision::ActiveModel {
+                decision::Entity::insert(decision::ActiveModel {
                     tenant_id: Set(tenant.clone()),
                     decision_id: Set(dec.decision_id.clone()),
                     opportunity_id: Set(id.clone()),
@@ -469,11 +468,11 @@ impl AcceptanceApi {
                     decided_by: Set(c.subject.clone()),
                     decided_at: Set(now),
                     body: Set(dec.encode_to_vec()),
-                }
-                .insert(txn)
+                })
+                .exec_without_returning(txn)
                 .await?;
-                emit_change(txn, &tenant, now, &o, from.to_wire()).await?;
-                emit(txn, &tenant, now, pb::event::Payload::DecisionRecorded(dec.clone())).await?;
+                let events = [changed(&o, from.to_wire()), pb::event::Payload::DecisionRecorded(dec.clone())];
+                emit(txn, &tenant, now, events).await?;
                 Ok(pb::AcceptOpportunityResponse { opportunity: Some(o), decision: Some(dec) })
             })
         })
@@ -617,26 +616,28 @@ impl AcceptanceApi {
                 a.recorded_by = subject;
                 let accepted = o.accept_time.as_ref().and_then(from_timestamp);
                 let first = o.first_meaningful_activity_time.as_ref().and_then(from_timestamp);
+                let mut events = Vec::with_capacity(2);
                 if a.meaningful && accepted.is_some_and(|acc| at >= acc) && first.is_none_or(|f| at < f) {
                     let read = o.version;
                     o.first_meaningful_activity_time = Some(timestamp(at));
                     o.version = read + 1;
                     o.update_time = Some(timestamp(now));
                     save(txn, &tenant, &o, read).await?;
-                    emit_change(txn, &tenant, now, &o, o.state).await?;
+                    events.push(changed(&o, o.state));
                 }
-                activity::ActiveModel {
+                activity::Entity::insert(activity::ActiveModel {
                     tenant_id: Set(tenant.clone()),
                     activity_id: Set(a.activity_id.clone()),
                     opportunity_id: Set(o.opportunity_id.clone()),
                     meaningful: Set(a.meaningful),
                     occurred_at: Set(at),
                     body: Set(a.encode_to_vec()),
-                }
-                .insert(txn)
+                })
+                .exec_without_returning(txn)
                 .await?;
                 let rec = pb::ActivityRecorded { opportunity_id: o.opportunity_id.clone(), activity: Some(a.clone()) };
-                emit(txn, &tenant, now, pb::event::Payload::ActivityRecorded(rec)).await?;
+                events.push(pb::event::Payload::ActivityRecorded(rec));
+                emit(txn, &tenant, now, events).await?;
                 Ok(pb::RecordActivityResponse { activity: Some(a), opportunity: Some(o) })
             })
         })
@@ -675,7 +676,7 @@ impl AcceptanceApi {
                 o.version = read + 1;
                 o.update_time = Some(timestamp(now));
                 save(txn, &tenant, &o, read).await?;
-                emit_change(txn, &tenant, now, &o, from.to_wire()).await?;
+                emit(txn, &tenant, now, [changed(&o, from.to_wire())]).await?;
                 Ok(pb::AdvanceOpportunityResponse { opportunity: Some(o) })
             })
         })

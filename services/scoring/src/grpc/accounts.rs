@@ -3,16 +3,14 @@
 use chrono::Utc;
 use prost::Message;
 use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
+use qualify_platform::db::is_unique_violation;
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring as pb;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    SqlErr,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::ScoringApi;
 use crate::entity::{account, contact, lead};
@@ -63,10 +61,6 @@ pub(crate) fn encode_lead(m: lead::Model) -> pb::Lead {
         contact_id: m.contact_id.unwrap_or_default(),
         score: m.score.as_deref().and_then(|b| pb::Score::decode(b).ok()),
     }
-}
-
-pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 async fn insert_account(

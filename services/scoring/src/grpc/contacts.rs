@@ -12,8 +12,8 @@ use sea_orm::{
 };
 
 use super::ScoringApi;
-use super::accounts::is_unique_violation;
 use crate::entity::{account, contact};
+use qualify_platform::db::is_unique_violation;
 
 const FIELDS: [&str; 12] = [
     "full_name",

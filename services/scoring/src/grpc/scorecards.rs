@@ -11,10 +11,10 @@ use qualify_proto::scoring as pb;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::ScoringApi;
-use super::accounts::is_unique_violation;
 use crate::cards::Cards;
 use crate::entity::scorecard;
 use crate::scorecard::{decode, segment_key};
+use qualify_platform::db::is_unique_violation;
 
 impl ScoringApi {
     pub(crate) async fn publish_scorecard(
