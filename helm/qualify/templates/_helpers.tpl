@@ -1,0 +1,213 @@
+{{/*
+Chart name, overridable with nameOverride.
+*/}}
+{{- define "qualify.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Release-wide resource name prefix, at most 52 characters so that
+"<fullname>-<service>-migrate" stays within 63.
+*/}}
+{{- define "qualify.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of one service's resources. Call with (dict "root" $ "key" "scoring").
+*/}}
+{{- define "qualify.componentName" -}}
+{{- printf "%s-%s" (include "qualify.fullname" .root) .key -}}
+{{- end -}}
+
+{{/*
+"name-version" of the chart for the helm.sh/chart label.
+*/}}
+{{- define "qualify.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Labels shared by every resource of the release. Call with the root context.
+*/}}
+{{- define "qualify.commonLabels" -}}
+helm.sh/chart: {{ include "qualify.chart" . }}
+app.kubernetes.io/name: {{ include "qualify.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: qualify
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Labels of one service's resources. Call with (dict "root" $ "key" "scoring").
+*/}}
+{{- define "qualify.labels" -}}
+{{ include "qualify.commonLabels" .root }}
+app.kubernetes.io/component: {{ .key }}
+{{- end -}}
+
+{{/*
+Selector labels of one service's pods (immutable: no version in them).
+Call with (dict "root" $ "key" "scoring").
+*/}}
+{{- define "qualify.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "qualify.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .key }}
+{{- end -}}
+
+{{/*
+Global settings with one service's overrides applied key by key (a `false`
+override wins, unlike mergeOverwrite). Call with (dict "global" G "override" O);
+returns YAML for fromYaml.
+*/}}
+{{- define "qualify.merged" -}}
+{{- $out := deepCopy .global -}}
+{{- range $k, $v := (.override | default dict) -}}
+{{- $_ := set $out $k $v -}}
+{{- end -}}
+{{- toYaml $out -}}
+{{- end -}}
+
+{{/*
+Image reference of one service. Call with (dict "root" $ "svc" $svc).
+*/}}
+{{- define "qualify.image" -}}
+{{- $img := include "qualify.merged" (dict "global" .root.Values.image "override" .svc.image) | fromYaml -}}
+{{- printf "%s:%s" $img.repository (default .root.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+
+{{- define "qualify.imagePullPolicy" -}}
+{{- $img := include "qualify.merged" (dict "global" .root.Values.image "override" .svc.image) | fromYaml -}}
+{{- $img.pullPolicy -}}
+{{- end -}}
+
+{{/*
+Name of the Secret holding the database URL, Redis URL and JWT key.
+*/}}
+{{- define "qualify.secretName" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecret -}}
+{{- else -}}
+{{- include "qualify.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Name of the copy of the chart's Secret that exists for the migration hooks
+(they run before the release's own resources are created).
+*/}}
+{{- define "qualify.migrationSecretName" -}}
+{{- if .Values.secrets.existingSecret -}}
+{{- .Values.secrets.existingSecret -}}
+{{- else -}}
+{{- printf "%s-migrate" (include "qualify.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Data of the chart-created Secret (plain values; the template encodes them).
+*/}}
+{{- define "qualify.secretData" -}}
+{{- $s := .Values.secrets -}}
+{{ $s.keys.databaseUrl }}: {{ required "secrets.databaseUrl is required unless secrets.existingSecret is set" $s.databaseUrl | b64enc | quote }}
+{{ $s.keys.jwtSecret }}: {{ required "secrets.jwtSecret is required unless secrets.existingSecret is set" $s.jwtSecret | b64enc | quote }}
+{{- if $s.redisUrl }}
+{{ $s.keys.redisUrl }}: {{ $s.redisUrl | b64enc | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Non-secret environment of one service, the data of its ConfigMap.
+Call with (dict "root" $ "key" "scoring" "svc" $svc).
+*/}}
+{{- define "qualify.configData" -}}
+{{- $root := .root -}}
+{{- $cfg := $root.Values.config -}}
+QUALIFY_LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .svc.port) | quote }}
+QUALIFY_DATABASE_SCHEMA: {{ .svc.databaseSchema | quote }}
+QUALIFY_DATABASE_MAX_CONNECTIONS: {{ (.svc.databaseMaxConnections | default $cfg.databaseMaxConnections) | toString | quote }}
+QUALIFY_RUN_MIGRATIONS: "false"
+QUALIFY_DRAIN_GRACE_SECS: {{ $cfg.drainGraceSecs | toString | quote }}
+QUALIFY_MAX_MESSAGE_BYTES: {{ $cfg.maxMessageBytes | toString | quote }}
+QUALIFY_LOG_FORMAT: {{ $cfg.logFormat | quote }}
+{{- range $callee := .svc.calls }}
+{{- $target := index $root.Values.services $callee }}
+{{ printf "QUALIFY_%s_URL" (upper $callee) }}: {{ printf "http://%s:%d" (include "qualify.componentName" (dict "root" $root "key" $callee)) (int $target.port) | quote }}
+{{- end }}
+{{- if $cfg.otelExporterOtlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ $cfg.otelExporterOtlpEndpoint | quote }}
+OTEL_SERVICE_NAME: {{ .svc.binary | quote }}
+{{- end }}
+{{- range $k, $v := $cfg.extraEnv }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- range $k, $v := .svc.extraEnv }}
+{{ $k }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Environment variables read from the Secret. Call with (dict "root" $ "svc" $svc
+"secretName" NAME).
+*/}}
+{{- define "qualify.secretEnv" -}}
+{{- $s := .root.Values.secrets -}}
+- name: QUALIFY_DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ $s.keys.databaseUrl }}
+- name: QUALIFY_JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ $s.keys.jwtSecret }}
+{{- if .svc.useRedis }}
+- name: QUALIFY_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secretName }}
+      key: {{ $s.keys.redisUrl }}
+      optional: true
+{{- end }}
+{{- end -}}
+
+{{/*
+Hardened security contexts, shared by the Deployments and the migration Jobs.
+*/}}
+{{- define "qualify.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "qualify.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
