@@ -117,6 +117,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         c.jwt_secret = key.clone();
         c.dev_key = dev;
         c.scoring_url = Some(format!("http://{}", args.scoring_addr));
+        c.acceptance_url = Some(format!("http://{}", args.acceptance_addr));
         c
     };
     let runtime = tokio::runtime::Runtime::new()?;

@@ -67,6 +67,8 @@ pub struct ServiceConfig {
     pub max_message_bytes: usize,
     /// Lead scoring endpoint, for services that call it (`QUALIFY_SCORING_URL`).
     pub scoring_url: Option<String>,
+    /// Opportunity acceptance endpoint, for services that call it (`QUALIFY_ACCEPTANCE_URL`).
+    pub acceptance_url: Option<String>,
     /// Log format (`QUALIFY_LOG_FORMAT`: text or json).
     pub log_format: LogFormat,
 }
@@ -86,6 +88,7 @@ impl ServiceConfig {
             drain_grace: Duration::ZERO,
             max_message_bytes: 4 * 1024 * 1024,
             scoring_url: None,
+            acceptance_url: None,
             log_format: LogFormat::Text,
         }
     }
@@ -123,6 +126,7 @@ impl ServiceConfig {
         c.drain_grace = Duration::from_secs(parse(env, "QUALIFY_DRAIN_GRACE_SECS", 5)?);
         c.max_message_bytes = parse(env, "QUALIFY_MAX_MESSAGE_BYTES", c.max_message_bytes)?;
         c.scoring_url = env.get("QUALIFY_SCORING_URL");
+        c.acceptance_url = env.get("QUALIFY_ACCEPTANCE_URL");
         c.log_format = match env.get("QUALIFY_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,

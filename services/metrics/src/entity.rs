@@ -26,3 +26,137 @@ pub mod quota {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Where ingestion of each upstream stream stands.
+pub mod cursor {
+    use sea_orm::entity::prelude::*;
+
+    /// One stream's position.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "stream_cursors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stream: String,
+        pub applied_sequence: i64,
+        pub applied_events: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Event ids already applied (at-least-once delivery, applied once).
+pub mod processed {
+    use sea_orm::entity::prelude::*;
+
+    /// One applied event.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "processed_events")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub event_id: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What metrics remembers of a lead: its slice and when it entered each cohort.
+pub mod lead_fact {
+    use sea_orm::entity::prelude::*;
+
+    /// One lead.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "lead_facts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub lead_id: String,
+        /// Whether the lead's creation has been seen (its slice is known).
+        pub known: bool,
+        pub source: String,
+        pub segment: String,
+        pub rep: String,
+        pub campaign: String,
+        pub mql_period: Option<String>,
+        pub sql_period: Option<String>,
+        /// An opportunity of the lead was accepted (seen on the other stream, maybe first).
+        pub reached_sqo: bool,
+        /// An opportunity of the lead was won.
+        pub reached_won: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What metrics remembers of an opportunity.
+pub mod opportunity_fact {
+    use sea_orm::entity::prelude::*;
+
+    /// One opportunity.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "opportunity_facts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub opportunity_id: String,
+        pub lead_id: String,
+        pub source: String,
+        pub segment: String,
+        pub team: String,
+        pub rep: String,
+        pub campaign: String,
+        pub amount_minor: i64,
+        pub accept_period: Option<String>,
+        pub accepted_at: Option<ChronoDateTimeUtc>,
+        pub meaningful_activity: bool,
+        pub closed: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Roll-ups: one counter per tenant, month, slice and figure.
+pub mod rollup {
+    use sea_orm::entity::prelude::*;
+
+    /// One counter.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "funnel_rollups")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub period: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub source: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub segment: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub team: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub rep: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub campaign: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub figure: String,
+        pub value: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -2,15 +2,19 @@
 
 use chrono::Utc;
 use qualify_domain::{Caller, Role};
+use qualify_platform::outbox::SYSTEM_TENANT;
 use qualify_platform::{ApiError, Violations, caller, idempotency, page};
 use qualify_proto::common::Money;
+use qualify_proto::convert::WireEnum;
 use qualify_proto::convert::timestamp;
-use qualify_proto::metrics::{self as pb, QuotaOwnerKind, metrics_service_server::MetricsService};
+use qualify_proto::metrics::{self as pb, FunnelDimension, QuotaOwnerKind, metrics_service_server::MetricsService};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use tonic::{Request, Response, Status};
 
 use crate::entity::quota;
+use crate::funnel;
+use crate::ingest::{self, Ingestor};
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "metrics.qualify";
@@ -23,12 +27,13 @@ fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
 #[derive(Clone)]
 pub struct MetricsApi {
     db: DatabaseConnection,
+    ingestor: Ingestor,
 }
 
 impl MetricsApi {
-    /// An API over `db`.
-    pub fn new(db: DatabaseConnection) -> Self {
-        MetricsApi { db }
+    /// An API over `db`, with the ingestor that fills it.
+    pub fn new(db: DatabaseConnection, ingestor: Ingestor) -> Self {
+        MetricsApi { db, ingestor }
     }
 }
 
@@ -161,8 +166,94 @@ impl MetricsApi {
     }
 }
 
+fn position(c: crate::entity::cursor::Model) -> pb::StreamPosition {
+    pb::StreamPosition { stream: c.stream, applied_sequence: c.applied_sequence, applied_events: c.applied_events }
+}
+
+impl MetricsApi {
+    async fn get_funnel(&self, c: Caller, req: pb::GetFunnelRequest) -> Result<pb::GetFunnelResponse, ApiError> {
+        use crate::entity::rollup::Column as R;
+        let mut v = Violations::new();
+        v.check(is_period(&req.start_period), "start_period", "must be a month as YYYY-MM");
+        v.check(is_period(&req.end_period), "end_period", "must be a month as YYYY-MM");
+        v.check(req.start_period <= req.end_period, "end_period", "must not be before start_period");
+        let mut group_by = Vec::new();
+        for (i, d) in req.group_by.iter().enumerate() {
+            match FunnelDimension::try_from(*d) {
+                Ok(FunnelDimension::Unspecified) | Err(_) => {
+                    v.add(format!("group_by[{i}]"), "must be a known dimension")
+                }
+                Ok(d) if group_by.contains(&d) => v.add(format!("group_by[{i}]"), "is repeated"),
+                Ok(d) => group_by.push(d),
+            }
+        }
+        let mut filters = Vec::new();
+        if req.source != 0 {
+            match qualify_domain::LeadSource::from_wire(req.source) {
+                Some(s) => filters.push((R::Source, s.as_str().to_string())),
+                None => v.add("source", "is not a known value"),
+            }
+        }
+        if req.segment != 0 {
+            match qualify_domain::Segment::from_wire(req.segment) {
+                Some(s) => filters.push((R::Segment, s.as_str().to_string())),
+                None => v.add("segment", "is not a known value"),
+            }
+        }
+        for (field, col, value) in
+            [("team", R::Team, &req.team), ("rep", R::Rep, &req.rep), ("campaign", R::Campaign, &req.campaign)]
+        {
+            if !value.is_empty() {
+                v.text(field, value, 256);
+                filters.push((col, value.clone()));
+            }
+        }
+        v.finish()?;
+        let q = funnel::Query { tenant: c.tenant, start: req.start_period, end: req.end_period, group_by, filters };
+        Ok(pb::GetFunnelResponse { rows: funnel::funnel(&self.db, &q).await? })
+    }
+
+    async fn get_ingestion_status(&self) -> Result<pb::GetIngestionStatusResponse, ApiError> {
+        Ok(pb::GetIngestionStatusResponse {
+            streams: ingest::positions(&self.db).await?.into_iter().map(position).collect(),
+        })
+    }
+
+    async fn rebuild_rollups(&self, c: Caller) -> Result<pb::RebuildRollupsResponse, ApiError> {
+        // Roll-ups span every tenant: only the platform's own operators rebuild them.
+        if c.tenant != SYSTEM_TENANT || !c.has_any(&[Role::Revops, Role::Service]) {
+            return Err(ApiError::forbidden(
+                "PLATFORM_OPERATOR_REQUIRED",
+                "only a RevOps operator or service account of the platform tenant rebuilds roll-ups",
+            ));
+        }
+        Ok(pb::RebuildRollupsResponse { streams: self.ingestor.rebuild().await?.into_iter().map(position).collect() })
+    }
+}
+
 #[tonic::async_trait]
 impl MetricsService for MetricsApi {
+    async fn get_funnel(&self, r: Request<pb::GetFunnelRequest>) -> Result<Response<pb::GetFunnelResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(MetricsApi::get_funnel(self, c, r.into_inner()).await)
+    }
+
+    async fn get_ingestion_status(
+        &self,
+        r: Request<pb::GetIngestionStatusRequest>,
+    ) -> Result<Response<pb::GetIngestionStatusResponse>, Status> {
+        caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(MetricsApi::get_ingestion_status(self).await)
+    }
+
+    async fn rebuild_rollups(
+        &self,
+        r: Request<pb::RebuildRollupsRequest>,
+    ) -> Result<Response<pb::RebuildRollupsResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(MetricsApi::rebuild_rollups(self, c).await)
+    }
+
     async fn update_quota(
         &self,
         r: Request<pb::UpdateQuotaRequest>,

@@ -1,7 +1,9 @@
 //! Metrics (`qualify.metrics.v1`): funnel figures and the quotas they are measured against.
 
 pub mod entity;
+pub mod funnel;
 pub mod grpc;
+pub mod ingest;
 pub mod migration;
 
 use futures::future::BoxFuture;
@@ -24,7 +26,21 @@ impl QualifyService for Metrics {
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         run_service::<migration::Migrator>(Self::NAME, SERVICE_NAME, config, listener, shutdown, |db, config, auth| {
-            let server = MetricsServiceServer::new(grpc::MetricsApi::new(db))
+            let ingestor = match ingest::Ingestor::new(
+                db.clone(),
+                config.scoring_url.as_deref(),
+                config.acceptance_url.as_deref(),
+                &config.jwt_secret,
+            ) {
+                Ok(i) => i,
+                Err(e) => {
+                    tracing::error!(error = %e, "invalid upstream URL; metrics will not ingest events");
+                    ingest::Ingestor::new(db.clone(), None, None, &config.jwt_secret)
+                        .unwrap_or_else(|_| unreachable!("no URL to parse"))
+                }
+            };
+            ingestor.spawn();
+            let server = MetricsServiceServer::new(grpc::MetricsApi::new(db, ingestor))
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);
             Routes::new(InterceptedService::new(server, auth))

@@ -1,0 +1,650 @@
+//! Ingestion: the event streams of lead scoring and opportunity acceptance,
+//! consumed over gRPC from a stored cursor and folded into facts and roll-ups.
+//!
+//! Each batch is applied in one transaction together with its event ids and
+//! the stream's new cursor, so a crash or restart resumes exactly after the
+//! last applied batch, and an event delivered twice is applied once. Every
+//! figure is a pure function of the events: replaying both streams from the
+//! start (a rebuild) reproduces it exactly, whichever stream runs ahead.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use qualify_domain::{LeadSource, LeadStage, OpportunityState, Role, Segment};
+use qualify_platform::outbox::SYSTEM_TENANT;
+use qualify_platform::{ApiError, TokenIssuer};
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+};
+use qualify_proto::convert::{WireEnum, from_timestamp};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, Set,
+    TransactionTrait, TryInsertResult,
+};
+use tokio::sync::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
+
+/// Most events applied in one transaction.
+pub const BATCH: usize = 500;
+
+/// The two upstream streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upstream {
+    /// Lead scoring: leads created, stage changes.
+    Scoring,
+    /// Opportunity acceptance: opportunities changed.
+    Acceptance,
+}
+
+impl Upstream {
+    /// Both, in a fixed order.
+    pub const ALL: [Upstream; 2] = [Upstream::Scoring, Upstream::Acceptance];
+
+    /// Name of its cursor.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Upstream::Scoring => "scoring",
+            Upstream::Acceptance => "acceptance",
+        }
+    }
+}
+
+/// One event of either stream, as metrics needs it.
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // both are large; a batch holds at most `BATCH`
+pub enum Event {
+    /// From lead scoring.
+    Scoring(sc::Event),
+    /// From opportunity acceptance.
+    Acceptance(acc::Event),
+}
+
+impl Event {
+    fn id(&self) -> &str {
+        match self {
+            Event::Scoring(e) => &e.event_id,
+            Event::Acceptance(e) => &e.event_id,
+        }
+    }
+    fn sequence(&self) -> i64 {
+        match self {
+            Event::Scoring(e) => e.sequence,
+            Event::Acceptance(e) => e.sequence,
+        }
+    }
+}
+
+/// Month of a time, `YYYY-MM` (UTC).
+pub fn period(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m").to_string()
+}
+
+fn period_of(t: Option<&prost_types::Timestamp>, fallback: DateTime<Utc>) -> String {
+    period(t.and_then(from_timestamp).unwrap_or(fallback))
+}
+
+/// The slice a figure is counted in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slice {
+    /// Lead source.
+    pub source: String,
+    /// Segment.
+    pub segment: String,
+    /// Team (empty for lead figures).
+    pub team: String,
+    /// SDR.
+    pub rep: String,
+    /// Campaign.
+    pub campaign: String,
+}
+
+/// Figures kept in roll-ups (see `FunnelFigures` in the contract).
+pub mod figure {
+    pub const LEADS: &str = "leads";
+    pub const MQLS: &str = "mqls";
+    pub const SQLS: &str = "sqls";
+    pub const SUBMITTED: &str = "sqos_submitted";
+    pub const ACCEPTED: &str = "sqos_accepted";
+    pub const REJECTED: &str = "sqos_rejected";
+    pub const OVERRIDES: &str = "overrides";
+    pub const WON: &str = "won";
+    pub const LOST: &str = "lost";
+    pub const PIPELINE: &str = "pipeline_generated";
+    pub const WON_AMOUNT: &str = "won_amount";
+    pub const OPEN: &str = "open_pipeline";
+    pub const VELOCITY_SECS: &str = "velocity_seconds";
+    pub const CLOSED_ACCEPTED: &str = "closed_accepted";
+    pub const NO_ACTIVITY: &str = "accepted_without_activity";
+    pub const COHORT_MQL: &str = "cohort_mql";
+    pub const COHORT_MQL_SQL: &str = "cohort_mql_sql";
+    pub const COHORT_SQL: &str = "cohort_sql";
+    pub const COHORT_SQL_SQO: &str = "cohort_sql_sqo";
+    pub const COHORT_SQL_WON: &str = "cohort_sql_won";
+    pub const COHORT_SQO: &str = "cohort_sqo";
+    pub const COHORT_SQO_WON: &str = "cohort_sqo_won";
+}
+
+type Key = (String, String, Slice, &'static str);
+
+/// Roll-up changes of a batch, written once per key.
+#[derive(Default)]
+struct Deltas(HashMap<Key, i64>);
+
+impl Deltas {
+    fn add(&mut self, tenant: &str, period: &str, slice: &Slice, figure: &'static str, by: i64) {
+        if by != 0 {
+            *self.0.entry((tenant.to_string(), period.to_string(), slice.clone(), figure)).or_default() += by;
+        }
+    }
+
+    async fn write(self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        use rollup::Column as R;
+        let rows: Vec<_> = self
+            .0
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|((tenant, period, s, figure), value)| rollup::ActiveModel {
+                tenant_id: Set(tenant),
+                period: Set(period),
+                source: Set(s.source),
+                segment: Set(s.segment),
+                team: Set(s.team),
+                rep: Set(s.rep),
+                campaign: Set(s.campaign),
+                figure: Set(figure.to_string()),
+                value: Set(value),
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            rollup::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([
+                        R::TenantId,
+                        R::Period,
+                        R::Source,
+                        R::Segment,
+                        R::Team,
+                        R::Rep,
+                        R::Campaign,
+                        R::Figure,
+                    ])
+                    .value(R::Value, Expr::cust("funnel_rollups.value + excluded.value"))
+                    .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn lead(txn: &DatabaseTransaction, tenant: &str, lead_id: &str) -> Result<lead_fact::Model, sea_orm::DbErr> {
+    Ok(lead_fact::Entity::find_by_id((tenant.to_string(), lead_id.to_string())).one(txn).await?.unwrap_or(
+        lead_fact::Model {
+            tenant_id: tenant.to_string(),
+            lead_id: lead_id.to_string(),
+            known: false,
+            source: String::new(),
+            segment: String::new(),
+            rep: String::new(),
+            campaign: String::new(),
+            mql_period: None,
+            sql_period: None,
+            reached_sqo: false,
+            reached_won: false,
+        },
+    ))
+}
+
+async fn save_lead(txn: &DatabaseTransaction, l: lead_fact::Model) -> Result<(), sea_orm::DbErr> {
+    use lead_fact::Column as L;
+    lead_fact::Entity::insert(l.into_active_model())
+        .on_conflict(
+            OnConflict::columns([L::TenantId, L::LeadId])
+                .update_columns([
+                    L::Known,
+                    L::Source,
+                    L::Segment,
+                    L::Rep,
+                    L::Campaign,
+                    L::MqlPeriod,
+                    L::SqlPeriod,
+                    L::ReachedSqo,
+                    L::ReachedWon,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+    Ok(())
+}
+
+fn lead_slice(l: &lead_fact::Model) -> Slice {
+    Slice {
+        source: l.source.clone(),
+        segment: l.segment.clone(),
+        team: String::new(),
+        rep: l.rep.clone(),
+        campaign: l.campaign.clone(),
+    }
+}
+
+/// The SQL cohort's later milestones count once both the lead's SQL move and
+/// the opportunity's milestone are known, in whichever order the streams bring them.
+fn credit_sql_cohort(l: &lead_fact::Model, d: &mut Deltas, sqo: bool, won: bool) {
+    if let (true, Some(p)) = (l.known, &l.sql_period) {
+        let s = lead_slice(l);
+        d.add(&l.tenant_id, p, &s, figure::COHORT_SQL_SQO, i64::from(sqo));
+        d.add(&l.tenant_id, p, &s, figure::COHORT_SQL_WON, i64::from(won));
+    }
+}
+
+async fn apply_scoring(txn: &DatabaseTransaction, e: &sc::Event, d: &mut Deltas) -> Result<(), sea_orm::DbErr> {
+    let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+    let tenant = e.tenant.as_str();
+    match &e.payload {
+        Some(sc::event::Payload::LeadCreated(c)) => {
+            let Some(l) = &c.lead else { return Ok(()) };
+            let mut f = lead(txn, tenant, &l.lead_id).await?;
+            if f.known {
+                return Ok(());
+            }
+            f.known = true;
+            f.source = LeadSource::from_wire(l.source).map(|s| s.as_str().to_string()).unwrap_or_default();
+            f.segment = Segment::from_wire(c.segment).map(|s| s.as_str().to_string()).unwrap_or_default();
+            f.rep = l.owner_sdr.clone();
+            f.campaign = l.campaign.clone();
+            d.add(tenant, &period_of(l.create_time.as_ref(), at), &lead_slice(&f), figure::LEADS, 1);
+            // Milestones of the other stream that arrived before the lead's creation.
+            credit_sql_cohort(&f, d, f.reached_sqo, f.reached_won);
+            save_lead(txn, f).await
+        }
+        Some(sc::event::Payload::LeadStageChanged(ch)) => {
+            let mut f = lead(txn, tenant, &ch.lead_id).await?;
+            let p = period_of(ch.change_time.as_ref(), at);
+            let s = lead_slice(&f);
+            match LeadStage::from_wire(ch.to_stage) {
+                Some(LeadStage::Mql | LeadStage::Pql) if f.mql_period.is_none() => {
+                    d.add(tenant, &p, &s, figure::MQLS, 1);
+                    d.add(tenant, &p, &s, figure::COHORT_MQL, 1);
+                    f.mql_period = Some(p);
+                }
+                Some(LeadStage::Sql) if f.sql_period.is_none() => {
+                    d.add(tenant, &p, &s, figure::SQLS, 1);
+                    d.add(tenant, &p, &s, figure::COHORT_SQL, 1);
+                    if let Some(m) = &f.mql_period {
+                        d.add(tenant, m, &s, figure::COHORT_MQL_SQL, 1);
+                    }
+                    f.sql_period = Some(p);
+                    credit_sql_cohort(&f, d, f.reached_sqo, f.reached_won);
+                }
+                _ => return Ok(()),
+            }
+            save_lead(txn, f).await
+        }
+        None => Ok(()),
+    }
+}
+
+async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Deltas) -> Result<(), sea_orm::DbErr> {
+    let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+    let tenant = e.tenant.as_str();
+    let Some(acc::event::Payload::OpportunityChanged(ch)) = &e.payload else {
+        return Ok(()); // decisions and activities arrive as opportunity changes too
+    };
+    let Some(o) = &ch.opportunity else { return Ok(()) };
+    let existing =
+        opportunity_fact::Entity::find_by_id((tenant.to_string(), o.opportunity_id.clone())).one(txn).await?;
+    let mut f = match existing {
+        Some(f) => f,
+        None => {
+            let snap = o.lead_snapshot.as_ref();
+            let f = opportunity_fact::Model {
+                tenant_id: tenant.to_string(),
+                opportunity_id: o.opportunity_id.clone(),
+                lead_id: o.lead_id.clone(),
+                source: snap
+                    .and_then(|s| LeadSource::from_wire(s.source))
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                segment: Segment::from_wire(o.segment).map(|s| s.as_str().to_string()).unwrap_or_default(),
+                team: o.team.clone(),
+                rep: o.submitted_by.clone(),
+                campaign: snap.map(|s| s.campaign.clone()).unwrap_or_default(),
+                amount_minor: o.amount.as_ref().map_or(0, |m| m.amount_minor),
+                accept_period: None,
+                accepted_at: None,
+                meaningful_activity: false,
+                closed: false,
+            };
+            d.add(tenant, &period_of(o.create_time.as_ref(), at), &opp_slice(&f), figure::SUBMITTED, 1);
+            f.clone().into_active_model().insert(txn).await?;
+            f
+        }
+    };
+    let s = opp_slice(&f);
+    let state = OpportunityState::from_wire(o.state);
+    let from = OpportunityState::from_wire(ch.from_state);
+    let entered = |x: OpportunityState| state == Some(x) && from != Some(x);
+    let mut changed = false;
+    if entered(OpportunityState::Rejected) {
+        d.add(tenant, &period_of(o.update_time.as_ref(), at), &s, figure::REJECTED, 1);
+    }
+    if f.accept_period.is_none() && o.accept_time.is_some() {
+        let accepted = o.accept_time.as_ref().and_then(from_timestamp).unwrap_or(at);
+        let p = period(accepted);
+        d.add(tenant, &p, &s, figure::ACCEPTED, 1);
+        d.add(tenant, &p, &s, figure::COHORT_SQO, 1);
+        d.add(tenant, &p, &s, figure::PIPELINE, f.amount_minor);
+        d.add(tenant, &p, &s, figure::OPEN, f.amount_minor);
+        d.add(tenant, &p, &s, figure::OVERRIDES, i64::from(o.overridden));
+        d.add(tenant, &p, &s, figure::NO_ACTIVITY, 1);
+        f.accept_period = Some(p);
+        f.accepted_at = Some(accepted);
+        changed = true;
+        let mut l = lead(txn, tenant, &f.lead_id).await?;
+        if !l.reached_sqo {
+            l.reached_sqo = true;
+            credit_sql_cohort(&l, d, true, false);
+            save_lead(txn, l).await?;
+        }
+    }
+    if let Some(p) = f.accept_period.clone() {
+        if !f.meaningful_activity && o.first_meaningful_activity_time.is_some() {
+            d.add(tenant, &p, &s, figure::NO_ACTIVITY, -1);
+            f.meaningful_activity = true;
+            changed = true;
+        }
+        let won = entered(OpportunityState::ClosedWon);
+        if !f.closed && (won || entered(OpportunityState::ClosedLost)) {
+            let closed_at = o.close_time.as_ref().and_then(from_timestamp).unwrap_or(at);
+            let cp = period(closed_at);
+            d.add(tenant, &cp, &s, if won { figure::WON } else { figure::LOST }, 1);
+            if won {
+                let amount = o.closed_amount.as_ref().map_or(f.amount_minor, |m| m.amount_minor);
+                d.add(tenant, &cp, &s, figure::WON_AMOUNT, amount);
+                d.add(tenant, &p, &s, figure::COHORT_SQO_WON, 1);
+            }
+            if let Some(a) = f.accepted_at {
+                d.add(tenant, &cp, &s, figure::VELOCITY_SECS, (closed_at - a).num_seconds().max(0));
+                d.add(tenant, &cp, &s, figure::CLOSED_ACCEPTED, 1);
+            }
+            d.add(tenant, &p, &s, figure::OPEN, -f.amount_minor);
+            f.closed = true;
+            changed = true;
+            if won {
+                let mut l = lead(txn, tenant, &f.lead_id).await?;
+                if !l.reached_won {
+                    l.reached_won = true;
+                    credit_sql_cohort(&l, d, false, true);
+                    save_lead(txn, l).await?;
+                }
+            }
+        }
+    }
+    if changed {
+        f.into_active_model().reset_all().update(txn).await?;
+    }
+    Ok(())
+}
+
+fn opp_slice(f: &opportunity_fact::Model) -> Slice {
+    Slice {
+        source: f.source.clone(),
+        segment: f.segment.clone(),
+        team: f.team.clone(),
+        rep: f.rep.clone(),
+        campaign: f.campaign.clone(),
+    }
+}
+
+/// Applies a batch of one stream's events (in stream order) in one
+/// transaction with their ids and the new cursor. Events at or before the
+/// stored cursor, or already applied, change nothing. Returns the cursor.
+pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[Event]) -> Result<i64, ApiError> {
+    let txn = db.begin().await?;
+    let stored = cursor::Entity::find_by_id(upstream.as_str()).one(&txn).await?;
+    let (mut seq, mut count) = stored.as_ref().map_or((0, 0), |c| (c.applied_sequence, c.applied_events));
+    let mut d = Deltas::default();
+    for e in events {
+        if e.sequence() <= seq {
+            continue;
+        }
+        seq = e.sequence();
+        let id = processed::ActiveModel { event_id: Set(format!("{}:{}", upstream.as_str(), e.id())) };
+        let fresh = processed::Entity::insert(id).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        if !matches!(fresh, TryInsertResult::Inserted(n) if n > 0) {
+            continue;
+        }
+        count += 1;
+        match e {
+            Event::Scoring(e) => apply_scoring(&txn, e, &mut d).await?,
+            Event::Acceptance(e) => apply_acceptance(&txn, e, &mut d).await?,
+        }
+    }
+    d.write(&txn).await?;
+    let row = cursor::ActiveModel {
+        stream: Set(upstream.as_str().to_string()),
+        applied_sequence: Set(seq),
+        applied_events: Set(count),
+    };
+    cursor::Entity::insert(row)
+        .on_conflict(
+            OnConflict::column(cursor::Column::Stream)
+                .update_columns([cursor::Column::AppliedSequence, cursor::Column::AppliedEvents])
+                .to_owned(),
+        )
+        .exec_without_returning(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(seq)
+}
+
+/// Where each stream stands.
+pub async fn positions(db: &impl ConnectionTrait) -> Result<Vec<cursor::Model>, ApiError> {
+    let mut out = Vec::new();
+    for u in Upstream::ALL {
+        out.push(cursor::Entity::find_by_id(u.as_str()).one(db).await?.unwrap_or(cursor::Model {
+            stream: u.as_str().to_string(),
+            applied_sequence: 0,
+            applied_events: 0,
+        }));
+    }
+    Ok(out)
+}
+
+/// The consumers of both streams, and the rebuild that replays them.
+#[derive(Clone)]
+pub struct Ingestor {
+    db: DatabaseConnection,
+    scoring: Option<Channel>,
+    acceptance: Option<Channel>,
+    issuer: TokenIssuer,
+    /// Held while a batch is applied or a rebuild runs.
+    lock: Arc<Mutex<()>>,
+}
+
+impl Ingestor {
+    /// An ingestor of the streams at `scoring_url` and `acceptance_url` (either may be absent).
+    pub fn new(
+        db: DatabaseConnection,
+        scoring_url: Option<&str>,
+        acceptance_url: Option<&str>,
+        jwt_secret: &str,
+    ) -> anyhow::Result<Self> {
+        let channel = |u: Option<&str>| -> anyhow::Result<Option<Channel>> {
+            Ok(match u {
+                Some(u) => Some(
+                    Endpoint::from_shared(u.to_string())?
+                        .connect_timeout(Duration::from_secs(2))
+                        .tcp_nodelay(true)
+                        .http2_keep_alive_interval(Duration::from_secs(30))
+                        .connect_lazy(),
+                ),
+                None => None,
+            })
+        };
+        Ok(Ingestor {
+            db,
+            scoring: channel(scoring_url)?,
+            acceptance: channel(acceptance_url)?,
+            issuer: TokenIssuer::hs256(jwt_secret.as_bytes()),
+            lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    fn token(&self) -> Result<String, ApiError> {
+        self.issuer
+            .issue(SYSTEM_TENANT, "metrics-ingestor", &[Role::Service], Duration::from_secs(3600))
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting the ingestion token: {e}")))
+    }
+
+    /// Opens `upstream`'s stream after `after`.
+    async fn open(
+        &self,
+        upstream: Upstream,
+        after: i64,
+        follow: bool,
+    ) -> Result<futures::stream::BoxStream<'static, Result<Event, tonic::Status>>, ApiError> {
+        let mut req = tonic::Request::new(());
+        let bearer = format!("Bearer {}", self.token()?);
+        let auth: tonic::metadata::MetadataValue<_> =
+            bearer.parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("token is not ASCII")))?;
+        req.metadata_mut().insert("authorization", auth);
+        let meta = req.metadata().clone();
+        let unavailable = |_| ApiError::Unavailable { dependency: "event stream" };
+        Ok(match upstream {
+            Upstream::Scoring => {
+                let ch = self.scoring.clone().ok_or(ApiError::Unavailable { dependency: "lead scoring" })?;
+                let mut r = tonic::Request::new(sc::StreamEventsRequest { after_sequence: after, follow });
+                *r.metadata_mut() = meta;
+                let s = LeadScoringServiceClient::new(ch).stream_events(r).await.map_err(unavailable)?.into_inner();
+                s.filter_map(|m| async move { m.map(|m| m.event.map(Event::Scoring)).transpose() }).boxed()
+            }
+            Upstream::Acceptance => {
+                let ch =
+                    self.acceptance.clone().ok_or(ApiError::Unavailable { dependency: "opportunity acceptance" })?;
+                let mut r = tonic::Request::new(acc::StreamEventsRequest { after_sequence: after, follow });
+                *r.metadata_mut() = meta;
+                let s = OpportunityAcceptanceServiceClient::new(ch)
+                    .stream_events(r)
+                    .await
+                    .map_err(unavailable)?
+                    .into_inner();
+                s.filter_map(|m| async move { m.map(|m| m.event.map(Event::Acceptance)).transpose() }).boxed()
+            }
+        })
+    }
+
+    /// Reads `stream` in batches (a batch closes at [`BATCH`] events or when
+    /// the stream pauses) and applies each under the lock. Returns when the
+    /// stream ends.
+    async fn drain(
+        &self,
+        upstream: Upstream,
+        mut stream: futures::stream::BoxStream<'static, Result<Event, tonic::Status>>,
+    ) -> Result<(), ApiError> {
+        let unavailable = |_| ApiError::Unavailable { dependency: "event stream" };
+        loop {
+            let Some(first) = stream.next().await else { return Ok(()) };
+            let mut batch = vec![first.map_err(unavailable)?];
+            let mut ended = false;
+            while batch.len() < BATCH {
+                match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
+                    Ok(Some(e)) => batch.push(e.map_err(unavailable)?),
+                    Ok(None) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            {
+                let _held = self.lock.lock().await;
+                apply_batch(&self.db, upstream, &batch).await?;
+            }
+            metrics::counter!("qualify_metrics_events_ingested_total", "stream" => upstream.as_str())
+                .increment(batch.len() as u64);
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Follows `upstream` for ever from its stored cursor, reconnecting with
+    /// backoff after any failure.
+    pub async fn follow(self, upstream: Upstream) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let after = match cursor::Entity::find_by_id(upstream.as_str()).one(&self.db).await {
+                Ok(c) => c.map_or(0, |c| c.applied_sequence),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics cannot read its cursor");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            let run = async {
+                let s = self.open(upstream, after, true).await?;
+                self.drain(upstream, s).await
+            };
+            match run.await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::debug!(stream = upstream.as_str(), error = %e, "event stream interrupted; resuming");
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Starts following both streams (those configured).
+    pub fn spawn(&self) {
+        for (u, ch) in [(Upstream::Scoring, &self.scoring), (Upstream::Acceptance, &self.acceptance)] {
+            if ch.is_some() {
+                tokio::spawn(self.clone().follow(u));
+            }
+        }
+    }
+
+    /// Drops every roll-up, fact, applied id and cursor, then replays both
+    /// streams from the start up to their current ends. Consumers wait
+    /// meanwhile; afterwards they skip what the replay already applied.
+    pub async fn rebuild(&self) -> Result<Vec<cursor::Model>, ApiError> {
+        let _held = self.lock.lock().await;
+        let txn = self.db.begin().await?;
+        rollup::Entity::delete_many().exec(&txn).await?;
+        lead_fact::Entity::delete_many().exec(&txn).await?;
+        opportunity_fact::Entity::delete_many().exec(&txn).await?;
+        processed::Entity::delete_many().exec(&txn).await?;
+        cursor::Entity::delete_many().exec(&txn).await?;
+        txn.commit().await?;
+        for u in Upstream::ALL {
+            if (u == Upstream::Scoring && self.scoring.is_none())
+                || (u == Upstream::Acceptance && self.acceptance.is_none())
+            {
+                continue;
+            }
+            let mut s = self.open(u, 0, false).await?;
+            let mut batch = Vec::with_capacity(BATCH);
+            while let Some(e) = s.next().await {
+                batch.push(e.map_err(|_| ApiError::Unavailable { dependency: "event stream" })?);
+                if batch.len() == BATCH {
+                    apply_batch(&self.db, u, &std::mem::take(&mut batch)).await?;
+                }
+            }
+            if !batch.is_empty() {
+                apply_batch(&self.db, u, &batch).await?;
+            }
+        }
+        positions(&self.db).await
+    }
+}

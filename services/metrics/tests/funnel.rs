@@ -1,0 +1,369 @@
+#![allow(clippy::unwrap_used)]
+//! The funnel end to end: leads and opportunities driven through lead scoring
+//! and opportunity acceptance over gRPC, ingested by metrics from their event
+//! streams, and every figure checked against values computed by hand; then a
+//! rebuild and a restart of metrics must reproduce them exactly.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prost_types::Timestamp;
+use qualify_acceptance::Acceptance;
+use qualify_metrics::Metrics;
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as AccClient,
+};
+use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, LeadSource, Money, Segment};
+use qualify_proto::metrics::{self as pb, FunnelDimension, metrics_service_client::MetricsServiceClient};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, Running, authed, config, eventually, on_both_backends, spawn, token};
+use tonic::Code;
+use tonic::transport::Channel;
+
+fn ts(days: f64) -> Option<Timestamp> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    Some(Timestamp { seconds: now + (days * 86_400.0) as i64, nanos: 0 })
+}
+
+fn this_month() -> String {
+    chrono::Utc::now().format("%Y-%m").to_string()
+}
+
+const USD: i64 = 100; // minor units per dollar
+
+fn usd(dollars: i64) -> Option<Money> {
+    Some(Money { amount_minor: dollars * USD, currency_code: "USD".into() })
+}
+
+/// Four inbound leads of the "q4" campaign: three reach MQL on a demo request,
+/// two of those are qualified to SQL.
+async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
+    let bot = token("acme", "sync", &[Role::Service]);
+    let sdr = token("acme", "sam", &[Role::Sdr]);
+    let revops = token("acme", "rita", &[Role::Revops]);
+    let card = sc::Scorecard {
+        engagement_rules: vec![sc::EngagementRule {
+            id: "demo".into(),
+            signal_type: sc::SignalType::DemoRequest as i32,
+            points: 40,
+            ..Default::default()
+        }],
+        mql_threshold: 30,
+        pql_threshold: 1000,
+        grade_bands: Some(sc::GradeBands {
+            fit_a: 40,
+            fit_b: 25,
+            fit_c: 10,
+            engagement_1: 60,
+            engagement_2: 30,
+            engagement_3: 10,
+        }),
+        ..Default::default()
+    };
+    s.publish_scorecard(authed(sc::PublishScorecardRequest { scorecard: Some(card), ..Default::default() }, &revops))
+        .await
+        .unwrap();
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        display_name: "Acme".into(),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), ..Default::default() }, &bot))
+        .await
+        .unwrap();
+    for (id, role) in [("c-eb", BuyingRole::EconomicBuyer), ("c-ch", BuyingRole::Champion)] {
+        let contact = sc::Contact {
+            contact_id: id.into(),
+            account_id: "acc-1".into(),
+            full_name: id.into(),
+            buying_role: role as i32,
+            email: format!("{id}@acme.test"),
+            email_status: sc::VerificationStatus::Verified as i32,
+            email_verify_time: ts(-3.0),
+            ..Default::default()
+        };
+        s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+            .await
+            .unwrap();
+    }
+    for i in 1..=4 {
+        let lead = sc::Lead {
+            lead_id: format!("lead-{i}"),
+            account_id: "acc-1".into(),
+            source: LeadSource::Inbound as i32,
+            campaign: "q4".into(),
+            owner_sdr: "sam".into(),
+            contact_id: "c-eb".into(),
+            ..Default::default()
+        };
+        s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
+    }
+    let signals = (1..=3)
+        .map(|i| sc::Signal {
+            signal_id: format!("demo-{i}"),
+            lead_id: format!("lead-{i}"),
+            contact_id: String::new(),
+            r#type: sc::SignalType::DemoRequest as i32,
+            occur_time: ts(0.0),
+        })
+        .collect();
+    let r = s.ingest_signals(authed(sc::IngestSignalsRequest { signals }, &bot)).await.unwrap().into_inner();
+    assert_eq!(r.stage_changes.len(), 3, "three leads cross the MQL threshold");
+    for i in 1..=2 {
+        let id = format!("lead-{i}");
+        s.accept_lead(authed(sc::AcceptLeadRequest { lead_id: id.clone(), request_id: String::new() }, &sdr))
+            .await
+            .unwrap();
+        let q = sc::QualifyLeadRequest {
+            lead_id: id,
+            discovery_call_held: true,
+            pain_statement: "month-end close takes nine days".into(),
+            request_id: String::new(),
+        };
+        s.qualify_lead(authed(q, &sdr)).await.unwrap();
+    }
+}
+
+fn opportunity(id: &str, dollars: i64) -> acc::Opportunity {
+    acc::Opportunity {
+        opportunity_id: id.into(),
+        lead_id: "lead-1".into(),
+        amount: usd(dollars),
+        expected_close_time: ts(60.0),
+        segment: Segment::Smb as i32,
+        evidence: [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
+            .map(|c| acc::CriterionEvidence {
+                criterion: c as i32,
+                status: EvidenceStatus::Confirmed as i32,
+                note: "heard on the call".into(),
+                confirmed_by: "sam".into(),
+            })
+            .to_vec(),
+        stakeholders: vec![
+            acc::Stakeholder { contact_id: "c-eb".into(), role: BuyingRole::EconomicBuyer as i32, verify_time: None },
+            acc::Stakeholder { contact_id: "c-ch".into(), role: BuyingRole::Champion as i32, verify_time: None },
+        ],
+        next_step: Some(acc::NextStep {
+            description: "demo".into(),
+            scheduled_time: ts(3.0),
+            r#type: acc::ActivityType::Demo as i32,
+        }),
+        team: "emea-smb".into(),
+        ..Default::default()
+    }
+}
+
+/// Six opportunities of lead-1: o1–o4 at $100,000 and o5 at $500,000 are
+/// accepted, o6 ($50,000) rejected; o1 is won, o2–o4 lost, o5 stays open with
+/// one meaningful call.
+async fn seed_opportunities(a: &mut AccClient<Channel>) {
+    let sdr = token("acme", "sam", &[Role::Sdr]);
+    let ae = token("acme", "alex", &[Role::Ae]);
+    for (id, dollars) in
+        [("o1", 100_000), ("o2", 100_000), ("o3", 100_000), ("o4", 100_000), ("o5", 500_000), ("o6", 50_000)]
+    {
+        let req =
+            acc::SubmitOpportunityRequest { opportunity: Some(opportunity(id, dollars)), request_id: String::new() };
+        a.submit_opportunity(authed(req, &sdr)).await.unwrap();
+    }
+    for id in ["o1", "o2", "o3", "o4", "o5"] {
+        let req = acc::AcceptOpportunityRequest { opportunity_id: id.into(), ..Default::default() };
+        a.accept_opportunity(authed(req, &ae)).await.unwrap();
+    }
+    let req = acc::RejectOpportunityRequest {
+        opportunity_id: "o6".into(),
+        reason: acc::RejectionReason::NoBudget as i32,
+        ..Default::default()
+    };
+    a.reject_opportunity(authed(req, &ae)).await.unwrap();
+    for (id, won) in [("o1", true), ("o2", false), ("o3", false), ("o4", false)] {
+        let req = acc::CloseOpportunityRequest {
+            opportunity_id: id.into(),
+            won,
+            amount: if won { usd(100_000) } else { None },
+            reason: if won { "signed".into() } else { "went with a competitor".into() },
+            ..Default::default()
+        };
+        a.close_opportunity(authed(req, &ae)).await.unwrap();
+    }
+    let call = acc::Activity {
+        activity_id: "call-1".into(),
+        r#type: acc::ActivityType::Call as i32,
+        meaningful: true,
+        // A second ahead: after the acceptance, which happened within this second.
+        occur_time: ts(1.0 / 86_400.0),
+        ..Default::default()
+    };
+    let req =
+        acc::RecordActivityRequest { opportunity_id: "o5".into(), activity: Some(call), request_id: String::new() };
+    a.record_activity(authed(req, &ae)).await.unwrap();
+}
+
+fn expected() -> pb::FunnelFigures {
+    pb::FunnelFigures {
+        leads: 4,
+        mqls: 3,
+        sqls: 2,
+        sqos_submitted: 6,
+        sqos_accepted: 5,
+        sqos_rejected: 1,
+        overrides: 0,
+        won: 1,
+        lost: 3,
+        pipeline_generated_minor: 900_000 * USD,
+        won_amount_minor: 100_000 * USD,
+        open_pipeline_minor: 500_000 * USD,
+        mql_to_sql: Some(2.0 / 3.0),
+        // Of the two SQL leads, lead-1 became an SQO and was won; lead-2 did neither.
+        sql_to_sqo: Some(0.5),
+        sqo_to_won: Some(0.2),
+        sql_to_won: Some(0.5),
+        win_rate: Some(0.25),
+        average_deal_size_minor: Some(180_000 * USD),
+        velocity_days: Some(0.0),
+        // domain.md: $500,000 open at a 25 % close rate forecasts $125,000.
+        forecast_minor: 125_000 * USD,
+        accepted_without_activity: 4,
+    }
+}
+
+async fn figures(m: &mut MetricsServiceClient<Channel>, group_by: Vec<FunnelDimension>) -> Vec<pb::FunnelRow> {
+    let req = pb::GetFunnelRequest {
+        start_period: this_month(),
+        end_period: this_month(),
+        group_by: group_by.into_iter().map(|d| d as i32).collect(),
+        ..Default::default()
+    };
+    let t = token("acme", "mia", &[Role::Manager]);
+    m.get_funnel(authed(req, &t)).await.unwrap().into_inner().rows
+}
+
+/// Waits until metrics reports `want` for the whole month (velocity rounded: it is seconds apart).
+async fn caught_up(m: &mut MetricsServiceClient<Channel>, want: &pb::FunnelFigures) -> pb::FunnelFigures {
+    let got = eventually(Duration::from_secs(20), || {
+        let mut m = m.clone();
+        async move {
+            let rows = figures(&mut m, vec![]).await;
+            let mut f = rows.first()?.figures?;
+            f.velocity_days = f.velocity_days.map(|d| (d * 10.0).round() / 10.0);
+            (f == *want).then_some(f)
+        }
+    })
+    .await;
+    match got {
+        Some(f) => f,
+        None => panic!("metrics never reached {want:?}; last: {:?}", figures(m, vec![]).await),
+    }
+}
+
+async fn start_metrics(cfg: qualify_platform::ServiceConfig) -> (Running, MetricsServiceClient<Channel>) {
+    let svc = spawn::<Metrics>(cfg).await;
+    let client = MetricsServiceClient::new(svc.channel().await);
+    (svc, client)
+}
+
+on_both_backends!(the_funnel_matches_hand_computed_figures_after_rebuild_and_restart);
+
+async fn the_funnel_matches_hand_computed_figures_after_rebuild_and_restart(b: Backend) {
+    let scoring = spawn::<Scoring>(config("scoring", b).await).await;
+    let mut acc_cfg = config("acceptance", b).await;
+    acc_cfg.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(acc_cfg).await;
+    let mut metrics_cfg = config("metrics", b).await;
+    let dir = std::env::temp_dir().join(format!("qualify-metrics-{}", uuid::Uuid::new_v4().simple()));
+    if b == Backend::Sqlite {
+        // A file, so a restart finds what the first instance stored.
+        std::fs::create_dir_all(&dir).unwrap();
+        metrics_cfg.database_url = format!("sqlite://{}/metrics.db?mode=rwc", dir.display());
+    }
+    metrics_cfg.scoring_url = Some(scoring.url());
+    metrics_cfg.acceptance_url = Some(acceptance.url());
+    let (first, mut m) = start_metrics(metrics_cfg.clone()).await;
+
+    seed_leads(&mut LeadScoringServiceClient::new(scoring.channel().await)).await;
+    seed_opportunities(&mut AccClient::new(acceptance.channel().await)).await;
+    let want = expected();
+    caught_up(&mut m, &want).await;
+
+    // Sliced by source and campaign: one group, the same figures, its values named.
+    let rows = figures(&mut m, vec![FunnelDimension::Source, FunnelDimension::Campaign]).await;
+    assert_eq!(rows.len(), 1);
+    let g = rows[0].group.clone().unwrap();
+    assert_eq!((g.source, g.campaign.as_str(), g.period.as_str()), (LeadSource::Inbound as i32, "q4", ""));
+    assert_eq!(rows[0].figures.as_ref().unwrap().forecast_minor, 125_000 * USD);
+    // By team: lead figures (no team) and opportunity figures (emea-smb) apart.
+    let rows = figures(&mut m, vec![FunnelDimension::Team]).await;
+    let teams: Vec<_> = rows.iter().map(|r| r.group.as_ref().unwrap().team.as_str()).collect();
+    assert_eq!(teams, ["", "emea-smb"]);
+    assert_eq!(rows[1].figures.as_ref().unwrap().sqos_accepted, 5);
+
+    // A rebuild replays both streams and reproduces every figure.
+    let operator = token(qualify_platform::outbox::SYSTEM_TENANT, "ops", &[Role::Revops]);
+    let tenant_revops = token("acme", "rita", &[Role::Revops]);
+    let e = m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &tenant_revops)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "a tenant cannot rebuild every tenant's roll-ups");
+    let status = m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &operator)).await.unwrap().into_inner();
+    assert!(status.streams.iter().all(|s| s.applied_sequence > 0 && s.applied_events > 0), "{status:?}");
+    caught_up(&mut m, &want).await;
+
+    // A restart resumes from the stored cursors: nothing missed, nothing counted twice,
+    // including events committed while metrics was down.
+    first.stop().await.unwrap();
+    let mut s = LeadScoringServiceClient::new(scoring.channel().await);
+    let bot = token("acme", "sync", &[Role::Service]);
+    let lead = sc::Lead {
+        lead_id: "lead-5".into(),
+        account_id: "acc-1".into(),
+        source: LeadSource::Inbound as i32,
+        campaign: "q4".into(),
+        ..Default::default()
+    };
+    s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
+    let (_second, mut m) = start_metrics(metrics_cfg).await;
+    caught_up(&mut m, &pb::FunnelFigures { leads: 5, ..want }).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+on_both_backends!(bad_funnel_queries_name_the_field);
+
+async fn bad_funnel_queries_name_the_field(b: Backend) {
+    let (_svc, mut m) = start_metrics(config("metrics", b).await).await;
+    let t = token("acme", "mia", &[Role::Manager]);
+    let cases = [
+        (
+            pb::GetFunnelRequest { start_period: "2026-13".into(), end_period: "2026-11".into(), ..Default::default() },
+            "start_period",
+        ),
+        (
+            pb::GetFunnelRequest { start_period: "2026-11".into(), end_period: "2026-10".into(), ..Default::default() },
+            "end_period",
+        ),
+        (
+            pb::GetFunnelRequest {
+                start_period: "2026-11".into(),
+                end_period: "2026-11".into(),
+                group_by: vec![99],
+                ..Default::default()
+            },
+            "group_by[0]",
+        ),
+        (
+            pb::GetFunnelRequest {
+                start_period: "2026-11".into(),
+                end_period: "2026-11".into(),
+                segment: 42,
+                ..Default::default()
+            },
+            "segment",
+        ),
+    ];
+    for (req, field) in cases {
+        let e = m.get_funnel(authed(req, &t)).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument);
+        use tonic_types::StatusExt;
+        let fields: Vec<_> =
+            e.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+        assert!(fields.contains(&field.to_string()), "{fields:?} should name {field}");
+    }
+}
