@@ -139,10 +139,10 @@ Call with (dict "root" $ "key" "scoring" "svc" $svc).
 {{- $cfg := $root.Values.config -}}
 QUALIFY_LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .svc.port) | quote }}
 QUALIFY_DATABASE_SCHEMA: {{ .svc.databaseSchema | quote }}
-QUALIFY_DATABASE_MAX_CONNECTIONS: {{ (.svc.databaseMaxConnections | default $cfg.databaseMaxConnections) | toString | quote }}
+QUALIFY_DATABASE_MAX_CONNECTIONS: {{ (.svc.databaseMaxConnections | default $cfg.databaseMaxConnections) | int64 | toString | quote }}
 QUALIFY_RUN_MIGRATIONS: "false"
-QUALIFY_DRAIN_GRACE_SECS: {{ $cfg.drainGraceSecs | toString | quote }}
-QUALIFY_MAX_MESSAGE_BYTES: {{ $cfg.maxMessageBytes | toString | quote }}
+QUALIFY_DRAIN_GRACE_SECS: {{ $cfg.drainGraceSecs | int64 | toString | quote }}
+QUALIFY_MAX_MESSAGE_BYTES: {{ $cfg.maxMessageBytes | int64 | toString | quote }}
 QUALIFY_LOG_FORMAT: {{ $cfg.logFormat | quote }}
 {{- range $callee := .svc.calls }}
 {{- $target := index $root.Values.services $callee }}
@@ -153,10 +153,10 @@ OTEL_EXPORTER_OTLP_ENDPOINT: {{ $cfg.otelExporterOtlpEndpoint | quote }}
 OTEL_SERVICE_NAME: {{ .svc.binary | quote }}
 {{- end }}
 {{- range $k, $v := $cfg.extraEnv }}
-{{ $k }}: {{ $v | toString | quote }}
+{{ $k }}: {{ $v | quote }}
 {{- end }}
 {{- range $k, $v := .svc.extraEnv }}
-{{ $k }}: {{ $v | toString | quote }}
+{{ $k }}: {{ $v | quote }}
 {{- end }}
 {{- end -}}
 
