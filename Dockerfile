@@ -32,6 +32,6 @@ LABEL org.opencontainers.image.title="qualify" \
 COPY --from=builder --chown=0:0 --chmod=0755 /out/ /usr/local/bin/
 USER 65532:65532
 EXPOSE 50051 50052 50053
-# No default service: the command names one, e.g. `qualify-scoring serve`.
+# Default: scoring; the chart sets the command (binary and serve|migrate) itself.
 ENTRYPOINT []
 CMD ["/usr/local/bin/qualify-scoring", "serve"]
