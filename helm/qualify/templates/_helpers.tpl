@@ -131,33 +131,40 @@ Data of the chart-created Secret (plain values; the template encodes them).
 {{- end -}}
 
 {{/*
-Non-secret environment of one service, the data of its ConfigMap.
+Non-secret environment of one service, the data of its ConfigMap: built as a
+map so that config.extraEnv, then services.<name>.extraEnv, override any
+computed variable (e.g. QUALIFY_SCORING_URL pointing outside the release).
 Call with (dict "root" $ "key" "scoring" "svc" $svc).
 */}}
 {{- define "qualify.configData" -}}
 {{- $root := .root -}}
 {{- $cfg := $root.Values.config -}}
-QUALIFY_LISTEN_ADDR: {{ printf "0.0.0.0:%d" (int .svc.port) | quote }}
-QUALIFY_DATABASE_SCHEMA: {{ .svc.databaseSchema | quote }}
-QUALIFY_DATABASE_MAX_CONNECTIONS: {{ (.svc.databaseMaxConnections | default $cfg.databaseMaxConnections) | int64 | toString | quote }}
-QUALIFY_RUN_MIGRATIONS: "false"
-QUALIFY_DRAIN_GRACE_SECS: {{ $cfg.drainGraceSecs | int64 | toString | quote }}
-QUALIFY_MAX_MESSAGE_BYTES: {{ $cfg.maxMessageBytes | int64 | toString | quote }}
-QUALIFY_LOG_FORMAT: {{ $cfg.logFormat | quote }}
-{{- range $callee := .svc.calls }}
-{{- $target := index $root.Values.services $callee }}
-{{ printf "QUALIFY_%s_URL" (upper $callee) }}: {{ printf "http://%s:%d" (include "qualify.componentName" (dict "root" $root "key" $callee)) (int $target.port) | quote }}
-{{- end }}
-{{- if $cfg.otelExporterOtlpEndpoint }}
-OTEL_EXPORTER_OTLP_ENDPOINT: {{ $cfg.otelExporterOtlpEndpoint | quote }}
-OTEL_SERVICE_NAME: {{ .svc.binary | quote }}
-{{- end }}
-{{- range $k, $v := $cfg.extraEnv }}
+{{- $env := dict
+  "QUALIFY_LISTEN_ADDR" (printf "0.0.0.0:%d" (int64 .svc.port))
+  "QUALIFY_DATABASE_SCHEMA" .svc.databaseSchema
+  "QUALIFY_DATABASE_MAX_CONNECTIONS" ((.svc.databaseMaxConnections | default $cfg.databaseMaxConnections) | int64 | toString)
+  "QUALIFY_RUN_MIGRATIONS" "false"
+  "QUALIFY_DRAIN_GRACE_SECS" ($cfg.drainGraceSecs | int64 | toString)
+  "QUALIFY_MAX_MESSAGE_BYTES" ($cfg.maxMessageBytes | int64 | toString)
+  "QUALIFY_LOG_FORMAT" $cfg.logFormat
+-}}
+{{- range $callee := .svc.calls -}}
+{{- $target := index $root.Values.services $callee -}}
+{{- $_ := set $env (printf "QUALIFY_%s_URL" (upper $callee)) (printf "http://%s:%d" (include "qualify.componentName" (dict "root" $root "key" $callee)) (int64 $target.port)) -}}
+{{- end -}}
+{{- if $cfg.otelExporterOtlpEndpoint -}}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" $cfg.otelExporterOtlpEndpoint -}}
+{{- $_ := set $env "OTEL_SERVICE_NAME" .svc.binary -}}
+{{- end -}}
+{{- range $k, $v := $cfg.extraEnv -}}
+{{- $_ := set $env $k $v -}}
+{{- end -}}
+{{- range $k, $v := .svc.extraEnv -}}
+{{- $_ := set $env $k $v -}}
+{{- end -}}
+{{- range $k, $v := $env }}
 {{ $k }}: {{ $v | quote }}
-{{- end }}
-{{- range $k, $v := .svc.extraEnv }}
-{{ $k }}: {{ $v | quote }}
-{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/*
