@@ -28,12 +28,14 @@ fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
 pub struct MetricsApi {
     db: DatabaseConnection,
     ingestor: Ingestor,
+    /// The stream consumers live as long as the service.
+    _consumers: std::sync::Arc<ingest::Consumers>,
 }
 
 impl MetricsApi {
-    /// An API over `db`, with the ingestor that fills it.
-    pub fn new(db: DatabaseConnection, ingestor: Ingestor) -> Self {
-        MetricsApi { db, ingestor }
+    /// An API over `db`, with the ingestor that fills it and its running consumers.
+    pub fn new(db: DatabaseConnection, ingestor: Ingestor, consumers: ingest::Consumers) -> Self {
+        MetricsApi { db, ingestor, _consumers: std::sync::Arc::new(consumers) }
     }
 }
 

@@ -460,6 +460,17 @@ pub async fn positions(db: &impl ConnectionTrait) -> Result<Vec<cursor::Model>, 
     Ok(out)
 }
 
+/// Running stream consumers; dropping it stops them.
+pub struct Consumers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Consumers {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
 /// The consumers of both streams, and the rebuild that replays them.
 #[derive(Clone)]
 pub struct Ingestor {
@@ -606,13 +617,17 @@ impl Ingestor {
         }
     }
 
-    /// Starts following both streams (those configured).
-    pub fn spawn(&self) {
+    /// Starts following both streams (those configured) until the returned
+    /// guard is dropped: the service holds it, so its consumers end with it
+    /// and the upstream servers are not kept waiting on open streams.
+    pub fn spawn(&self) -> Consumers {
+        let mut tasks = Vec::new();
         for (u, ch) in [(Upstream::Scoring, &self.scoring), (Upstream::Acceptance, &self.acceptance)] {
             if ch.is_some() {
-                tokio::spawn(self.clone().follow(u));
+                tasks.push(tokio::spawn(self.clone().follow(u)));
             }
         }
+        Consumers(tasks)
     }
 
     /// Drops every roll-up, fact, applied id and cursor, then replays both

@@ -39,8 +39,8 @@ impl QualifyService for Metrics {
                         .unwrap_or_else(|_| unreachable!("no URL to parse"))
                 }
             };
-            ingestor.spawn();
-            let server = MetricsServiceServer::new(grpc::MetricsApi::new(db, ingestor))
+            let consumers = ingestor.spawn();
+            let server = MetricsServiceServer::new(grpc::MetricsApi::new(db, ingestor, consumers))
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);
             Routes::new(InterceptedService::new(server, auth))
