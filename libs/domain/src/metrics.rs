@@ -82,6 +82,25 @@ pub fn percentile(sample: &[i64], p: u8) -> Option<i64> {
     Some(v[rank - 1])
 }
 
+/// [`percentile`] of a sample given as `(value, count)` pairs (a histogram),
+/// with the same nearest-rank definition.
+pub fn percentile_of_counts(counts: &[(i64, u64)], p: u8) -> Option<i64> {
+    let mut v: Vec<(i64, u64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
+    v.sort_unstable();
+    let total: u64 = v.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (u64::from(p.min(100)) * total).div_ceil(100).max(1);
+    let mut seen = 0;
+    v.into_iter()
+        .find(|(_, n)| {
+            seen += n;
+            seen >= rank
+        })
+        .map(|(value, _)| value)
+}
+
 /// Cohen's kappa between two raters' binary labels (`true` = accept), each
 /// pair one item: (p_o - p_e) / (1 - p_e). `None` with no items; 1.0 when
 /// both raters always give the same single label (agreement cannot exceed chance
@@ -102,8 +121,47 @@ pub fn cohen_kappa(pairs: &[(bool, bool)]) -> Option<f64> {
     Some((p_o - p_e) / (1.0 - p_e))
 }
 
+/// The benchmarks of `domain.md`, used as alarms.
+pub mod benchmarks {
+    use crate::Segment;
+
+    /// SQL → SQO above this, with a close rate below [`CLOSE_RATE_FLOOR`], means loose criteria.
+    pub const SQL_TO_SQO_LOOSE: f64 = 0.40;
+    /// SQO → won below this means the criteria should be tightened.
+    pub const CLOSE_RATE_FLOOR: f64 = 0.15;
+    /// Pipeline coverage below this multiple of quota is pipeline risk.
+    pub const COVERAGE_FLOOR: f64 = 3.0;
+    /// An acceptance rate at or above this ...
+    pub const INFLATION_ACCEPTANCE: f64 = 0.80;
+    /// ... with fewer than this share of SQOs reached within 30 days is stage inflation.
+    pub const INFLATION_CONTACT: f64 = 0.50;
+
+    /// SQOs per SDR per month expected in a segment (inclusive), where the domain gives one.
+    pub fn sqo_target(segment: Segment) -> Option<(u64, u64)> {
+        match segment {
+            Segment::Smb => Some((15, 25)),
+            Segment::Enterprise => Some((5, 10)),
+            Segment::MidMarket => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn percentiles_of_a_histogram_match_those_of_the_sample() {
+        let sample = [0, 0, 1, 3, 3, 3, 7, 12, 12, 40];
+        let mut counts = std::collections::BTreeMap::new();
+        for v in sample {
+            *counts.entry(v).or_insert(0u64) += 1;
+        }
+        let counts: Vec<_> = counts.into_iter().collect();
+        for p in [1, 10, 50, 90, 99, 100] {
+            assert_eq!(percentile_of_counts(&counts, p), percentile(&sample, p), "p{p}");
+        }
+        assert_eq!(percentile_of_counts(&[(5, 0)], 50), None);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

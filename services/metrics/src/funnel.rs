@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use qualify_domain::metrics::{Ratio, average_deal_size, conversion, forecast, win_rate};
+use qualify_domain::metrics::{
+    Ratio, average_deal_size, conversion, coverage, forecast, percentile_of_counts, win_rate,
+};
 use qualify_domain::{LeadSource, Segment};
 use qualify_platform::ApiError;
 use qualify_proto::convert::WireEnum;
@@ -11,6 +13,7 @@ use qualify_proto::metrics::{self as pb, FunnelDimension};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QuerySelect};
 
+use crate::entity::quota;
 use crate::entity::rollup::{self, Column as R};
 use crate::ingest::figure as f;
 
@@ -126,14 +129,44 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::Funnel
             g.1 += forecast(open, rate);
         }
     }
-    Ok(groups.into_iter().map(|(k, (figs, fc))| row(k, &figs, fc)).collect())
+    // Quotas of the range, once; each group takes its team's, its rep's or every team's.
+    let quotas: Vec<quota::Model> = quota::Entity::find()
+        .filter(quota::Column::TenantId.eq(&q.tenant))
+        .filter(quota::Column::Period.between(q.start.as_str(), q.end.as_str()))
+        .all(db)
+        .await?;
+    let quota_of = |k: &[String; 6]| -> i64 {
+        let [period, _, _, team, rep, _] = k;
+        let (kind, owner) = match (grouped.contains(&"team"), grouped.contains(&"rep")) {
+            (true, _) if !team.is_empty() => ("team", Some(team)),
+            (_, true) if !rep.is_empty() => ("rep", Some(rep)),
+            _ => ("team", None),
+        };
+        quotas
+            .iter()
+            .filter(|m| m.owner_kind == kind && owner.is_none_or(|o| *o == m.owner_id))
+            .filter(|m| period.is_empty() || *period == m.period)
+            .map(|m| m.amount_minor)
+            .sum()
+    };
+    Ok(groups
+        .into_iter()
+        .map(|(k, (figs, fc))| {
+            let quota = quota_of(&k);
+            row(k, &figs, fc, quota)
+        })
+        .collect())
 }
 
-fn row(k: [String; 6], figs: &Figures, forecast_minor: i64) -> pb::FunnelRow {
+fn row(k: [String; 6], figs: &Figures, forecast_minor: i64, quota_minor: i64) -> pb::FunnelRow {
     let g = |name: &str| figs.get(name).copied().unwrap_or(0);
     let n = |name: &str| g(name).max(0) as u64;
     let ratio = |r: Option<Ratio>| r.map(Ratio::value);
     let [period, source, segment, team, rep, campaign] = k;
+    let followthrough: Vec<(i64, u64)> = figs
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(f::FOLLOWTHROUGH_DAY)?.parse().ok()?, (*v).max(0) as u64)))
+        .collect();
     let velocity =
         (n(f::CLOSED_ACCEPTED) > 0).then(|| g(f::VELOCITY_SECS) as f64 / n(f::CLOSED_ACCEPTED) as f64 / 86_400.0);
     pb::FunnelRow {
@@ -167,6 +200,17 @@ fn row(k: [String; 6], figs: &Figures, forecast_minor: i64) -> pb::FunnelRow {
             velocity_days: velocity,
             forecast_minor,
             accepted_without_activity: g(f::NO_ACTIVITY),
+            followthrough_median_days: percentile_of_counts(&followthrough, 50),
+            followthrough_p90_days: percentile_of_counts(&followthrough, 90),
+            meaningful_within_30_days: ratio(conversion(n(f::ACCEPTED), n(f::WITHIN_30))),
+            rejection_reasons: figs
+                .iter()
+                .filter_map(|(k, v)| Some((k.strip_prefix(f::REJECT_REASON)?.to_string(), *v)))
+                .filter(|(_, v)| *v != 0)
+                .collect(),
+            accepted_with_stale_contacts: g(f::STALE_CONTACTS),
+            quota_minor,
+            coverage: coverage(g(f::OPEN), quota_minor),
         }),
     }
 }

@@ -13,8 +13,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use tonic::{Request, Response, Status};
 
 use crate::entity::quota;
-use crate::funnel;
 use crate::ingest::{self, Ingestor};
+use crate::{funnel, health};
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "metrics.qualify";
@@ -168,6 +168,13 @@ impl MetricsApi {
     }
 }
 
+/// A range of months: both `YYYY-MM`, the end not before the start.
+fn check_range(v: &mut Violations, start: &str, end: &str) {
+    v.check(is_period(start), "start_period", "must be a month as YYYY-MM");
+    v.check(is_period(end), "end_period", "must be a month as YYYY-MM");
+    v.check(start <= end, "end_period", "must not be before start_period");
+}
+
 fn position(c: crate::entity::cursor::Model) -> pb::StreamPosition {
     pb::StreamPosition { stream: c.stream, applied_sequence: c.applied_sequence, applied_events: c.applied_events }
 }
@@ -176,9 +183,7 @@ impl MetricsApi {
     async fn get_funnel(&self, c: Caller, req: pb::GetFunnelRequest) -> Result<pb::GetFunnelResponse, ApiError> {
         use crate::entity::rollup::Column as R;
         let mut v = Violations::new();
-        v.check(is_period(&req.start_period), "start_period", "must be a month as YYYY-MM");
-        v.check(is_period(&req.end_period), "end_period", "must be a month as YYYY-MM");
-        v.check(req.start_period <= req.end_period, "end_period", "must not be before start_period");
+        check_range(&mut v, &req.start_period, &req.end_period);
         let mut group_by = Vec::new();
         for (i, d) in req.group_by.iter().enumerate() {
             match FunnelDimension::try_from(*d) {
@@ -215,6 +220,18 @@ impl MetricsApi {
         Ok(pb::GetFunnelResponse { rows: funnel::funnel(&self.db, &q).await? })
     }
 
+    async fn get_funnel_health(
+        &self,
+        c: Caller,
+        req: pb::GetFunnelHealthRequest,
+    ) -> Result<pb::GetFunnelHealthResponse, ApiError> {
+        let mut v = Violations::new();
+        check_range(&mut v, &req.start_period, &req.end_period);
+        v.finish()?;
+        let findings = health::findings(&self.db, &c.tenant, &req.start_period, &req.end_period).await?;
+        Ok(pb::GetFunnelHealthResponse { findings })
+    }
+
     async fn get_ingestion_status(&self) -> Result<pb::GetIngestionStatusResponse, ApiError> {
         Ok(pb::GetIngestionStatusResponse {
             streams: ingest::positions(&self.db).await?.into_iter().map(position).collect(),
@@ -238,6 +255,14 @@ impl MetricsService for MetricsApi {
     async fn get_funnel(&self, r: Request<pb::GetFunnelRequest>) -> Result<Response<pb::GetFunnelResponse>, Status> {
         let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
         reply(MetricsApi::get_funnel(self, c, r.into_inner()).await)
+    }
+
+    async fn get_funnel_health(
+        &self,
+        r: Request<pb::GetFunnelHealthRequest>,
+    ) -> Result<Response<pb::GetFunnelHealthResponse>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(MetricsApi::get_funnel_health(self, c, r.into_inner()).await)
     }
 
     async fn get_ingestion_status(

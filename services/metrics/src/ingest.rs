@@ -129,18 +129,26 @@ pub mod figure {
     pub const COHORT_SQL_WON: &str = "cohort_sql_won";
     pub const COHORT_SQO: &str = "cohort_sqo";
     pub const COHORT_SQO_WON: &str = "cohort_sqo_won";
+    pub const WITHIN_30: &str = "meaningful_within_30";
+    pub const STALE_CONTACTS: &str = "accepted_stale_contacts";
+    /// Prefix of the follow-through histogram: `followthrough_day:DD`, DD in 00..=90.
+    pub const FOLLOWTHROUGH_DAY: &str = "followthrough_day:";
+    /// Last day of the follow-through histogram (it holds that day and later).
+    pub const FOLLOWTHROUGH_MAX_DAYS: i64 = 90;
+    /// Prefix of rejections by reason: `reject_reason:NO_BUDGET`.
+    pub const REJECT_REASON: &str = "reject_reason:";
 }
 
-type Key = (String, String, Slice, &'static str);
+type Key = (String, String, Slice, String);
 
 /// Roll-up changes of a batch, written once per key.
 #[derive(Default)]
 struct Deltas(HashMap<Key, i64>);
 
 impl Deltas {
-    fn add(&mut self, tenant: &str, period: &str, slice: &Slice, figure: &'static str, by: i64) {
+    fn add(&mut self, tenant: &str, period: &str, slice: &Slice, figure: impl Into<String>, by: i64) {
         if by != 0 {
-            *self.0.entry((tenant.to_string(), period.to_string(), slice.clone(), figure)).or_default() += by;
+            *self.0.entry((tenant.to_string(), period.to_string(), slice.clone(), figure.into())).or_default() += by;
         }
     }
 
@@ -158,7 +166,7 @@ impl Deltas {
                 team: Set(s.team),
                 rep: Set(s.rep),
                 campaign: Set(s.campaign),
-                figure: Set(figure.to_string()),
+                figure: Set(figure),
                 value: Set(value),
             })
             .collect();
@@ -296,8 +304,11 @@ async fn apply_scoring(txn: &DatabaseTransaction, e: &sc::Event, d: &mut Deltas)
 async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Deltas) -> Result<(), sea_orm::DbErr> {
     let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
     let tenant = e.tenant.as_str();
-    let Some(acc::event::Payload::OpportunityChanged(ch)) = &e.payload else {
-        return Ok(()); // decisions and activities arrive as opportunity changes too
+    let ch = match &e.payload {
+        Some(acc::event::Payload::OpportunityChanged(ch)) => ch,
+        Some(acc::event::Payload::DecisionRecorded(dec)) => return apply_decision(txn, tenant, dec, at, d).await,
+        // Activities that matter arrive as opportunity changes (the first meaningful one).
+        _ => return Ok(()),
     };
     let Some(o) = &ch.opportunity else { return Ok(()) };
     let existing =
@@ -357,7 +368,12 @@ async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Del
         }
     }
     if let Some(p) = f.accept_period.clone() {
-        if !f.meaningful_activity && o.first_meaningful_activity_time.is_some() {
+        if !f.meaningful_activity
+            && let Some(first) = o.first_meaningful_activity_time.as_ref().and_then(from_timestamp)
+        {
+            let days = f.accepted_at.map_or(0, |a| (first - a).num_days().clamp(0, figure::FOLLOWTHROUGH_MAX_DAYS));
+            d.add(tenant, &p, &s, format!("{}{days:02}", figure::FOLLOWTHROUGH_DAY), 1);
+            d.add(tenant, &p, &s, figure::WITHIN_30, i64::from(days < 30));
             d.add(tenant, &p, &s, figure::NO_ACTIVITY, -1);
             f.meaningful_activity = true;
             changed = true;
@@ -391,6 +407,35 @@ async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Del
     }
     if changed {
         f.into_active_model().reset_all().update(txn).await?;
+    }
+    Ok(())
+}
+
+/// Rejections by reason, and acceptances over stale contact data, from the audit trail.
+async fn apply_decision(
+    txn: &DatabaseTransaction,
+    tenant: &str,
+    dec: &acc::Decision,
+    at: DateTime<Utc>,
+    d: &mut Deltas,
+) -> Result<(), sea_orm::DbErr> {
+    let Some(f) =
+        opportunity_fact::Entity::find_by_id((tenant.to_string(), dec.opportunity_id.clone())).one(txn).await?
+    else {
+        return Ok(());
+    };
+    let p = period_of(dec.decide_time.as_ref(), at);
+    match acc::DecisionKind::try_from(dec.kind) {
+        Ok(acc::DecisionKind::Reject) => {
+            let reason = acc::RejectionReason::try_from(dec.reason).unwrap_or(acc::RejectionReason::Other);
+            let name = reason.as_str_name().trim_start_matches("REJECTION_REASON_");
+            d.add(tenant, &p, &opp_slice(&f), format!("{}{name}", figure::REJECT_REASON), 1);
+        }
+        Ok(acc::DecisionKind::Accept) => {
+            let stale = dec.checks.iter().any(|c| c.code == acc::GateCheckCode::ContactDataStale as i32 && !c.passed);
+            d.add(tenant, &p, &opp_slice(&f), figure::STALE_CONTACTS, i64::from(stale));
+        }
+        _ => {}
     }
     Ok(())
 }

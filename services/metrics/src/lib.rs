@@ -3,6 +3,7 @@
 pub mod entity;
 pub mod funnel;
 pub mod grpc;
+pub mod health;
 pub mod ingest;
 pub mod migration;
 

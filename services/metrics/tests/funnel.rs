@@ -225,6 +225,15 @@ fn expected() -> pb::FunnelFigures {
         // domain.md: $500,000 open at a 25 % close rate forecasts $125,000.
         forecast_minor: 125_000 * USD,
         accepted_without_activity: 4,
+        // o5's call came the day it was accepted: one sample, day 0.
+        followthrough_median_days: Some(0),
+        followthrough_p90_days: Some(0),
+        meaningful_within_30_days: Some(0.2),
+        rejection_reasons: [("NO_BUDGET".to_string(), 1)].into(),
+        accepted_with_stale_contacts: 0,
+        // The team's $1,000,000 quota for the month: $500,000 open is 0.5x.
+        quota_minor: 1_000_000 * USD,
+        coverage: Some(0.5),
     }
 }
 
@@ -245,7 +254,7 @@ async fn caught_up(m: &mut MetricsServiceClient<Channel>, want: &pb::FunnelFigur
         let mut m = m.clone();
         async move {
             let rows = figures(&mut m, vec![]).await;
-            let mut f = rows.first()?.figures?;
+            let mut f = rows.first()?.figures.clone()?;
             f.velocity_days = f.velocity_days.map(|d| (d * 10.0).round() / 10.0);
             (f == *want).then_some(f)
         }
@@ -280,6 +289,17 @@ async fn the_funnel_matches_hand_computed_figures_after_rebuild_and_restart(b: B
     metrics_cfg.scoring_url = Some(scoring.url());
     metrics_cfg.acceptance_url = Some(acceptance.url());
     let (first, mut m) = start_metrics(metrics_cfg.clone()).await;
+    let quota = pb::Quota {
+        owner_kind: pb::QuotaOwnerKind::Team as i32,
+        owner_id: "emea-smb".into(),
+        period: this_month(),
+        amount: usd(1_000_000),
+        update_time: None,
+    };
+    let revops = token("acme", "rita", &[Role::Revops]);
+    m.update_quota(authed(pb::UpdateQuotaRequest { quota: Some(quota), request_id: String::new() }, &revops))
+        .await
+        .unwrap();
 
     seed_leads(&mut LeadScoringServiceClient::new(scoring.channel().await)).await;
     seed_opportunities(&mut AccClient::new(acceptance.channel().await)).await;
@@ -297,6 +317,21 @@ async fn the_funnel_matches_hand_computed_figures_after_rebuild_and_restart(b: B
     let teams: Vec<_> = rows.iter().map(|r| r.group.as_ref().unwrap().team.as_str()).collect();
     assert_eq!(teams, ["", "emea-smb"]);
     assert_eq!(rows[1].figures.as_ref().unwrap().sqos_accepted, 5);
+
+    // Health: coverage of 0.5x, 5 of 6 submissions accepted while 1 in 5 SQOs was reached, and an
+    // SMB SDR with 5 SQOs against 15–25. Not flagged: SQL→SQO is 50 % but the win rate (25 %) is
+    // not poor, and 25 % is above the 15 % floor; no stale contacts; a single month of overrides.
+    let t = token("acme", "mia", &[Role::Manager]);
+    let req = pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month() };
+    let findings = m.get_funnel_health(authed(req, &t)).await.unwrap().into_inner().findings;
+    let codes: Vec<_> = findings.iter().map(|f| pb::FindingCode::try_from(f.code).unwrap()).collect();
+    use pb::FindingCode as F;
+    assert_eq!(codes, [F::LowCoverage, F::StageInflation, F::SdrOffTarget], "{findings:#?}");
+    let coverage = &findings[0].evidence[0];
+    assert_eq!((coverage.name.as_str(), coverage.value, coverage.benchmark), ("coverage", 0.5, Some(3.0)));
+    assert_eq!(findings[0].group.as_ref().unwrap().team, "emea-smb");
+    assert_eq!(findings[2].group.as_ref().unwrap().rep, "sam");
+    assert_eq!(findings[2].evidence[0].value, 5.0);
 
     // A rebuild replays both streams and reproduces every figure.
     let operator = token(qualify_platform::outbox::SYSTEM_TENANT, "ops", &[Role::Revops]);
@@ -321,7 +356,7 @@ async fn the_funnel_matches_hand_computed_figures_after_rebuild_and_restart(b: B
     };
     s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
     let (_second, mut m) = start_metrics(metrics_cfg).await;
-    caught_up(&mut m, &pb::FunnelFigures { leads: 5, ..want }).await;
+    caught_up(&mut m, &pb::FunnelFigures { leads: 5, ..want.clone() }).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,0 +1,159 @@
+//! Funnel health: the figures of a range of months against the domain's
+//! benchmarks, each finding with the figures behind it.
+
+use qualify_domain::Segment;
+use qualify_domain::metrics::benchmarks as b;
+use qualify_platform::ApiError;
+use qualify_proto::convert::WireEnum;
+use qualify_proto::metrics::{self as pb, FindingCode, FunnelDimension};
+use sea_orm::DatabaseConnection;
+
+use crate::funnel::{self, Query};
+
+fn evidence(name: &str, value: f64, benchmark: Option<f64>) -> pb::Evidence {
+    pb::Evidence { name: name.into(), value, benchmark }
+}
+
+fn finding(code: FindingCode, group: Option<pb::FunnelGroup>, message: String, ev: Vec<pb::Evidence>) -> pb::Finding {
+    pb::Finding { code: code as i32, group: Some(group.unwrap_or_default()), message, evidence: ev }
+}
+
+/// The findings for `tenant` over `start..=end`.
+pub async fn findings(
+    db: &DatabaseConnection,
+    tenant: &str,
+    start: &str,
+    end: &str,
+) -> Result<Vec<pb::Finding>, ApiError> {
+    let query = |group_by: Vec<FunnelDimension>| Query {
+        tenant: tenant.to_string(),
+        start: start.to_string(),
+        end: end.to_string(),
+        group_by,
+        filters: vec![],
+    };
+    let mut out = Vec::new();
+
+    // The whole range.
+    let all = funnel::funnel(db, &query(vec![])).await?;
+    if let Some(f) = all.first().and_then(|r| r.figures.as_ref()) {
+        if let (Some(s), Some(w)) = (f.sql_to_sqo, f.win_rate)
+            && s > b::SQL_TO_SQO_LOOSE
+            && w < b::CLOSE_RATE_FLOOR
+        {
+            out.push(finding(
+                FindingCode::LooseCriteria,
+                None,
+                format!("{:.0} % of SQLs became SQOs but only {:.0} % of closed deals were won", s * 100.0, w * 100.0),
+                vec![
+                    evidence("sql_to_sqo", s, Some(b::SQL_TO_SQO_LOOSE)),
+                    evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)),
+                ],
+            ));
+        }
+        if let Some(w) = f.win_rate
+            && w < b::CLOSE_RATE_FLOOR
+        {
+            out.push(finding(
+                FindingCode::TightenCriteria,
+                None,
+                format!("only {:.0} % of closed SQOs were won: tighten the acceptance criteria", w * 100.0),
+                vec![evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)), evidence("won", f.won as f64, None)],
+            ));
+        }
+        if f.accepted_with_stale_contacts > 0 {
+            out.push(finding(
+                FindingCode::StaleContactData,
+                None,
+                format!("{} accepted deals stand on stale or unverified contact data", f.accepted_with_stale_contacts),
+                vec![
+                    evidence("accepted_with_stale_contacts", f.accepted_with_stale_contacts as f64, Some(0.0)),
+                    evidence("sqos_accepted", f.sqos_accepted as f64, None),
+                ],
+            ));
+        }
+    }
+
+    // Coverage per team that has a quota.
+    for r in funnel::funnel(db, &query(vec![FunnelDimension::Team])).await? {
+        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
+        if let Some(c) = f.coverage
+            && !g.team.is_empty()
+            && c < b::COVERAGE_FLOOR
+        {
+            out.push(finding(
+                FindingCode::LowCoverage,
+                Some(g.clone()),
+                format!("team {} has {c:.1}x its quota in open pipeline", g.team),
+                vec![
+                    evidence("coverage", c, Some(b::COVERAGE_FLOOR)),
+                    evidence("open_pipeline_minor", f.open_pipeline_minor as f64, None),
+                    evidence("quota_minor", f.quota_minor as f64, None),
+                ],
+            ));
+        }
+    }
+
+    // Month by month: stage inflation, and overrides on the rise.
+    let mut previous_share: Option<f64> = None;
+    for r in funnel::funnel(db, &query(vec![FunnelDimension::Period])).await? {
+        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
+        if f.sqos_submitted > 0 && f.sqos_accepted > 0 {
+            let acceptance = f.sqos_accepted as f64 / f.sqos_submitted as f64;
+            let contact = f.meaningful_within_30_days.unwrap_or(0.0);
+            if acceptance >= b::INFLATION_ACCEPTANCE && contact < b::INFLATION_CONTACT {
+                out.push(finding(
+                    FindingCode::StageInflation,
+                    Some(g.clone()),
+                    format!(
+                        "{}: {:.0} % of submissions accepted, but only {:.0} % of SQOs reached within 30 days",
+                        g.period,
+                        acceptance * 100.0,
+                        contact * 100.0
+                    ),
+                    vec![
+                        evidence("acceptance_rate", acceptance, Some(b::INFLATION_ACCEPTANCE)),
+                        evidence("meaningful_within_30_days", contact, Some(b::INFLATION_CONTACT)),
+                    ],
+                ));
+            }
+        }
+        let share = (f.sqos_accepted > 0).then(|| f.overrides as f64 / f.sqos_accepted as f64);
+        if let (Some(now), Some(before)) = (share, previous_share)
+            && now > before
+        {
+            out.push(finding(
+                FindingCode::OverridesRising,
+                Some(g.clone()),
+                format!(
+                    "{}: {:.0} % of acceptances overrode the gate, up from {:.0} %",
+                    g.period,
+                    now * 100.0,
+                    before * 100.0
+                ),
+                vec![evidence("override_share", now, Some(before)), evidence("overrides", f.overrides as f64, None)],
+            ));
+        }
+        if share.is_some() {
+            previous_share = share;
+        }
+    }
+
+    // SQOs per SDR per month against the segment's target.
+    let by_rep = query(vec![FunnelDimension::Period, FunnelDimension::Rep, FunnelDimension::Segment]);
+    for r in funnel::funnel(db, &by_rep).await? {
+        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
+        let Some((low, high)) = Segment::from_wire(g.segment).and_then(b::sqo_target) else { continue };
+        let sqos = f.sqos_accepted.max(0) as u64;
+        if g.rep.is_empty() || (sqos == 0 && f.sqos_submitted == 0) || (low..=high).contains(&sqos) {
+            continue;
+        }
+        out.push(finding(
+            FindingCode::SdrOffTarget,
+            Some(g.clone()),
+            format!("{} had {sqos} SQOs in {}, against a target of {low}–{high}", g.rep, g.period),
+            vec![evidence("sqos_accepted", sqos as f64, Some(low as f64)), evidence("target_high", high as f64, None)],
+        ));
+    }
+    Ok(out)
+}
