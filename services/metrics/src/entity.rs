@@ -79,6 +79,8 @@ pub mod lead_fact {
         pub lead_id: String,
         /// Whether the lead's creation has been seen (its slice is known).
         pub known: bool,
+        /// Month the lead was created.
+        pub created_period: Option<String>,
         pub source: String,
         pub segment: String,
         pub rep: String,

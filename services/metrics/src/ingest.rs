@@ -7,7 +7,7 @@
 //! figure is a pure function of the events: replaying both streams from the
 //! start (a rebuild) reproduces it exactly, whichever stream runs ahead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +23,8 @@ use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, Set,
-    TransactionTrait, TryInsertResult,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect, Set, TransactionTrait,
 };
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
@@ -193,12 +193,79 @@ impl Deltas {
     }
 }
 
-async fn lead(txn: &DatabaseTransaction, tenant: &str, lead_id: &str) -> Result<lead_fact::Model, sea_orm::DbErr> {
-    Ok(lead_fact::Entity::find_by_id((tenant.to_string(), lead_id.to_string())).one(txn).await?.unwrap_or(
-        lead_fact::Model {
+type FactKey = (String, String);
+
+/// The facts a batch touches, loaded once and written once.
+#[derive(Default)]
+struct Facts {
+    leads: HashMap<FactKey, lead_fact::Model>,
+    opportunities: HashMap<FactKey, opportunity_fact::Model>,
+    dirty_leads: HashSet<FactKey>,
+    dirty_opportunities: HashSet<FactKey>,
+}
+
+impl Facts {
+    /// Loads the facts `events` refer to, in two queries.
+    async fn load(txn: &DatabaseTransaction, events: &[&Event]) -> Result<Self, sea_orm::DbErr> {
+        let (mut lead_keys, mut opp_keys) = (HashSet::new(), HashSet::new());
+        for e in events {
+            match e {
+                Event::Scoring(e) => match &e.payload {
+                    Some(sc::event::Payload::LeadCreated(c)) => {
+                        if let Some(l) = &c.lead {
+                            lead_keys.insert((e.tenant.clone(), l.lead_id.clone()));
+                        }
+                    }
+                    Some(sc::event::Payload::LeadStageChanged(ch)) => {
+                        lead_keys.insert((e.tenant.clone(), ch.lead_id.clone()));
+                    }
+                    None => {}
+                },
+                Event::Acceptance(e) => match &e.payload {
+                    Some(acc::event::Payload::OpportunityChanged(ch)) => {
+                        if let Some(o) = &ch.opportunity {
+                            opp_keys.insert((e.tenant.clone(), o.opportunity_id.clone()));
+                            lead_keys.insert((e.tenant.clone(), o.lead_id.clone()));
+                        }
+                    }
+                    Some(acc::event::Payload::DecisionRecorded(dec)) => {
+                        opp_keys.insert((e.tenant.clone(), dec.opportunity_id.clone()));
+                    }
+                    _ => {}
+                },
+            }
+        }
+        let mut facts = Facts::default();
+        for chunk in lead_keys.into_iter().collect::<Vec<_>>().chunks(500) {
+            let tenants: HashSet<&str> = chunk.iter().map(|k| k.0.as_str()).collect();
+            let rows = lead_fact::Entity::find()
+                .filter(lead_fact::Column::TenantId.is_in(tenants))
+                .filter(lead_fact::Column::LeadId.is_in(chunk.iter().map(|k| k.1.as_str())))
+                .all(txn)
+                .await?;
+            facts.leads.extend(rows.into_iter().map(|r| ((r.tenant_id.clone(), r.lead_id.clone()), r)));
+        }
+        for chunk in opp_keys.into_iter().collect::<Vec<_>>().chunks(500) {
+            let tenants: HashSet<&str> = chunk.iter().map(|k| k.0.as_str()).collect();
+            let rows = opportunity_fact::Entity::find()
+                .filter(opportunity_fact::Column::TenantId.is_in(tenants))
+                .filter(opportunity_fact::Column::OpportunityId.is_in(chunk.iter().map(|k| k.1.as_str())))
+                .all(txn)
+                .await?;
+            facts.opportunities.extend(rows.into_iter().map(|r| ((r.tenant_id.clone(), r.opportunity_id.clone()), r)));
+        }
+        Ok(facts)
+    }
+
+    /// The lead's fact (a blank one if unseen), marked to be written.
+    fn lead(&mut self, tenant: &str, lead_id: &str) -> &mut lead_fact::Model {
+        let key = (tenant.to_string(), lead_id.to_string());
+        self.dirty_leads.insert(key.clone());
+        self.leads.entry(key).or_insert_with(|| lead_fact::Model {
             tenant_id: tenant.to_string(),
             lead_id: lead_id.to_string(),
             known: false,
+            created_period: None,
             source: String::new(),
             segment: String::new(),
             rep: String::new(),
@@ -207,31 +274,54 @@ async fn lead(txn: &DatabaseTransaction, tenant: &str, lead_id: &str) -> Result<
             sql_period: None,
             reached_sqo: false,
             reached_won: false,
-        },
-    ))
-}
+        })
+    }
 
-async fn save_lead(txn: &DatabaseTransaction, l: lead_fact::Model) -> Result<(), sea_orm::DbErr> {
-    use lead_fact::Column as L;
-    lead_fact::Entity::insert(l.into_active_model())
-        .on_conflict(
-            OnConflict::columns([L::TenantId, L::LeadId])
-                .update_columns([
-                    L::Known,
-                    L::Source,
-                    L::Segment,
-                    L::Rep,
-                    L::Campaign,
-                    L::MqlPeriod,
-                    L::SqlPeriod,
-                    L::ReachedSqo,
-                    L::ReachedWon,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(txn)
-        .await?;
-    Ok(())
+    /// Writes every touched fact, a few statements per table.
+    async fn write(self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
+        use lead_fact::Column as L;
+        use opportunity_fact::Column as O;
+        let leads: Vec<_> =
+            self.dirty_leads.iter().filter_map(|k| self.leads.get(k)).map(|m| m.clone().into_active_model()).collect();
+        for chunk in leads.chunks(500) {
+            lead_fact::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([L::TenantId, L::LeadId])
+                        .update_columns([
+                            L::Known,
+                            L::CreatedPeriod,
+                            L::Source,
+                            L::Segment,
+                            L::Rep,
+                            L::Campaign,
+                            L::MqlPeriod,
+                            L::SqlPeriod,
+                            L::ReachedSqo,
+                            L::ReachedWon,
+                        ])
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+        }
+        let opps: Vec<_> = self
+            .dirty_opportunities
+            .iter()
+            .filter_map(|k| self.opportunities.get(k))
+            .map(|m| m.clone().into_active_model())
+            .collect();
+        for chunk in opps.chunks(500) {
+            opportunity_fact::Entity::insert_many(chunk.to_vec())
+                .on_conflict(
+                    OnConflict::columns([O::TenantId, O::OpportunityId])
+                        .update_columns([O::AcceptPeriod, O::AcceptedAt, O::MeaningfulActivity, O::Closed])
+                        .to_owned(),
+                )
+                .exec_without_returning(txn)
+                .await?;
+        }
+        Ok(())
+    }
 }
 
 fn lead_slice(l: &lead_fact::Model) -> Slice {
@@ -254,30 +344,31 @@ fn credit_sql_cohort(l: &lead_fact::Model, d: &mut Deltas, sqo: bool, won: bool)
     }
 }
 
-async fn apply_scoring(txn: &DatabaseTransaction, e: &sc::Event, d: &mut Deltas) -> Result<(), sea_orm::DbErr> {
+fn apply_scoring(facts: &mut Facts, e: &sc::Event, d: &mut Deltas) {
     let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
     let tenant = e.tenant.as_str();
     match &e.payload {
         Some(sc::event::Payload::LeadCreated(c)) => {
-            let Some(l) = &c.lead else { return Ok(()) };
-            let mut f = lead(txn, tenant, &l.lead_id).await?;
+            let Some(l) = &c.lead else { return };
+            let f = facts.lead(tenant, &l.lead_id);
             if f.known {
-                return Ok(());
+                return;
             }
+            let p = period_of(l.create_time.as_ref(), at);
             f.known = true;
             f.source = LeadSource::from_wire(l.source).map(|s| s.as_str().to_string()).unwrap_or_default();
             f.segment = Segment::from_wire(c.segment).map(|s| s.as_str().to_string()).unwrap_or_default();
             f.rep = l.owner_sdr.clone();
             f.campaign = l.campaign.clone();
-            d.add(tenant, &period_of(l.create_time.as_ref(), at), &lead_slice(&f), figure::LEADS, 1);
+            d.add(tenant, &p, &lead_slice(f), figure::LEADS, 1);
+            f.created_period = Some(p);
             // Milestones of the other stream that arrived before the lead's creation.
-            credit_sql_cohort(&f, d, f.reached_sqo, f.reached_won);
-            save_lead(txn, f).await
+            credit_sql_cohort(f, d, f.reached_sqo, f.reached_won);
         }
         Some(sc::event::Payload::LeadStageChanged(ch)) => {
-            let mut f = lead(txn, tenant, &ch.lead_id).await?;
+            let f = facts.lead(tenant, &ch.lead_id);
             let p = period_of(ch.change_time.as_ref(), at);
-            let s = lead_slice(&f);
+            let s = lead_slice(f);
             match LeadStage::from_wire(ch.to_stage) {
                 Some(LeadStage::Mql | LeadStage::Pql) if f.mql_period.is_none() => {
                     d.add(tenant, &p, &s, figure::MQLS, 1);
@@ -291,55 +382,51 @@ async fn apply_scoring(txn: &DatabaseTransaction, e: &sc::Event, d: &mut Deltas)
                         d.add(tenant, m, &s, figure::COHORT_MQL_SQL, 1);
                     }
                     f.sql_period = Some(p);
-                    credit_sql_cohort(&f, d, f.reached_sqo, f.reached_won);
+                    credit_sql_cohort(f, d, f.reached_sqo, f.reached_won);
                 }
-                _ => return Ok(()),
+                _ => {}
             }
-            save_lead(txn, f).await
         }
-        None => Ok(()),
+        None => {}
     }
 }
 
-async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Deltas) -> Result<(), sea_orm::DbErr> {
+fn apply_acceptance(facts: &mut Facts, e: &acc::Event, d: &mut Deltas) {
     let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
     let tenant = e.tenant.as_str();
     let ch = match &e.payload {
         Some(acc::event::Payload::OpportunityChanged(ch)) => ch,
-        Some(acc::event::Payload::DecisionRecorded(dec)) => return apply_decision(txn, tenant, dec, at, d).await,
+        Some(acc::event::Payload::DecisionRecorded(dec)) => return apply_decision(facts, tenant, dec, at, d),
         // Activities that matter arrive as opportunity changes (the first meaningful one).
-        _ => return Ok(()),
+        _ => return,
     };
-    let Some(o) = &ch.opportunity else { return Ok(()) };
-    let existing =
-        opportunity_fact::Entity::find_by_id((tenant.to_string(), o.opportunity_id.clone())).one(txn).await?;
-    let mut f = match existing {
-        Some(f) => f,
-        None => {
-            let snap = o.lead_snapshot.as_ref();
-            let f = opportunity_fact::Model {
-                tenant_id: tenant.to_string(),
-                opportunity_id: o.opportunity_id.clone(),
-                lead_id: o.lead_id.clone(),
-                source: snap
-                    .and_then(|s| LeadSource::from_wire(s.source))
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                segment: Segment::from_wire(o.segment).map(|s| s.as_str().to_string()).unwrap_or_default(),
-                team: o.team.clone(),
-                rep: o.submitted_by.clone(),
-                campaign: snap.map(|s| s.campaign.clone()).unwrap_or_default(),
-                amount_minor: o.amount.as_ref().map_or(0, |m| m.amount_minor),
-                accept_period: None,
-                accepted_at: None,
-                meaningful_activity: false,
-                closed: false,
-            };
-            d.add(tenant, &period_of(o.create_time.as_ref(), at), &opp_slice(&f), figure::SUBMITTED, 1);
-            f.clone().into_active_model().insert(txn).await?;
-            f
-        }
-    };
+    let Some(o) = &ch.opportunity else { return };
+    let key = (tenant.to_string(), o.opportunity_id.clone());
+    if !facts.opportunities.contains_key(&key) {
+        let snap = o.lead_snapshot.as_ref();
+        let f = opportunity_fact::Model {
+            tenant_id: tenant.to_string(),
+            opportunity_id: o.opportunity_id.clone(),
+            lead_id: o.lead_id.clone(),
+            source: snap
+                .and_then(|s| LeadSource::from_wire(s.source))
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            segment: Segment::from_wire(o.segment).map(|s| s.as_str().to_string()).unwrap_or_default(),
+            team: o.team.clone(),
+            rep: o.submitted_by.clone(),
+            campaign: snap.map(|s| s.campaign.clone()).unwrap_or_default(),
+            amount_minor: o.amount.as_ref().map_or(0, |m| m.amount_minor),
+            accept_period: None,
+            accepted_at: None,
+            meaningful_activity: false,
+            closed: false,
+        };
+        d.add(tenant, &period_of(o.create_time.as_ref(), at), &opp_slice(&f), figure::SUBMITTED, 1);
+        facts.opportunities.insert(key.clone(), f);
+        facts.dirty_opportunities.insert(key.clone());
+    }
+    let Some(mut f) = facts.opportunities.get(&key).cloned() else { return };
     let s = opp_slice(&f);
     let state = OpportunityState::from_wire(o.state);
     let from = OpportunityState::from_wire(ch.from_state);
@@ -360,11 +447,10 @@ async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Del
         f.accept_period = Some(p);
         f.accepted_at = Some(accepted);
         changed = true;
-        let mut l = lead(txn, tenant, &f.lead_id).await?;
+        let l = facts.lead(tenant, &f.lead_id);
         if !l.reached_sqo {
             l.reached_sqo = true;
-            credit_sql_cohort(&l, d, true, false);
-            save_lead(txn, l).await?;
+            credit_sql_cohort(l, d, true, false);
         }
     }
     if let Some(p) = f.accept_period.clone() {
@@ -396,48 +482,36 @@ async fn apply_acceptance(txn: &DatabaseTransaction, e: &acc::Event, d: &mut Del
             f.closed = true;
             changed = true;
             if won {
-                let mut l = lead(txn, tenant, &f.lead_id).await?;
+                let l = facts.lead(tenant, &f.lead_id);
                 if !l.reached_won {
                     l.reached_won = true;
-                    credit_sql_cohort(&l, d, false, true);
-                    save_lead(txn, l).await?;
+                    credit_sql_cohort(l, d, false, true);
                 }
             }
         }
     }
     if changed {
-        f.into_active_model().reset_all().update(txn).await?;
+        facts.dirty_opportunities.insert(key.clone());
+        facts.opportunities.insert(key, f);
     }
-    Ok(())
 }
 
 /// Rejections by reason, and acceptances over stale contact data, from the audit trail.
-async fn apply_decision(
-    txn: &DatabaseTransaction,
-    tenant: &str,
-    dec: &acc::Decision,
-    at: DateTime<Utc>,
-    d: &mut Deltas,
-) -> Result<(), sea_orm::DbErr> {
-    let Some(f) =
-        opportunity_fact::Entity::find_by_id((tenant.to_string(), dec.opportunity_id.clone())).one(txn).await?
-    else {
-        return Ok(());
-    };
+fn apply_decision(facts: &Facts, tenant: &str, dec: &acc::Decision, at: DateTime<Utc>, d: &mut Deltas) {
+    let Some(f) = facts.opportunities.get(&(tenant.to_string(), dec.opportunity_id.clone())) else { return };
     let p = period_of(dec.decide_time.as_ref(), at);
     match acc::DecisionKind::try_from(dec.kind) {
         Ok(acc::DecisionKind::Reject) => {
             let reason = acc::RejectionReason::try_from(dec.reason).unwrap_or(acc::RejectionReason::Other);
             let name = reason.as_str_name().trim_start_matches("REJECTION_REASON_");
-            d.add(tenant, &p, &opp_slice(&f), format!("{}{name}", figure::REJECT_REASON), 1);
+            d.add(tenant, &p, &opp_slice(f), format!("{}{name}", figure::REJECT_REASON), 1);
         }
         Ok(acc::DecisionKind::Accept) => {
             let stale = dec.checks.iter().any(|c| c.code == acc::GateCheckCode::ContactDataStale as i32 && !c.passed);
-            d.add(tenant, &p, &opp_slice(&f), figure::STALE_CONTACTS, i64::from(stale));
+            d.add(tenant, &p, &opp_slice(f), figure::STALE_CONTACTS, i64::from(stale));
         }
         _ => {}
     }
-    Ok(())
 }
 
 fn opp_slice(f: &opportunity_fact::Model) -> Slice {
@@ -453,27 +527,48 @@ fn opp_slice(f: &opportunity_fact::Model) -> Slice {
 /// Applies a batch of one stream's events (in stream order) in one
 /// transaction with their ids and the new cursor. Events at or before the
 /// stored cursor, or already applied, change nothing. Returns the cursor.
+/// The facts the batch touches are read in one query per table and written
+/// back in one per table: the cost is per batch, not per event.
 pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[Event]) -> Result<i64, ApiError> {
     let txn = db.begin().await?;
     let stored = cursor::Entity::find_by_id(upstream.as_str()).one(&txn).await?;
     let (mut seq, mut count) = stored.as_ref().map_or((0, 0), |c| (c.applied_sequence, c.applied_events));
-    let mut d = Deltas::default();
+    // Past the cursor, and not applied before under another position.
+    let mut fresh: Vec<&Event> = Vec::with_capacity(events.len());
     for e in events {
-        if e.sequence() <= seq {
-            continue;
-        }
-        seq = e.sequence();
-        let id = processed::ActiveModel { event_id: Set(format!("{}:{}", upstream.as_str(), e.id())) };
-        let fresh = processed::Entity::insert(id).on_conflict_do_nothing().exec_without_returning(&txn).await?;
-        if !matches!(fresh, TryInsertResult::Inserted(n) if n > 0) {
-            continue;
-        }
-        count += 1;
-        match e {
-            Event::Scoring(e) => apply_scoring(&txn, e, &mut d).await?,
-            Event::Acceptance(e) => apply_acceptance(&txn, e, &mut d).await?,
+        if e.sequence() > seq {
+            seq = e.sequence();
+            fresh.push(e);
         }
     }
+    let id = |e: &Event| format!("{}:{}", upstream.as_str(), e.id());
+    let mut seen = HashSet::new();
+    for chunk in fresh.chunks(500) {
+        let ids: Vec<String> = chunk.iter().map(|e| id(e)).collect();
+        let known: Vec<String> = processed::Entity::find()
+            .select_only()
+            .column(processed::Column::EventId)
+            .filter(processed::Column::EventId.is_in(ids))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        seen.extend(known);
+    }
+    fresh.retain(|e| seen.insert(id(e)));
+    for chunk in fresh.chunks(500) {
+        let rows = chunk.iter().map(|e| processed::ActiveModel { event_id: Set(id(e)) });
+        processed::Entity::insert_many(rows).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+    }
+    count += fresh.len() as i64;
+    let mut facts = Facts::load(&txn, &fresh).await?;
+    let mut d = Deltas::default();
+    for e in &fresh {
+        match e {
+            Event::Scoring(e) => apply_scoring(&mut facts, e, &mut d),
+            Event::Acceptance(e) => apply_acceptance(&mut facts, e, &mut d),
+        }
+    }
+    facts.write(&txn).await?;
     d.write(&txn).await?;
     let row = cursor::ActiveModel {
         stream: Set(upstream.as_str().to_string()),

@@ -80,6 +80,7 @@ impl MigrationTrait for M002Rollups {
                 .col(text(L::TenantId))
                 .col(text(L::LeadId))
                 .col(ColumnDef::new(L::Known).boolean().not_null())
+                .col(ColumnDef::new(L::CreatedPeriod).string().null())
                 .col(text(L::Source))
                 .col(text(L::Segment))
                 .col(text(L::Rep))
