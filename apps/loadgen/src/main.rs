@@ -8,6 +8,8 @@
 //! cargo run --release -p qualify-loadgen -- --scenario get-account --concurrency 64 --seconds 10
 //! ```
 
+mod funnel;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +45,9 @@ enum Scenario {
     /// `SubmitOpportunity` (snapshot from lead scoring over gRPC) then `AcceptOpportunity` by an AE:
     /// one unit is the pair, two write transactions. Compare with `--pgbench` (one-row inserts).
     AcceptOpportunity,
+    /// Metrics on PostgreSQL: `--leads` leads and `--opportunities` opportunities ingested as events
+    /// (events/s), then `GetFunnel` by source and month against the GROUP BY over the raw rows.
+    Funnel,
 }
 
 #[derive(Parser)]
@@ -71,9 +76,15 @@ struct Args {
     /// reads, a one-row-insert transaction for `accept-opportunity`.
     #[arg(long)]
     pgbench: bool,
-    /// Stored leads to spread ScoreStored requests over.
+    /// Stored leads to spread ScoreStored requests over; leads loaded by `funnel`.
     #[arg(long, default_value_t = 1000)]
     leads: usize,
+    /// Opportunities loaded by `funnel`.
+    #[arg(long, default_value_t = 200_000)]
+    opportunities: usize,
+    /// Timed `GetFunnel` calls of `funnel`.
+    #[arg(long, default_value_t = 200)]
+    iterations: usize,
 }
 
 struct Stats {
@@ -287,11 +298,14 @@ async fn main() -> anyhow::Result<()> {
         "qualify-loadgen: scenario {:?}, concurrency {}, {} s, {} connections, {:?}",
         args.scenario, args.concurrency, args.seconds, args.connections, backend
     );
+    if matches!(args.scenario, Scenario::Funnel) {
+        return funnel::run(args.leads, args.opportunities, args.iterations).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
     let stats = match args.scenario {
-        Scenario::Baseline => return Ok(()),
+        Scenario::Baseline | Scenario::Funnel => return Ok(()),
         Scenario::GetAccount | Scenario::CreateLead => {
             let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;

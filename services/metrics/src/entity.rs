@@ -140,6 +140,9 @@ pub mod rollup {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
+        /// Which dimensions the row keeps (see `ingest::Grain`); the others are empty.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub grain: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub period: String,
         #[sea_orm(primary_key, auto_increment = false)]

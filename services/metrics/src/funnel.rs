@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, Ide
 
 use crate::entity::quota;
 use crate::entity::rollup::{self, Column as R};
-use crate::ingest::figure as f;
+use crate::ingest::{Grain, figure as f};
 
 #[derive(Debug, FromQueryResult)]
 struct Cell {
@@ -60,6 +60,9 @@ type Figures = HashMap<String, i64>;
 /// Runs `q`: the figures of every group, ordered by the group's values.
 pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::FunnelRow>, ApiError> {
     let grouped: Vec<&str> = q.group_by.iter().filter_map(|d| column(*d)).map(|c| c.as_str()).collect();
+    let wants = |c: R| grouped.contains(&c.as_str()) || q.filters.iter().any(|(f, _)| f.as_str() == c.as_str());
+    let grain = Grain::for_dimensions(wants(R::Team), wants(R::Rep), wants(R::Campaign))
+        .ok_or_else(|| ApiError::field("group_by", "may group or filter by at most one of team, rep and campaign"))?;
     // Source and segment are always read apart: the forecast applies each one's own close rate.
     let mut select = rollup::Entity::find().select_only();
     for c in [R::Period, R::Source, R::Segment, R::Team, R::Rep, R::Campaign] {
@@ -75,6 +78,7 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::Funnel
         .group_by(R::Figure)
         .expr_as(Expr::cust("CAST(SUM(value) AS BIGINT)"), "value")
         .filter(R::TenantId.eq(&q.tenant))
+        .filter(R::Grain.eq(grain.as_str()))
         .filter(R::Period.between(q.start.as_str(), q.end.as_str()));
     for (c, v) in &q.filters {
         select = select.filter(c.eq(v.as_str()));
@@ -89,6 +93,7 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::Funnel
         .column(R::Figure)
         .expr_as(Expr::cust("CAST(SUM(value) AS BIGINT)"), "value")
         .filter(R::TenantId.eq(&q.tenant))
+        .filter(R::Grain.eq(Grain::Base.as_str()))
         .filter(R::Figure.is_in([f::WON, f::LOST]))
         .group_by(R::Source)
         .group_by(R::Segment)
@@ -191,10 +196,10 @@ fn row(k: [String; 6], figs: &Figures, forecast_minor: i64, quota_minor: i64) ->
             pipeline_generated_minor: g(f::PIPELINE),
             won_amount_minor: g(f::WON_AMOUNT),
             open_pipeline_minor: g(f::OPEN),
-            mql_to_sql: ratio(conversion(n(f::COHORT_MQL), n(f::COHORT_MQL_SQL))),
-            sql_to_sqo: ratio(conversion(n(f::COHORT_SQL), n(f::COHORT_SQL_SQO))),
-            sqo_to_won: ratio(conversion(n(f::COHORT_SQO), n(f::COHORT_SQO_WON))),
-            sql_to_won: ratio(conversion(n(f::COHORT_SQL), n(f::COHORT_SQL_WON))),
+            mql_to_sql: ratio(conversion(n(f::MQLS), n(f::COHORT_MQL_SQL))),
+            sql_to_sqo: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_SQO))),
+            sqo_to_won: ratio(conversion(n(f::ACCEPTED), n(f::COHORT_SQO_WON))),
+            sql_to_won: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_WON))),
             win_rate: ratio(win_rate(n(f::WON), n(f::LOST))),
             average_deal_size_minor: average_deal_size(g(f::PIPELINE), n(f::ACCEPTED)),
             velocity_days: velocity,

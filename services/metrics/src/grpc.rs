@@ -215,6 +215,10 @@ impl MetricsApi {
                 filters.push((col, value.clone()));
             }
         }
+        let fine = [FunnelDimension::Team, FunnelDimension::Rep, FunnelDimension::Campaign];
+        let asked = fine.iter().filter(|d| group_by.contains(d)).count()
+            + [&req.team, &req.rep, &req.campaign].iter().filter(|v| !v.is_empty()).count();
+        v.check(asked <= 1, "group_by", "may group or filter by at most one of team, rep and campaign");
         v.finish()?;
         let q = funnel::Query { tenant: c.tenant, start: req.start_period, end: req.end_period, group_by, filters };
         Ok(pb::GetFunnelResponse { rows: funnel::funnel(&self.db, &q).await? })

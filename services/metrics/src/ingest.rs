@@ -23,16 +23,17 @@ use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
 };
 use tokio::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
 
-/// Most events applied in one transaction.
-pub const BATCH: usize = 500;
+/// Most events applied in one transaction. Large batches let a catch-up or a
+/// rebuild fold many events into each roll-up row it writes.
+pub const BATCH: usize = 2000;
 
 /// The two upstream streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +123,12 @@ pub mod figure {
     pub const VELOCITY_SECS: &str = "velocity_seconds";
     pub const CLOSED_ACCEPTED: &str = "closed_accepted";
     pub const NO_ACTIVITY: &str = "accepted_without_activity";
-    pub const COHORT_MQL: &str = "cohort_mql";
+    // A cohort is the leads (or SQOs) that entered a stage in a month, so its size is that
+    // month's count of entries (MQLS, SQLS, ACCEPTED); these count the cohort's later milestones,
+    // in the month the cohort entered.
     pub const COHORT_MQL_SQL: &str = "cohort_mql_sql";
-    pub const COHORT_SQL: &str = "cohort_sql";
     pub const COHORT_SQL_SQO: &str = "cohort_sql_sqo";
     pub const COHORT_SQL_WON: &str = "cohort_sql_won";
-    pub const COHORT_SQO: &str = "cohort_sqo";
     pub const COHORT_SQO_WON: &str = "cohort_sqo_won";
     pub const WITHIN_30: &str = "meaningful_within_30";
     pub const STALE_CONTACTS: &str = "accepted_stale_contacts";
@@ -139,7 +140,61 @@ pub mod figure {
     pub const REJECT_REASON: &str = "reject_reason:";
 }
 
-type Key = (String, String, Slice, String);
+/// The dimension sets roll-ups are kept at. Every grain keeps month, source
+/// and segment (the forecast needs them) and at most one of team, rep and
+/// campaign; a query reads the grain that holds its dimensions, so its cost
+/// follows the groups it returns. (A grain of every dimension would hold
+/// about a row per lead: no roll-up at all.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grain {
+    /// Month, source, segment.
+    Base,
+    /// ... and team.
+    Team,
+    /// ... and rep.
+    Rep,
+    /// ... and campaign.
+    Campaign,
+}
+
+impl Grain {
+    /// Every grain.
+    pub const ALL: [Grain; 4] = [Grain::Base, Grain::Team, Grain::Rep, Grain::Campaign];
+
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grain::Base => "base",
+            Grain::Team => "team",
+            Grain::Rep => "rep",
+            Grain::Campaign => "campaign",
+        }
+    }
+
+    /// The grain keeping team, rep or campaign as asked; `None` for more than one.
+    pub fn for_dimensions(team: bool, rep: bool, campaign: bool) -> Option<Grain> {
+        match (team, rep, campaign) {
+            (false, false, false) => Some(Grain::Base),
+            (true, false, false) => Some(Grain::Team),
+            (false, true, false) => Some(Grain::Rep),
+            (false, false, true) => Some(Grain::Campaign),
+            _ => None,
+        }
+    }
+
+    fn mask(self, s: &Slice) -> Slice {
+        let keep = |on: bool, v: &String| if on { v.clone() } else { String::new() };
+        Slice {
+            source: s.source.clone(),
+            segment: s.segment.clone(),
+            team: keep(self == Grain::Team, &s.team),
+            rep: keep(self == Grain::Rep, &s.rep),
+            campaign: keep(self == Grain::Campaign, &s.campaign),
+        }
+    }
+}
+
+type Key = (String, String, Grain, Slice, String);
 
 /// Roll-up changes of a batch, written once per key.
 #[derive(Default)]
@@ -147,20 +202,43 @@ struct Deltas(HashMap<Key, i64>);
 
 impl Deltas {
     fn add(&mut self, tenant: &str, period: &str, slice: &Slice, figure: impl Into<String>, by: i64) {
-        if by != 0 {
-            *self.0.entry((tenant.to_string(), period.to_string(), slice.clone(), figure.into())).or_default() += by;
+        if by == 0 {
+            return;
+        }
+        let figure = figure.into();
+        for g in Grain::ALL {
+            let key = (tenant.to_string(), period.to_string(), g, g.mask(slice), figure.clone());
+            *self.0.entry(key).or_default() += by;
         }
     }
 
     async fn write(self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
         use rollup::Column as R;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let rows = self.0.into_iter().filter(|(_, v)| *v != 0).map(|((tenant, period, g, s, figure), value)| {
+                serde_json::json!({
+                    "tenant_id": tenant, "period": period, "grain": g.as_str(), "source": s.source, "segment": s.segment,
+                    "team": s.team, "rep": s.rep, "campaign": s.campaign, "figure": figure, "value": value,
+                })
+            });
+            return upsert_json(
+                txn,
+                "funnel_rollups",
+                ROLLUP_COLUMNS,
+                ROLLUP_KEY,
+                "value = funnel_rollups.value + excluded.value",
+                rows,
+            )
+            .await;
+        }
         let rows: Vec<_> = self
             .0
             .into_iter()
             .filter(|(_, v)| *v != 0)
-            .map(|((tenant, period, s, figure), value)| rollup::ActiveModel {
+            .map(|((tenant, period, g, s, figure), value)| rollup::ActiveModel {
                 tenant_id: Set(tenant),
                 period: Set(period),
+                grain: Set(g.as_str().to_string()),
                 source: Set(s.source),
                 segment: Set(s.segment),
                 team: Set(s.team),
@@ -175,6 +253,7 @@ impl Deltas {
                 .on_conflict(
                     OnConflict::columns([
                         R::TenantId,
+                        R::Grain,
                         R::Period,
                         R::Source,
                         R::Segment,
@@ -191,6 +270,81 @@ impl Deltas {
         }
         Ok(())
     }
+}
+
+const ROLLUP_COLUMNS: &[(&str, &str)] = &[
+    ("tenant_id", "text"),
+    ("period", "text"),
+    ("grain", "text"),
+    ("source", "text"),
+    ("segment", "text"),
+    ("team", "text"),
+    ("rep", "text"),
+    ("campaign", "text"),
+    ("figure", "text"),
+    ("value", "bigint"),
+];
+const ROLLUP_KEY: &str = "tenant_id, grain, period, source, segment, team, rep, campaign, figure";
+const LEAD_COLUMNS: &[(&str, &str)] = &[
+    ("tenant_id", "text"),
+    ("lead_id", "text"),
+    ("known", "boolean"),
+    ("created_period", "text"),
+    ("source", "text"),
+    ("segment", "text"),
+    ("rep", "text"),
+    ("campaign", "text"),
+    ("mql_period", "text"),
+    ("sql_period", "text"),
+    ("reached_sqo", "boolean"),
+    ("reached_won", "boolean"),
+];
+const OPPORTUNITY_COLUMNS: &[(&str, &str)] = &[
+    ("tenant_id", "text"),
+    ("opportunity_id", "text"),
+    ("lead_id", "text"),
+    ("source", "text"),
+    ("segment", "text"),
+    ("team", "text"),
+    ("rep", "text"),
+    ("campaign", "text"),
+    ("amount_minor", "bigint"),
+    ("accept_period", "text"),
+    ("accepted_at", "timestamptz"),
+    ("meaningful_activity", "boolean"),
+    ("closed", "boolean"),
+];
+
+/// Upserts many rows on PostgreSQL in one statement whose only parameter is
+/// the rows as JSON: the statement text never changes, so it is prepared once,
+/// and no statement carries thousands of parameters.
+async fn upsert_json(
+    txn: &DatabaseTransaction,
+    table: &str,
+    columns: &[(&str, &str)],
+    key: &str,
+    update: &str,
+    rows: impl Iterator<Item = serde_json::Value>,
+) -> Result<(), sea_orm::DbErr> {
+    let rows: Vec<serde_json::Value> = rows.collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let typed: Vec<String> = columns.iter().map(|(n, t)| format!("{n} {t}")).collect();
+    let sql = format!(
+        "INSERT INTO {table} ({cols}) SELECT {cols} FROM json_to_recordset($1::json) AS x({typed}) \
+         ON CONFLICT ({key}) DO UPDATE SET {update}",
+        cols = names.join(", "),
+        typed = typed.join(", "),
+    );
+    let json = serde_json::Value::Array(rows).to_string();
+    txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [json.into()])).await?;
+    Ok(())
+}
+
+fn excluded(columns: &[(&str, &str)], skip: usize) -> String {
+    columns[skip..].iter().map(|(n, _)| format!("{n} = excluded.{n}")).collect::<Vec<_>>().join(", ")
 }
 
 type FactKey = (String, String);
@@ -281,6 +435,37 @@ impl Facts {
     async fn write(self, txn: &DatabaseTransaction) -> Result<(), sea_orm::DbErr> {
         use lead_fact::Column as L;
         use opportunity_fact::Column as O;
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let leads = self.dirty_leads.iter().filter_map(|k| self.leads.get(k)).map(|m| {
+                serde_json::json!({
+                    "tenant_id": m.tenant_id, "lead_id": m.lead_id, "known": m.known,
+                    "created_period": m.created_period, "source": m.source, "segment": m.segment, "rep": m.rep,
+                    "campaign": m.campaign, "mql_period": m.mql_period, "sql_period": m.sql_period,
+                    "reached_sqo": m.reached_sqo, "reached_won": m.reached_won,
+                })
+            });
+            upsert_json(txn, "lead_facts", LEAD_COLUMNS, "tenant_id, lead_id", &excluded(LEAD_COLUMNS, 2), leads)
+                .await?;
+            let opps = self.dirty_opportunities.iter().filter_map(|k| self.opportunities.get(k)).map(|m| {
+                serde_json::json!({
+                    "tenant_id": m.tenant_id, "opportunity_id": m.opportunity_id, "lead_id": m.lead_id,
+                    "source": m.source, "segment": m.segment, "team": m.team, "rep": m.rep, "campaign": m.campaign,
+                    "amount_minor": m.amount_minor, "accept_period": m.accept_period,
+                    "accepted_at": m.accepted_at.map(|t| t.to_rfc3339()),
+                    "meaningful_activity": m.meaningful_activity, "closed": m.closed,
+                })
+            });
+            let update = excluded(OPPORTUNITY_COLUMNS, 2);
+            return upsert_json(
+                txn,
+                "opportunity_facts",
+                OPPORTUNITY_COLUMNS,
+                "tenant_id, opportunity_id",
+                &update,
+                opps,
+            )
+            .await;
+        }
         let leads: Vec<_> =
             self.dirty_leads.iter().filter_map(|k| self.leads.get(k)).map(|m| m.clone().into_active_model()).collect();
         for chunk in leads.chunks(500) {
@@ -372,12 +557,10 @@ fn apply_scoring(facts: &mut Facts, e: &sc::Event, d: &mut Deltas) {
             match LeadStage::from_wire(ch.to_stage) {
                 Some(LeadStage::Mql | LeadStage::Pql) if f.mql_period.is_none() => {
                     d.add(tenant, &p, &s, figure::MQLS, 1);
-                    d.add(tenant, &p, &s, figure::COHORT_MQL, 1);
                     f.mql_period = Some(p);
                 }
                 Some(LeadStage::Sql) if f.sql_period.is_none() => {
                     d.add(tenant, &p, &s, figure::SQLS, 1);
-                    d.add(tenant, &p, &s, figure::COHORT_SQL, 1);
                     if let Some(m) = &f.mql_period {
                         d.add(tenant, m, &s, figure::COHORT_MQL_SQL, 1);
                     }
@@ -439,7 +622,6 @@ fn apply_acceptance(facts: &mut Facts, e: &acc::Event, d: &mut Deltas) {
         let accepted = o.accept_time.as_ref().and_then(from_timestamp).unwrap_or(at);
         let p = period(accepted);
         d.add(tenant, &p, &s, figure::ACCEPTED, 1);
-        d.add(tenant, &p, &s, figure::COHORT_SQO, 1);
         d.add(tenant, &p, &s, figure::PIPELINE, f.amount_minor);
         d.add(tenant, &p, &s, figure::OPEN, f.amount_minor);
         d.add(tenant, &p, &s, figure::OVERRIDES, i64::from(o.overridden));
@@ -531,6 +713,11 @@ fn opp_slice(f: &opportunity_fact::Model) -> Slice {
 /// back in one per table: the cost is per batch, not per event.
 pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[Event]) -> Result<i64, ApiError> {
     let txn = db.begin().await?;
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // The fact tables grow fast from empty: a plan cached while they were small would scan
+        // them whole. Plan this batch's lookups for the tables as they are now.
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
+    }
     let stored = cursor::Entity::find_by_id(upstream.as_str()).one(&txn).await?;
     let (mut seq, mut count) = stored.as_ref().map_or((0, 0), |c| (c.applied_sequence, c.applied_events));
     // Past the cursor, and not applied before under another position.

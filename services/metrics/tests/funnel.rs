@@ -392,6 +392,16 @@ async fn bad_funnel_queries_name_the_field(b: Backend) {
             },
             "segment",
         ),
+        (
+            pb::GetFunnelRequest {
+                start_period: "2026-11".into(),
+                end_period: "2026-11".into(),
+                group_by: vec![FunnelDimension::Team as i32],
+                campaign: "q4".into(),
+                ..Default::default()
+            },
+            "group_by",
+        ),
     ];
     for (req, field) in cases {
         let e = m.get_funnel(authed(req, &t)).await.unwrap_err();
