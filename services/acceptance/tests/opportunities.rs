@@ -490,7 +490,80 @@ on_both_backends!(
     many_concurrent_decisions_leave_exactly_one,
     retried_decisions_return_the_first_result,
     after_acceptance_activities_stages_close_and_calibration,
+    a_stricter_policy_is_backtested_on_the_accepted_deals,
 );
+
+/// Five accepted deals, two of them with a technical evaluator mapped as a
+/// third stakeholder. Actual: 5 SQOs, 2 won of 5 closed (40 %). Under a policy
+/// asking for three stakeholders: 2 SQOs (-60 %), 1 won of 2 (50 %).
+async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
+    let mut w = world(b).await;
+    let mut s = LeadScoringServiceClient::new(w._scoring.channel().await);
+    let bot = token("acme", "sync", &[Role::Service]);
+    let contact = sc::Contact {
+        contact_id: "c-te".into(),
+        account_id: "acc-1".into(),
+        full_name: "Tess".into(),
+        buying_role: BuyingRole::TechnicalEvaluator as i32,
+        email: "tess@acme.test".into(),
+        email_status: sc::VerificationStatus::Verified as i32,
+        email_verify_time: ts(-1.0),
+        ..Default::default()
+    };
+    s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+        .await
+        .unwrap();
+    let ae = w.ae.clone();
+    for (i, (third, won)) in
+        [(true, true), (true, false), (false, true), (false, false), (false, false)].iter().enumerate()
+    {
+        let id = format!("opp-{i}");
+        let mut o = opportunity(&id);
+        if *third {
+            o.stakeholders.push(pb::Stakeholder {
+                contact_id: "c-te".into(),
+                role: BuyingRole::TechnicalEvaluator as i32,
+                verify_time: None,
+            });
+        }
+        w.submit(o).await;
+        w.accept(&id, &ae, "").await.unwrap();
+        let req = pb::CloseOpportunityRequest {
+            opportunity_id: id,
+            won: *won,
+            amount: if *won { Some(Money { amount_minor: 2_400_000, currency_code: "USD".into() }) } else { None },
+            reason: "decided".into(),
+            ..Default::default()
+        };
+        w.c.close_opportunity(authed(req, &ae)).await.unwrap();
+    }
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let policy = pb::GatePolicy {
+        segment: Segment::Smb as i32,
+        framework: qualify_proto::common::Framework::Bant as i32,
+        require_economic_buyer: true,
+        require_champion: true,
+        min_stakeholders: 3,
+        require_next_step: true,
+        contact_max_age_days: 90,
+        ..Default::default()
+    };
+    let req =
+        pb::BacktestGatePolicyRequest { policy: Some(policy.clone()), start_period: month.clone(), end_period: month };
+    let revops = token("acme", "rita", &[Role::Revops]);
+    let r = w.c.backtest_gate_policy(authed(req.clone(), &revops)).await.unwrap().into_inner();
+    let (actual, under) = (r.actual.unwrap(), r.under_policy.unwrap());
+    assert_eq!((actual.sqos, actual.closed, actual.won, actual.win_rate), (5, 5, 2, Some(0.4)));
+    assert_eq!((actual.pipeline_minor, actual.won_amount_minor), (5 * 2_400_000, 2 * 2_400_000));
+    assert_eq!((under.sqos, under.closed, under.won, under.win_rate), (2, 2, 1, Some(0.5)));
+    assert_eq!(r.volume_change, Some(-0.6));
+    // Only RevOps and managers backtest; a bad range names its field.
+    let e = w.c.backtest_gate_policy(authed(req.clone(), &w.sdr)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let bad = pb::BacktestGatePolicyRequest { start_period: "2026-13".into(), ..req };
+    let e = w.c.backtest_gate_policy(authed(bad, &revops)).await.unwrap_err();
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "start_period");
+}
 
 /// With lead scoring unreachable, a submission is UNAVAILABLE (with retry
 /// advice) and nothing is stored.

@@ -88,6 +88,13 @@ impl OpportunityAcceptanceService for AcceptanceApi {
     ) -> Result<Response<pb::EvaluateGateResponse>, Status> {
         unary!(self, r, evaluate_gate)
     }
+
+    async fn backtest_gate_policy(
+        &self,
+        r: Request<pb::BacktestGatePolicyRequest>,
+    ) -> Result<Response<pb::BacktestGatePolicyResponse>, Status> {
+        unary!(self, r, backtest_gate_policy)
+    }
     async fn submit_opportunity(
         &self,
         r: Request<pb::SubmitOpportunityRequest>,

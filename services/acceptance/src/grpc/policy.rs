@@ -1,19 +1,21 @@
 //! Gate policies and gate evaluation.
 
 use chrono::{DateTime, Utc};
+use prost::Message;
 use qualify_domain::gate::{self, GateStakeholder};
 use qualify_domain::{
-    Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, Role, Segment, StakeholderRole,
+    Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, OpportunityState, Role, Segment,
+    StakeholderRole,
 };
 use qualify_platform::validate::Item;
 use qualify_platform::{ApiError, Violations, idempotency};
 use qualify_proto::acceptance as pb;
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::{AcceptanceApi, MAX_ITEMS};
-use crate::entity::gate_policy;
+use crate::entity::{gate_policy, opportunity};
 
 /// A stored policy with its version.
 pub(crate) struct StoredPolicy {
@@ -279,6 +281,107 @@ impl AcceptanceApi {
         let (segment, candidate) = decoded.ok_or_else(|| ApiError::field("candidate", "is invalid"))?;
         let stored = policy_in_force(&self.db, &c.tenant, segment).await?;
         Ok(encode_result(gate::evaluate(&stored.policy, &candidate, Utc::now()), stored.version))
+    }
+}
+
+/// A month as `YYYY-MM`.
+fn is_month(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(s[5..].parse::<u8>(), Ok(1..=12))
+}
+
+#[derive(Default)]
+struct Outcome(pb::BacktestOutcome);
+
+impl Outcome {
+    fn add(&mut self, o: &pb::Opportunity) {
+        let x = &mut self.0;
+        let amount = o.amount.as_ref().map_or(0, |m| m.amount_minor);
+        x.sqos += 1;
+        x.pipeline_minor += amount;
+        match OpportunityState::from_wire(o.state) {
+            Some(OpportunityState::ClosedWon) => {
+                x.closed += 1;
+                x.won += 1;
+                x.won_amount_minor += o.closed_amount.as_ref().map_or(amount, |m| m.amount_minor);
+            }
+            Some(OpportunityState::ClosedLost) => x.closed += 1,
+            _ => {}
+        }
+    }
+
+    fn finish(mut self) -> pb::BacktestOutcome {
+        self.0.win_rate = qualify_domain::metrics::win_rate(self.0.won as u64, (self.0.closed - self.0.won) as u64)
+            .map(|r| r.value());
+        self.0
+    }
+}
+
+impl AcceptanceApi {
+    pub(crate) async fn backtest_gate_policy(
+        &self,
+        c: Caller,
+        req: pb::BacktestGatePolicyRequest,
+    ) -> Result<pb::BacktestGatePolicyResponse, ApiError> {
+        if c.is_automation() || !c.has_any(&[Role::Revops, Role::Manager]) {
+            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can backtest a gate policy"));
+        }
+        let mut v = Violations::new();
+        let decoded = match req.policy.as_ref() {
+            Some(p) => decode_policy(&mut v, p),
+            None => {
+                v.add("policy", "is required");
+                None
+            }
+        };
+        v.check(is_month(&req.start_period), "start_period", "must be a month as YYYY-MM");
+        v.check(is_month(&req.end_period), "end_period", "must be a month as YYYY-MM");
+        v.check(req.start_period <= req.end_period, "end_period", "must not be before start_period");
+        v.finish()?;
+        let (segment, policy) = decoded.ok_or_else(|| ApiError::field("policy", "is invalid"))?;
+        let from = format!("{}-01T00:00:00Z", req.start_period);
+        let from = DateTime::parse_from_rfc3339(&from).map_err(|_| ApiError::field("start_period", "is invalid"))?;
+        let (y, m) = (&req.end_period[..4], &req.end_period[5..]);
+        let (y, m): (i32, u32) = (y.parse().unwrap_or(0), m.parse().unwrap_or(1));
+        let next =
+            if m == 12 { format!("{}-01-01T00:00:00Z", y + 1) } else { format!("{y}-{:02}-01T00:00:00Z", m + 1) };
+        let until = DateTime::parse_from_rfc3339(&next).map_err(|_| ApiError::field("end_period", "is invalid"))?;
+        let rows = opportunity::Entity::find()
+            .filter(opportunity::Column::TenantId.eq(&c.tenant))
+            .filter(opportunity::Column::CreatedAt.gte(from.with_timezone(&Utc)))
+            .filter(opportunity::Column::CreatedAt.lt(until.with_timezone(&Utc)))
+            .filter(opportunity::Column::AcceptedAt.is_not_null())
+            .all(&self.db)
+            .await?;
+        let (mut actual, mut under) = (Outcome::default(), Outcome::default());
+        for row in &rows {
+            let o = pb::Opportunity::decode(row.body.as_slice()).map_err(|e| ApiError::Internal(e.into()))?;
+            if Segment::from_wire(o.segment) != Some(segment) {
+                continue;
+            }
+            actual.add(&o);
+            // The deal as the AE saw it: its evidence, buying group and next step, at submission.
+            let mut ignored = Violations::new();
+            let score = o.lead_snapshot.as_ref().map_or(0, |s| s.score);
+            let candidate = decode_gate_inputs(
+                &mut ignored,
+                "opportunity",
+                &o.evidence,
+                &o.stakeholders,
+                o.next_step.as_ref(),
+                score,
+            );
+            let submitted = o.create_time.as_ref().and_then(from_timestamp).unwrap_or(row.created_at);
+            if gate::evaluate(&policy, &candidate, submitted).passed() {
+                under.add(&o);
+            }
+        }
+        let (actual, under) = (actual.finish(), under.finish());
+        let volume_change = (actual.sqos > 0).then(|| (under.sqos - actual.sqos) as f64 / actual.sqos as f64);
+        Ok(pb::BacktestGatePolicyResponse { actual: Some(actual), under_policy: Some(under), volume_change })
     }
 }
 
