@@ -129,6 +129,23 @@ impl Violations {
     }
 }
 
+/// A calendar month as `YYYY-MM`.
+pub fn is_month(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(s[5..].parse::<u8>(), Ok(1..=12))
+}
+
+/// Checks a range of months given as `start_period` and `end_period`: both
+/// `YYYY-MM`, the end not before the start.
+pub fn month_range(v: &mut Violations, start: &str, end: &str) {
+    v.check(is_month(start), "start_period", "must be a month as YYYY-MM");
+    v.check(is_month(end), "end_period", "must be a month as YYYY-MM");
+    v.check(start <= end, "end_period", "must not be before start_period");
+}
+
 /// Resource ids: 1 to 128 characters of `[A-Za-z0-9._:-]`.
 pub fn is_resource_id(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_ID && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))

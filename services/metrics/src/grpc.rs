@@ -3,6 +3,7 @@
 use chrono::Utc;
 use qualify_domain::{Caller, Role};
 use qualify_platform::outbox::SYSTEM_TENANT;
+use qualify_platform::validate::{is_month, month_range};
 use qualify_platform::{ApiError, Violations, caller, idempotency, page};
 use qualify_proto::common::Money;
 use qualify_proto::convert::WireEnum;
@@ -37,15 +38,6 @@ impl MetricsApi {
     pub fn new(db: DatabaseConnection, ingestor: Ingestor, consumers: ingest::Consumers) -> Self {
         MetricsApi { db, ingestor, _consumers: std::sync::Arc::new(consumers) }
     }
-}
-
-/// A month as `YYYY-MM`.
-fn is_period(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 7
-        && b[4] == b'-'
-        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
-        && matches!(s[5..].parse::<u8>(), Ok(1..=12))
 }
 
 /// ISO 4217 shape: three upper-case letters.
@@ -89,7 +81,7 @@ impl MetricsApi {
         let kind = QuotaOwnerKind::try_from(q.owner_kind).ok().and_then(owner_kind_name);
         v.check(kind.is_some(), "quota.owner_kind", "must be TEAM or REP");
         v.id("quota.owner_id", &q.owner_id);
-        v.check(is_period(&q.period), "quota.period", "must be a month as YYYY-MM");
+        v.check(is_month(&q.period), "quota.period", "must be a month as YYYY-MM");
         match &q.amount {
             None => v.add("quota.amount", "is required"),
             Some(m) => {
@@ -139,7 +131,7 @@ impl MetricsApi {
 
     async fn list_quotas(&self, c: Caller, req: pb::ListQuotasRequest) -> Result<pb::ListQuotasResponse, ApiError> {
         let mut v = Violations::new();
-        v.check(is_period(&req.period), "period", "must be a month as YYYY-MM");
+        v.check(is_month(&req.period), "period", "must be a month as YYYY-MM");
         v.finish()?;
         let query = format!("quotas|{}|{}", c.tenant, req.period);
         let p = page::decode(req.page_size, &req.page_token, &query)?;
@@ -168,13 +160,6 @@ impl MetricsApi {
     }
 }
 
-/// A range of months: both `YYYY-MM`, the end not before the start.
-fn check_range(v: &mut Violations, start: &str, end: &str) {
-    v.check(is_period(start), "start_period", "must be a month as YYYY-MM");
-    v.check(is_period(end), "end_period", "must be a month as YYYY-MM");
-    v.check(start <= end, "end_period", "must not be before start_period");
-}
-
 fn position(c: crate::entity::cursor::Model) -> pb::StreamPosition {
     pb::StreamPosition { stream: c.stream, applied_sequence: c.applied_sequence, applied_events: c.applied_events }
 }
@@ -183,7 +168,7 @@ impl MetricsApi {
     async fn get_funnel(&self, c: Caller, req: pb::GetFunnelRequest) -> Result<pb::GetFunnelResponse, ApiError> {
         use crate::entity::rollup::Column as R;
         let mut v = Violations::new();
-        check_range(&mut v, &req.start_period, &req.end_period);
+        month_range(&mut v, &req.start_period, &req.end_period);
         let mut group_by = Vec::new();
         for (i, d) in req.group_by.iter().enumerate() {
             match FunnelDimension::try_from(*d) {
@@ -230,7 +215,7 @@ impl MetricsApi {
         req: pb::GetFunnelHealthRequest,
     ) -> Result<pb::GetFunnelHealthResponse, ApiError> {
         let mut v = Violations::new();
-        check_range(&mut v, &req.start_period, &req.end_period);
+        month_range(&mut v, &req.start_period, &req.end_period);
         v.finish()?;
         let findings = health::findings(&self.db, &c.tenant, &req.start_period, &req.end_period).await?;
         Ok(pb::GetFunnelHealthResponse { findings })
@@ -305,8 +290,8 @@ mod tests {
 
     #[test]
     fn periods_and_currencies() {
-        assert!(is_period("2026-11"));
-        assert!(!is_period("2026-13") && !is_period("2026-1") && !is_period("26-11-01"));
+        assert!(is_month("2026-11"));
+        assert!(!is_month("2026-13") && !is_month("2026-1") && !is_month("26-11-01"));
         assert!(is_currency("USD") && !is_currency("usd") && !is_currency("US"));
     }
 }

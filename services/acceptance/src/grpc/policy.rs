@@ -7,7 +7,7 @@ use qualify_domain::{
     Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, OpportunityState, Role, Segment,
     StakeholderRole,
 };
-use qualify_platform::validate::Item;
+use qualify_platform::validate::{Item, month_range};
 use qualify_platform::{ApiError, Violations, idempotency};
 use qualify_proto::acceptance as pb;
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -284,15 +284,6 @@ impl AcceptanceApi {
     }
 }
 
-/// A month as `YYYY-MM`.
-fn is_month(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 7
-        && b[4] == b'-'
-        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
-        && matches!(s[5..].parse::<u8>(), Ok(1..=12))
-}
-
 #[derive(Default)]
 struct Outcome(pb::BacktestOutcome);
 
@@ -337,9 +328,7 @@ impl AcceptanceApi {
                 None
             }
         };
-        v.check(is_month(&req.start_period), "start_period", "must be a month as YYYY-MM");
-        v.check(is_month(&req.end_period), "end_period", "must be a month as YYYY-MM");
-        v.check(req.start_period <= req.end_period, "end_period", "must not be before start_period");
+        month_range(&mut v, &req.start_period, &req.end_period);
         v.finish()?;
         let (segment, policy) = decoded.ok_or_else(|| ApiError::field("policy", "is invalid"))?;
         let from = format!("{}-01T00:00:00Z", req.start_period);
