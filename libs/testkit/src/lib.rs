@@ -78,6 +78,16 @@ impl Running {
             .expect("service reachable")
     }
 
+    /// Kills the service as a crash would: its task is aborted wherever it is,
+    /// with no drain; open transactions are rolled back by the database.
+    pub async fn kill(mut self) {
+        self.stop.take();
+        if let Some(h) = self.handle.take() {
+            h.abort();
+            let _ = h.await;
+        }
+    }
+
     /// Stops the service gracefully and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(s) = self.stop.take() {
