@@ -9,6 +9,7 @@
 //! ```
 
 mod funnel;
+mod overload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,6 +49,10 @@ enum Scenario {
     /// Metrics on PostgreSQL: `--leads` leads and `--opportunities` opportunities ingested as events
     /// (events/s), then `GetFunnel` by source and month against the GROUP BY over the raw rows.
     Funnel,
+    /// `ScoreLead` by id at `--concurrency`, then at `--overload` times it, then at it again, against a
+    /// service shedding beyond `--limit` requests in flight and against one that never sheds:
+    /// accepted req/s and p99, shed count and latency, memory, recovery.
+    Overload,
 }
 
 #[derive(Parser)]
@@ -85,11 +90,21 @@ struct Args {
     /// Timed `GetFunnel` calls of `funnel`.
     #[arg(long, default_value_t = 200)]
     iterations: usize,
+    /// `overload`: the service's QUALIFY_MAX_CONCURRENT_REQUESTS.
+    #[arg(long, default_value_t = 32)]
+    limit: usize,
+    /// `overload`: the overload phase runs this many times `--concurrency`.
+    #[arg(long, default_value_t = 8)]
+    overload: usize,
 }
 
 struct Stats {
     ok: u64,
+    /// Failures other than load shedding.
     errors: u64,
+    /// Requests refused with RESOURCE_EXHAUSTED, and how fast.
+    shed: u64,
+    shed_hist: Histogram<u64>,
     elapsed: Duration,
     hist: Histogram<u64>,
 }
@@ -99,14 +114,33 @@ impl Stats {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
     fn line(&self, name: &str) -> String {
-        format!(
+        let mut line = format!(
             "{name:<28} {:>10.0} req/s   p50 {:>8.3} ms   p99 {:>8.3} ms   errors {}",
             self.rps(),
-            self.hist.value_at_quantile(0.5) as f64 / 1000.0,
-            self.hist.value_at_quantile(0.99) as f64 / 1000.0,
+            ms(&self.hist, 0.5),
+            ms(&self.hist, 0.99),
             self.errors
-        )
+        );
+        if self.shed > 0 {
+            line += &format!(
+                "   shed {} ({:.0}/s, p50 {:.3} ms, p99 {:.3} ms)",
+                self.shed,
+                self.shed as f64 / self.elapsed.as_secs_f64(),
+                ms(&self.shed_hist, 0.5),
+                ms(&self.shed_hist, 0.99)
+            );
+        }
+        line
     }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+/// A latency quantile of a microsecond histogram, in milliseconds.
+fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
 }
 
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -132,8 +166,8 @@ where
         let call = call.clone();
         let counter = counter.clone();
         workers.push(tokio::spawn(async move {
-            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-            let (mut ok, mut errors) = (0u64, 0u64);
+            let (mut hist, mut shed_hist) = (histogram(), histogram());
+            let (mut ok, mut errors, mut shed) = (0u64, 0u64, 0u64);
             loop {
                 let start = Instant::now();
                 if start >= stop_at {
@@ -142,29 +176,38 @@ where
                 let i = counter.fetch_add(1, Ordering::Relaxed);
                 let r = call(ch.clone(), i).await;
                 if start >= warm_until {
+                    let micros = start.elapsed().as_micros().max(1) as u64;
                     match r {
                         Ok(()) => {
                             ok += 1;
-                            let _ = hist.record(start.elapsed().as_micros().max(1) as u64);
+                            let _ = hist.record(micros);
+                        }
+                        Err(s) if s.code() == tonic::Code::ResourceExhausted => {
+                            shed += 1;
+                            let _ = shed_hist.record(micros);
                         }
                         Err(_) => errors += 1,
                     }
                 }
             }
-            (ok, errors, hist)
+            (ok, errors, shed, hist, shed_hist)
         }));
     }
     let mut total = Stats {
         ok: 0,
         errors: 0,
+        shed: 0,
+        shed_hist: histogram(),
         elapsed: Duration::from_secs(seconds),
-        hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+        hist: histogram(),
     };
     for w in workers {
-        if let Ok((ok, errors, hist)) = w.await {
+        if let Ok((ok, errors, shed, hist, shed_hist)) = w.await {
             total.ok += ok;
             total.errors += errors;
+            total.shed += shed;
             let _ = total.hist.add(hist);
+            let _ = total.shed_hist.add(shed_hist);
         }
     }
     total
@@ -301,11 +344,14 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Funnel) {
         return funnel::run(args.leads, args.opportunities, args.iterations).await;
     }
+    if matches!(args.scenario, Scenario::Overload) {
+        return overload::run(&args, backend).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
     let stats = match args.scenario {
-        Scenario::Baseline | Scenario::Funnel => return Ok(()),
+        Scenario::Baseline | Scenario::Funnel | Scenario::Overload => return Ok(()),
         Scenario::GetAccount | Scenario::CreateLead => {
             let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;
@@ -423,9 +469,6 @@ async fn main() -> anyhow::Result<()> {
                         request_id: format!("submit-{i}"),
                     };
                     c.submit_opportunity(authed(req, &sdr)).await?;
-                    if std::env::var("HACK_SUBMIT_ONLY").is_ok() {
-                        return Ok(());
-                    }
                     let req = acc::AcceptOpportunityRequest {
                         opportunity_id: id,
                         request_id: format!("accept-{i}"),

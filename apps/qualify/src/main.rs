@@ -64,6 +64,12 @@ struct UpArgs {
     /// Metrics listen address.
     #[arg(long, default_value = "127.0.0.1:50053")]
     metrics_addr: SocketAddr,
+    /// Where Prometheus scrapes `/metrics` for all three services ("off" to disable).
+    #[arg(long, env = "QUALIFY_METRICS_ADDR", default_value = "127.0.0.1:9464")]
+    prometheus_addr: String,
+    /// OTLP/gRPC collector for traces; unset keeps traces off.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 fn signing_key() -> (String, bool) {
@@ -97,7 +103,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
-    telemetry::init(LogFormat::Text);
+    let prometheus: Option<SocketAddr> = match args.prometheus_addr.as_str() {
+        "off" => None,
+        a => Some(a.parse().map_err(|_| anyhow::anyhow!("--prometheus-addr {a:?} is not host:port or off"))?),
+    };
+    let runtime = tokio::runtime::Runtime::new()?;
+    let _telemetry = runtime.block_on(async { telemetry::init(LogFormat::Text, "all", args.otlp_endpoint.as_deref()) });
     let (key, dev) = signing_key();
     if dev {
         tracing::warn!("************************************************************");
@@ -120,8 +131,10 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         c.acceptance_url = Some(format!("http://{}", args.acceptance_addr));
         c
     };
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
+        if let Some(addr) = prometheus {
+            telemetry::serve_prometheus(addr)?;
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = |mut rx: watch::Receiver<bool>| -> BoxFuture<'static, ()> {
             Box::pin(async move {
@@ -139,6 +152,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             args.acceptance_addr
         );
         println!("  metrics                 grpc://{}  (qualify.metrics.v1.MetricsService)", args.metrics_addr);
+        if let Some(addr) = prometheus {
+            println!("  Prometheus              http://{addr}/metrics");
+        }
         println!();
         println!("Get a development token:  qualify token --tenant demo --subject ada --role revops");
         println!("Health and reflection answer without a token; press Ctrl-C to stop.");

@@ -147,6 +147,10 @@ Call with (dict "root" $ "key" "scoring" "svc" $svc).
   "QUALIFY_DRAIN_GRACE_SECS" ($cfg.drainGraceSecs | int64 | toString)
   "QUALIFY_MAX_MESSAGE_BYTES" ($cfg.maxMessageBytes | int64 | toString)
   "QUALIFY_LOG_FORMAT" $cfg.logFormat
+  "QUALIFY_REQUEST_TIMEOUT_MS" ($cfg.requestTimeoutMs | int64 | toString)
+  "QUALIFY_MAX_CONCURRENT_REQUESTS" ($cfg.maxConcurrentRequests | int64 | toString)
+  "QUALIFY_TENANT_RATE_LIMIT" ($cfg.tenantRateLimit | int64 | toString)
+  "QUALIFY_METRICS_ADDR" (ternary (printf "0.0.0.0:%d" (int64 $root.Values.metrics.port)) "off" $root.Values.metrics.enabled)
 -}}
 {{- range $callee := .svc.calls -}}
 {{- $target := index $root.Values.services $callee -}}

@@ -12,6 +12,7 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 use crate::error::ApiError;
+use crate::resilience::TenantLimiter;
 
 /// Issuer and audience every Qualify token carries.
 pub const ISSUER: &str = "qualify";
@@ -49,6 +50,7 @@ pub struct BearerToken(pub String);
 pub struct Authenticator {
     inner: Arc<(DecodingKey, Validation)>,
     verified: moka::sync::Cache<String, (Caller, u64)>,
+    limiter: Option<TenantLimiter>,
 }
 
 /// Leeway on expiry for clock skew between issuer and verifier, in seconds.
@@ -63,7 +65,13 @@ impl Authenticator {
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         v.leeway = LEEWAY_SECS;
         let verified = moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(60)).build();
-        Authenticator { inner: Arc::new((DecodingKey::from_secret(secret), v)), verified }
+        Authenticator { inner: Arc::new((DecodingKey::from_secret(secret), v)), verified, limiter: None }
+    }
+
+    /// Also holds each verified tenant to `limiter`'s request rate.
+    pub fn with_tenant_limit(mut self, limiter: Option<TenantLimiter>) -> Self {
+        self.limiter = limiter;
+        self
     }
 
     /// Verifies a token and returns its caller.
@@ -117,6 +125,9 @@ impl Interceptor for Authenticator {
             .ok_or_else(|| ApiError::Unauthenticated("malformed authorization header").into_status("auth.qualify"))?
             .to_string();
         let caller = self.verify(&token).map_err(|e| e.into_status("auth.qualify"))?;
+        if let Some(limiter) = &self.limiter {
+            limiter.check(&caller.tenant).map_err(|e| e.into_status("auth.qualify"))?;
+        }
         req.extensions_mut().insert(caller);
         req.extensions_mut().insert(BearerToken(token));
         Ok(req)

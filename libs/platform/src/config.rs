@@ -71,6 +71,20 @@ pub struct ServiceConfig {
     pub acceptance_url: Option<String>,
     /// Log format (`QUALIFY_LOG_FORMAT`: text or json).
     pub log_format: LogFormat,
+    /// OTLP/gRPC collector for traces (`OTEL_EXPORTER_OTLP_ENDPOINT`); unset: no export.
+    pub otlp_endpoint: Option<String>,
+    /// Where Prometheus scrapes `/metrics` (`QUALIFY_METRICS_ADDR`, default `0.0.0.0:9464`;
+    /// `off` disables it).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Longest a request may run when the client sets no shorter `grpc-timeout`
+    /// (`QUALIFY_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: Duration,
+    /// Requests handled at once by this process's service; beyond it requests are
+    /// refused at once with RESOURCE_EXHAUSTED (`QUALIFY_MAX_CONCURRENT_REQUESTS`).
+    pub max_concurrent_requests: usize,
+    /// Requests per second each tenant may make to this replica, 0 for no limit
+    /// (`QUALIFY_TENANT_RATE_LIMIT`); bursts of twice the rate pass.
+    pub tenant_rate_limit: u32,
 }
 
 impl ServiceConfig {
@@ -90,6 +104,11 @@ impl ServiceConfig {
             scoring_url: None,
             acceptance_url: None,
             log_format: LogFormat::Text,
+            otlp_endpoint: None,
+            metrics_addr: None,
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 256,
+            tenant_rate_limit: 0,
         }
     }
 
@@ -132,6 +151,18 @@ impl ServiceConfig {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("QUALIFY_LOG_FORMAT={other:?} must be text or json"),
         };
+        c.otlp_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
+        c.metrics_addr = match env.get("QUALIFY_METRICS_ADDR").as_deref() {
+            None => Some(SocketAddr::from(([0, 0, 0, 0], 9464))),
+            Some("off") => None,
+            Some(v) => Some(v.parse().with_context(|| format!("QUALIFY_METRICS_ADDR={v:?} is not host:port or off"))?),
+        };
+        c.request_timeout = Duration::from_millis(parse(env, "QUALIFY_REQUEST_TIMEOUT_MS", 30_000)?);
+        c.max_concurrent_requests = parse(env, "QUALIFY_MAX_CONCURRENT_REQUESTS", c.max_concurrent_requests)?;
+        if c.max_concurrent_requests == 0 {
+            bail!("QUALIFY_MAX_CONCURRENT_REQUESTS must be at least 1");
+        }
+        c.tenant_rate_limit = parse(env, "QUALIFY_TENANT_RATE_LIMIT", c.tenant_rate_limit)?;
         Ok(c)
     }
 }
@@ -171,6 +202,8 @@ mod tests {
         assert!(!c.dev_key && !c.run_migrations);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.drain_grace, Duration::from_secs(5));
+        assert_eq!(c.metrics_addr, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
+        assert_eq!((c.max_concurrent_requests, c.tenant_rate_limit), (256, 0));
     }
 
     #[test]

@@ -117,6 +117,17 @@ pub async fn migrate<M: MigratorTrait>(db: &DatabaseConnection, lock_name: &str)
     Ok(())
 }
 
+/// A trace span for a database query or transaction on `db`, named by
+/// `operation`: traces show the database as a client call of the RPC.
+pub fn span(db: &impl ConnectionTrait, operation: &str) -> tracing::Span {
+    let system = match db.get_database_backend() {
+        DbBackend::Postgres => "postgresql",
+        DbBackend::Sqlite => "sqlite",
+        _ => "other",
+    };
+    tracing::info_span!("db", otel.name = %operation, otel.kind = "client", db.system = system)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

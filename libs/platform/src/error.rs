@@ -77,6 +77,17 @@ pub enum ApiError {
     /// A concurrent change won; read again and retry (AIP-154).
     #[error("{0}")]
     Aborted(String),
+    /// Too many requests: the server or the tenant's quota is at its limit;
+    /// nothing was done, retry after the hinted delay.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// ErrorInfo reason: SERVER_OVERLOADED or TENANT_RATE_LIMITED.
+        reason: &'static str,
+        /// Explanation.
+        message: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
     /// A dependency did not answer; retry later.
     #[error("{dependency} is unavailable")]
     Unavailable {
@@ -144,6 +155,11 @@ impl ApiError {
             ApiError::Aborted(message) => {
                 details.set_error_info("CONCURRENT_MODIFICATION", domain, no_meta());
                 (Code::Aborted, message)
+            }
+            ApiError::ResourceExhausted { reason, message, retry_after } => {
+                details.set_error_info(reason, domain, no_meta());
+                details.set_retry_info(Some(retry_after));
+                (Code::ResourceExhausted, message)
             }
             e @ ApiError::Unavailable { .. } => {
                 details.set_error_info("DEPENDENCY_UNAVAILABLE", domain, no_meta());

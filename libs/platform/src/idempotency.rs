@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use sea_orm_migration::prelude::*;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::error::ApiError;
 
@@ -118,6 +119,21 @@ pub struct Key<'a> {
 /// replay of a call whose change makes it fail now, such as a second create);
 /// otherwise nothing was stored and the call can be retried with the same key.
 pub async fn run<Req, Resp, F>(db: &DatabaseConnection, key: Key<'_>, request: &Req, work: F) -> Result<Resp, ApiError>
+where
+    Req: Message,
+    Resp: Message + Default,
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Resp, ApiError>>,
+{
+    let span = crate::db::span(db, &format!("transaction {}", key.method));
+    run_traced(db, key, request, work).instrument(span).await
+}
+
+async fn run_traced<Req, Resp, F>(
+    db: &DatabaseConnection,
+    key: Key<'_>,
+    request: &Req,
+    work: F,
+) -> Result<Resp, ApiError>
 where
     Req: Message,
     Resp: Message + Default,

@@ -12,6 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod auth;
 pub mod cache;
+pub mod client;
 pub mod coalesce;
 pub mod config;
 pub mod db;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod idempotency;
 pub mod outbox;
 pub mod page;
+pub mod resilience;
 pub mod serve;
 pub mod telemetry;
 pub mod validate;
@@ -50,10 +52,14 @@ pub trait QualifyService {
 /// from the environment.
 pub fn service_main<S: QualifyService>() -> anyhow::Result<()> {
     let config = ServiceConfig::from_env(S::NAME, S::PORT, &config::ProcessEnv)?;
-    telemetry::init(config.log_format);
     let runtime = tokio::runtime::Runtime::new()?;
+    let _telemetry =
+        runtime.block_on(async { telemetry::init(config.log_format, S::NAME, config.otlp_endpoint.as_deref()) });
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => runtime.block_on(async {
+            if let Some(addr) = config.metrics_addr {
+                telemetry::serve_prometheus(addr)?;
+            }
             if config.dev_key {
                 tracing::warn!("USING THE DEVELOPMENT SIGNING KEY: anyone can mint tokens; set QUALIFY_JWT_SECRET");
             }
@@ -81,13 +87,16 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     if config.run_migrations {
         db::migrate::<M>(&db, name).await?;
     }
-    let auth = Authenticator::hs256(config.jwt_secret.as_bytes());
+    let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
+        .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
     let routes = build(db.clone(), &config, auth);
     let opts = serve::ServeOptions {
         service_name,
         db,
         drain_grace: config.drain_grace,
         readiness_interval: std::time::Duration::from_secs(2),
+        request_timeout: config.request_timeout,
+        max_concurrent_requests: config.max_concurrent_requests,
     };
     serve::serve(listener, routes, opts, shutdown).await
 }

@@ -14,6 +14,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::resilience::{DeadlineLayer, ShedLayer};
+use crate::telemetry::RpcLayer;
+
 /// What [`serve`] needs besides the routes.
 pub struct ServeOptions {
     /// Fully-qualified gRPC name of the business service: its readiness entry
@@ -25,6 +28,10 @@ pub struct ServeOptions {
     pub drain_grace: Duration,
     /// How often readiness pings the database.
     pub readiness_interval: Duration,
+    /// Ceiling on any request's duration; a shorter `grpc-timeout` wins.
+    pub request_timeout: Duration,
+    /// Requests in flight before new ones are shed.
+    pub max_concurrent_requests: usize,
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains:
@@ -67,7 +74,15 @@ pub async fn serve(
 
     let addr = listener.local_addr()?;
     tracing::info!(service = name, %addr, "serving");
+    // Outermost first: every request, shed or timed out included, is traced
+    // and counted; shedding happens before any work; the deadline bounds the rest.
+    let layers = tower::ServiceBuilder::new()
+        .layer(RpcLayer)
+        .layer(ShedLayer::new(opts.max_concurrent_requests))
+        .layer(DeadlineLayer::new(opts.request_timeout))
+        .into_inner();
     Server::builder()
+        .layer(layers)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))

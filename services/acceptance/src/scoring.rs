@@ -1,15 +1,18 @@
 //! The client of lead scoring: snapshots of a lead and its contacts, taken on
 //! the caller's behalf (its bearer token is forwarded), with short deadlines.
-//! Any transport failure is UNAVAILABLE with retry advice: the caller retries
-//! the whole submission, which stored nothing.
+//! Calls carry the caller's trace context and are retried with backoff when
+//! lead scoring is briefly unavailable (they only read). A dependency that
+//! stays down is UNAVAILABLE with retry advice: the caller retries the whole
+//! submission, which stored nothing.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use qualify_platform::ApiError;
+use qualify_platform::client::{ServiceChannel, service_channel};
+use qualify_platform::resilience::retry_idempotent;
 use qualify_proto::convert::from_timestamp;
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 const DEPENDENCY: &str = "lead scoring";
@@ -17,22 +20,13 @@ const DEPENDENCY: &str = "lead scoring";
 /// A lazily connected client; `None` when no endpoint is configured.
 #[derive(Clone)]
 pub struct ScoringClient {
-    channel: Option<Channel>,
+    channel: Option<ServiceChannel>,
 }
 
 impl ScoringClient {
     /// A client of `url` (connected on first use).
     pub fn new(url: Option<&str>) -> anyhow::Result<Self> {
-        let channel = match url {
-            None => None,
-            Some(u) => Some(
-                Endpoint::from_shared(u.to_string())?
-                    .connect_timeout(Duration::from_secs(1))
-                    .timeout(Duration::from_secs(3))
-                    .tcp_nodelay(true)
-                    .connect_lazy(),
-            ),
-        };
+        let channel = url.map(|u| service_channel(u, Some(Duration::from_secs(3)))).transpose()?;
         Ok(ScoringClient { channel })
     }
 
@@ -41,22 +35,34 @@ impl ScoringClient {
         ScoringClient { channel: None }
     }
 
-    fn client(&self) -> Result<LeadScoringServiceClient<Channel>, ApiError> {
+    fn client(&self) -> Result<LeadScoringServiceClient<ServiceChannel>, ApiError> {
         self.channel.clone().map(LeadScoringServiceClient::new).ok_or(ApiError::Unavailable { dependency: DEPENDENCY })
     }
 
     /// The lead, as lead scoring sees it now.
     pub async fn lead(&self, token: &str, lead_id: &str) -> Result<sc::Lead, ApiError> {
-        let req = with_token(sc::GetLeadRequest { lead_id: lead_id.to_string() }, token);
-        let lead = self.client()?.get_lead(req).await.map_err(|s| map_status(s, "lead", lead_id))?;
+        let client = self.client()?;
+        let lead = retry_idempotent(|| {
+            let mut c = client.clone();
+            let req = with_token(sc::GetLeadRequest { lead_id: lead_id.to_string() }, token);
+            async move { c.get_lead(req).await }
+        })
+        .await
+        .map_err(|s| map_status(s, "lead", lead_id))?;
         lead.into_inner().lead.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead scoring returned no lead")))
     }
 
     /// When a contact's data was last verified and found reachable (email or
     /// phone), or `None` when never, or when it bounced or left the company.
     pub async fn contact_verified_at(&self, token: &str, contact_id: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        let req = with_token(sc::GetContactRequest { contact_id: contact_id.to_string() }, token);
-        let got = self.client()?.get_contact(req).await.map_err(|s| map_status(s, "contact", contact_id))?;
+        let client = self.client()?;
+        let got = retry_idempotent(|| {
+            let mut c = client.clone();
+            let req = with_token(sc::GetContactRequest { contact_id: contact_id.to_string() }, token);
+            async move { c.get_contact(req).await }
+        })
+        .await
+        .map_err(|s| map_status(s, "contact", contact_id))?;
         let Some(c) = got.into_inner().contact else { return Ok(None) };
         let verified = sc::VerificationStatus::Verified as i32;
         let email = (c.email_status == verified).then(|| c.email_verify_time.as_ref().and_then(from_timestamp));

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use qualify_domain::{LeadSource, LeadStage, OpportunityState, Role, Segment};
+use qualify_platform::client::{ServiceChannel, service_channel};
 use qualify_platform::outbox::SYSTEM_TENANT;
 use qualify_platform::{ApiError, TokenIssuer};
 use qualify_proto::acceptance::{
@@ -27,7 +28,6 @@ use sea_orm::{
     QueryFilter, QuerySelect, Set, Statement, TransactionTrait,
 };
 use tokio::sync::Mutex;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
 
@@ -714,6 +714,15 @@ fn opp_slice(f: &opportunity_fact::Model) -> Slice {
 pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[Event]) -> Result<i64, ApiError> {
     let txn = db.begin().await?;
     if txn.get_database_backend() == DbBackend::Postgres {
+        // Replicas follow the same streams: one applies a stream's batch at a time, and the
+        // next reads the cursor and the processed ids only after the previous one committed,
+        // so no event is counted twice (a decision's counts are not idempotent facts).
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [format!("qualify.metrics.ingest.{}", upstream.as_str()).into()],
+        ))
+        .await?;
         // The fact tables grow fast from empty: a plan cached while they were small would scan
         // them whole. Plan this batch's lookups for the tables as they are now.
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
@@ -802,8 +811,8 @@ impl Drop for Consumers {
 #[derive(Clone)]
 pub struct Ingestor {
     db: DatabaseConnection,
-    scoring: Option<Channel>,
-    acceptance: Option<Channel>,
+    scoring: Option<ServiceChannel>,
+    acceptance: Option<ServiceChannel>,
     issuer: TokenIssuer,
     /// Held while a batch is applied or a rebuild runs.
     lock: Arc<Mutex<()>>,
@@ -817,18 +826,7 @@ impl Ingestor {
         acceptance_url: Option<&str>,
         jwt_secret: &str,
     ) -> anyhow::Result<Self> {
-        let channel = |u: Option<&str>| -> anyhow::Result<Option<Channel>> {
-            Ok(match u {
-                Some(u) => Some(
-                    Endpoint::from_shared(u.to_string())?
-                        .connect_timeout(Duration::from_secs(2))
-                        .tcp_nodelay(true)
-                        .http2_keep_alive_interval(Duration::from_secs(30))
-                        .connect_lazy(),
-                ),
-                None => None,
-            })
-        };
+        let channel = |u: Option<&str>| u.map(|u| service_channel(u, None)).transpose();
         Ok(Ingestor {
             db,
             scoring: channel(scoring_url)?,

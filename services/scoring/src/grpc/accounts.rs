@@ -6,11 +6,12 @@ use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
 use qualify_platform::db::is_unique_violation;
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::{Item, MAX_TEXT};
-use qualify_platform::{ApiError, Violations, idempotency, page};
+use qualify_platform::{ApiError, Violations, db, idempotency, page};
 use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring as pb;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use tracing::Instrument;
 
 use super::ScoringApi;
 use crate::entity::{account, contact, lead};
@@ -320,6 +321,7 @@ impl ScoringApi {
         v.finish()?;
         let m = lead::Entity::find_by_id((c.tenant, req.lead_id.clone()))
             .one(&self.db)
+            .instrument(db::span(&self.db, "SELECT leads"))
             .await?
             .ok_or(ApiError::NotFound { kind: "lead", id: req.lead_id })?;
         Ok(pb::GetLeadResponse { lead: Some(encode_lead(m)) })

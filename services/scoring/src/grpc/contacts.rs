@@ -4,12 +4,13 @@ use chrono::{DateTime, Utc};
 use qualify_domain::{Caller, StakeholderRole};
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::Item;
-use qualify_platform::{ApiError, Violations, idempotency};
+use qualify_platform::{ApiError, Violations, db, idempotency};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use qualify_proto::scoring::{self as pb, VerificationStatus};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, Set, TryIntoModel,
 };
+use tracing::Instrument;
 
 use super::ScoringApi;
 use crate::entity::{account, contact};
@@ -196,6 +197,7 @@ impl ScoringApi {
         v.finish()?;
         let m = contact::Entity::find_by_id((caller.tenant, req.contact_id.clone()))
             .one(&self.db)
+            .instrument(db::span(&self.db, "SELECT contacts"))
             .await?
             .ok_or(ApiError::NotFound { kind: "contact", id: req.contact_id })?;
         Ok(pb::GetContactResponse { contact: Some(encode(m)) })
