@@ -67,6 +67,9 @@ struct UpArgs {
     /// Where Prometheus scrapes `/metrics` for all three services ("off" to disable).
     #[arg(long, env = "QUALIFY_METRICS_ADDR", default_value = "127.0.0.1:9464")]
     prometheus_addr: String,
+    /// Log format: text or json (one object per line, with trace ids).
+    #[arg(long, env = "QUALIFY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     /// OTLP/gRPC collector for traces; unset keeps traces off.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
@@ -107,8 +110,9 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         "off" => None,
         a => Some(a.parse().map_err(|_| anyhow::anyhow!("--prometheus-addr {a:?} is not host:port or off"))?),
     };
+    let log_format = if args.log_format == "json" { LogFormat::Json } else { LogFormat::Text };
     let runtime = tokio::runtime::Runtime::new()?;
-    let _telemetry = runtime.block_on(async { telemetry::init(LogFormat::Text, "all", args.otlp_endpoint.as_deref()) });
+    let _telemetry = runtime.block_on(async { telemetry::init(log_format, "all", args.otlp_endpoint.as_deref()) });
     let (key, dev) = signing_key();
     if dev {
         tracing::warn!("************************************************************");

@@ -26,6 +26,7 @@ fn free_port() -> u16 {
 struct Cluster {
     child: Child,
     ports: [u16; 3],
+    prometheus: u16,
     dir: std::path::PathBuf,
 }
 
@@ -40,6 +41,7 @@ fn start() -> Cluster {
     let dir = std::env::temp_dir().join(format!("qualify-cluster-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ports = [free_port(), free_port(), free_port()];
+    let prometheus = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_qualify"))
         .current_dir(&dir)
         .env_remove("QUALIFY_JWT_SECRET")
@@ -47,11 +49,12 @@ fn start() -> Cluster {
         .args(["--scoring-addr", &format!("127.0.0.1:{}", ports[0])])
         .args(["--acceptance-addr", &format!("127.0.0.1:{}", ports[1])])
         .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
+        .args(["--prometheus-addr", &format!("127.0.0.1:{prometheus}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("qualify binary starts");
-    Cluster { child, ports, dir }
+    Cluster { child, ports, prometheus, dir }
 }
 
 async fn channel(port: u16) -> Channel {
@@ -107,6 +110,16 @@ async fn list_v1alpha(ch: Channel) -> Vec<String> {
     }
 }
 
+/// `GET /metrics` over plain HTTP/1.0.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    body
+}
+
 #[tokio::test]
 async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
     let mut cluster = start();
@@ -140,6 +153,17 @@ async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
     let mut req = tonic::Request::new(ListAccountsRequest::default());
     req.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     scoring.list_accounts(req).await.unwrap();
+
+    // Prometheus sees both calls: latency per service, method and status code.
+    let page = scrape(cluster.prometheus).await;
+    for code in ["0", "16"] {
+        let series = format!(
+            "rpc_server_duration_seconds_count{{rpc_service=\"qualify.scoring.v1.LeadScoringService\",\
+             rpc_method=\"ListAccounts\",rpc_grpc_status_code=\"{code}\"}} 1"
+        );
+        assert!(page.contains(&series), "no {series} in:\n{page}");
+    }
+    assert!(page.contains("rpc_server_duration_seconds_bucket{"), "latency is a histogram");
 
     // Ctrl-C: the process drains and exits successfully.
     let kill = Command::new("kill").args(["-INT", &cluster.child.id().to_string()]).status().unwrap();

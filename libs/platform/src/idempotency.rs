@@ -124,6 +124,22 @@ where
     Resp: Message + Default,
     F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Resp, ApiError>>,
 {
+    run_reporting(db, key, request, work).await.map(|(response, _)| response)
+}
+
+/// [`run`], also saying whether this call's own work was committed (`true`)
+/// or a stored response was returned (`false`): count an effect only once.
+pub async fn run_reporting<Req, Resp, F>(
+    db: &DatabaseConnection,
+    key: Key<'_>,
+    request: &Req,
+    work: F,
+) -> Result<(Resp, bool), ApiError>
+where
+    Req: Message,
+    Resp: Message + Default,
+    F: for<'t> FnOnce(&'t DatabaseTransaction) -> BoxFuture<'t, Result<Resp, ApiError>>,
+{
     let span = crate::db::span(db, &format!("transaction {}", key.method));
     run_traced(db, key, request, work).instrument(span).await
 }
@@ -133,7 +149,7 @@ async fn run_traced<Req, Resp, F>(
     key: Key<'_>,
     request: &Req,
     work: F,
-) -> Result<Resp, ApiError>
+) -> Result<(Resp, bool), ApiError>
 where
     Req: Message,
     Resp: Message + Default,
@@ -145,14 +161,14 @@ where
         Err(e) => {
             txn.rollback().await?;
             return match stored(db, key).await? {
-                Some(s) => replay(s, request),
+                Some(s) => replay(s, request).map(|r| (r, false)),
                 None => Err(e),
             };
         }
     };
     if key.request_id.is_empty() {
         txn.commit().await?;
-        return Ok(response);
+        return Ok((response, true));
     }
     let claim = entity::ActiveModel {
         tenant_id: Set(key.tenant.to_string()),
@@ -165,11 +181,11 @@ where
     let inserted = entity::Entity::insert(claim).on_conflict_do_nothing().exec_without_returning(&txn).await?;
     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
         txn.commit().await?;
-        return Ok(response);
+        return Ok((response, true));
     }
     txn.rollback().await?;
     let s = stored(db, key).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency key vanished")))?;
-    replay(s, request)
+    replay(s, request).map(|r| (r, false))
 }
 
 fn hash(request: &impl Message) -> String {

@@ -3,9 +3,9 @@
 //! - structured logs as text or JSON (filtered by `RUST_LOG`); inside an RPC
 //!   every line carries the RPC's `trace_id`;
 //! - traces exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
-//!   off otherwise, with the caller's W3C trace context taken from the
-//!   request metadata and passed on to the services we call ([`RpcLayer`],
-//!   [`ClientTraceLayer`]);
+//!   not exported otherwise (trace ids still reach the logs), continuing the
+//!   caller's W3C trace context from the request metadata and passing it on
+//!   to the services we call ([`RpcLayer`], [`ClientTraceLayer`]);
 //! - request metrics (`rpc_server_duration_seconds` per service, method and
 //!   status code) and business figures through the `metrics` facade, served in
 //!   the Prometheus text format by [`serve_prometheus`].
@@ -25,7 +25,6 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, SpanExporter};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
@@ -46,7 +45,7 @@ impl Drop for Telemetry {
     }
 }
 
-/// Installs logging, and trace export to `otlp_endpoint` when one is given,
+/// Installs logging with trace ids, and trace export to `otlp_endpoint` when one is given,
 /// as the process-wide subscriber. Later calls in the same process (tests)
 /// keep the first subscriber. Call it inside the Tokio runtime: the OTLP
 /// exporter's channel lives there.
@@ -61,9 +60,13 @@ pub fn init(format: LogFormat, service: &str, otlp_endpoint: Option<&str>) -> Te
             }
         }
     });
-    let provider =
-        exporter.map(|e| SdkTracerProvider::builder().with_resource(resource(service)).with_batch_exporter(e).build());
-    install(format, provider)
+    // Without an exporter spans are still made, so that logs carry the trace id the caller
+    // sent (or a fresh one) and calls onward pass it on.
+    let mut provider = SdkTracerProvider::builder().with_resource(resource(service));
+    if let Some(e) = exporter {
+        provider = provider.with_batch_exporter(e);
+    }
+    install(format, Some(provider.build()))
 }
 
 /// Like [`init`], but spans go to `exporter` one by one as they end: for tests
@@ -91,7 +94,10 @@ fn install(format: LogFormat, provider: Option<SdkTracerProvider>) -> Telemetry 
         // Spans are exported whatever RUST_LOG says about log lines.
         tracing_opentelemetry::layer().with_tracer(p.tracer("qualify")).with_filter(EnvFilter::new("info"))
     });
-    let installed = tracing_subscriber::registry().with(fmt.with_filter(filter())).with(otel).try_init().is_ok();
+    let subscriber = tracing_subscriber::registry().with(fmt.with_filter(filter())).with(otel);
+    // Not `try_init`: it also claims the `log` crate's logger and reports failure when another
+    // logger holds it, although the subscriber itself was installed.
+    let installed = tracing::subscriber::set_global_default(subscriber).is_ok();
     if installed {
         let _ = TRACING_ON.set(provider.is_some());
         Telemetry { provider }
@@ -226,6 +232,13 @@ where
                 let res = fut.await;
                 let code = res.as_ref().map(grpc_code).unwrap_or(2);
                 record.record("rpc.grpc.status_code", code);
+                let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+                // Codes that say the server, not the caller, is at fault.
+                if matches!(code, 2 | 4 | 13 | 14 | 15) {
+                    tracing::warn!(code, elapsed_ms, "rpc failed");
+                } else {
+                    tracing::debug!(code, elapsed_ms, "rpc done");
+                }
                 metrics::histogram!(
                     "rpc_server_duration_seconds",
                     "rpc_service" => service,

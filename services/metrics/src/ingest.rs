@@ -796,8 +796,8 @@ pub async fn positions(db: &impl ConnectionTrait) -> Result<Vec<cursor::Model>, 
     Ok(out)
 }
 
-/// Running stream consumers; dropping it stops them.
-pub struct Consumers(Vec<tokio::task::JoinHandle<()>>);
+/// Running stream consumers (and the service's other background tasks); dropping it stops them.
+pub struct Consumers(pub(crate) Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for Consumers {
     fn drop(&mut self) {

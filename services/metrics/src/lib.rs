@@ -1,6 +1,7 @@
 //! Metrics (`qualify.metrics.v1`): funnel figures and the quotas they are measured against.
 
 pub mod entity;
+pub mod export;
 pub mod funnel;
 pub mod grpc;
 pub mod health;
@@ -40,7 +41,8 @@ impl QualifyService for Metrics {
                         .unwrap_or_else(|_| unreachable!("no URL to parse"))
                 }
             };
-            let consumers = ingestor.spawn();
+            let mut consumers = ingestor.spawn();
+            consumers.0.push(export::spawn(db.clone(), export::EXPORT_EVERY));
             let server = MetricsServiceServer::new(grpc::MetricsApi::new(db, ingestor, consumers))
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);

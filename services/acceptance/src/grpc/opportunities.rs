@@ -381,9 +381,10 @@ impl AcceptanceApi {
             Draft::SendBack { .. } => "SendBackOpportunity",
         };
         let key = idempotency::Key { tenant: &c.tenant, method, request_id };
+        let decided_in = c.tenant.clone();
         let (tenant, id, c) = (c.tenant.clone(), id.to_string(), c.clone());
         // Replays return the stored response, encoded as this pair.
-        let out = idempotency::run(&self.db, key, request, move |txn| {
+        let (out, fresh) = idempotency::run_reporting(&self.db, key, request, move |txn| {
             Box::pin(async move {
                 let now = Utc::now();
                 let mut o = load(txn, &tenant, &id).await?;
@@ -478,6 +479,9 @@ impl AcceptanceApi {
         })
         .await?;
         self.relay.nudge();
+        if fresh && let (Some(o), Some(d)) = (&out.opportunity, &out.decision) {
+            count_decision(&decided_in, o, d);
+        }
         match (out.opportunity, out.decision) {
             (Some(o), Some(d)) => Ok((o, d)),
             _ => Err(ApiError::Internal(anyhow::anyhow!("stored decision response is incomplete"))),
@@ -777,4 +781,27 @@ impl Draft {
 /// Decodes stored decisions.
 pub(crate) fn decode_decision(r: &decision::Model) -> Result<pb::Decision, ApiError> {
     pb::Decision::decode(r.body.as_slice()).map_err(|e| ApiError::Internal(anyhow::anyhow!("decision body: {e}")))
+}
+
+/// `qualify_sqo_decisions_total`: decisions as they are committed (replays
+/// are not counted), by tenant, kind, override and lead source.
+fn count_decision(tenant: &str, o: &pb::Opportunity, d: &pb::Decision) {
+    let kind = match pb::DecisionKind::try_from(d.kind) {
+        Ok(pb::DecisionKind::Accept) => "accepted",
+        Ok(pb::DecisionKind::Reject) => "rejected",
+        Ok(pb::DecisionKind::SendBack) => "sent_back",
+        _ => "other",
+    };
+    let source = o
+        .lead_snapshot
+        .as_ref()
+        .and_then(|s| qualify_domain::LeadSource::from_wire(s.source))
+        .map_or("unknown", |s| s.as_str());
+    let labels = [
+        ("tenant", tenant.to_string()),
+        ("kind", kind.to_string()),
+        ("overridden", d.overridden.to_string()),
+        ("source", source.to_string()),
+    ];
+    metrics::counter!("qualify_sqo_decisions_total", &labels).increment(1);
 }

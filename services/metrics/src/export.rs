@@ -1,0 +1,103 @@
+//! The funnel as Prometheus gauges, for the Grafana dashboard shipped with
+//! the Helm chart: every `EXPORT_EVERY`, the current month's figures of each
+//! tenant with activity this month, read from the roll-ups (a query per
+//! tenant costs the groups it returns). Amounts are in major currency units.
+//! Every replica exports the same values: the dashboard takes the max across
+//! replicas.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use qualify_domain::{LeadSource, Segment};
+use qualify_platform::ApiError;
+use qualify_proto::convert::WireEnum;
+use qualify_proto::metrics::{FunnelDimension, FunnelRow};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+
+use crate::entity::rollup::{self, Column as R};
+use crate::funnel::{Query, funnel};
+
+/// How often the gauges are refreshed.
+pub const EXPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Refreshes the gauges every `every` until the task is aborted.
+pub fn spawn(db: DatabaseConnection, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = export_once(&db).await {
+                tracing::warn!(error = %e, "funnel gauges not refreshed");
+            }
+        }
+    })
+}
+
+fn labels(row: &FunnelRow) -> (String, String) {
+    let g = row.group.clone().unwrap_or_default();
+    let source = LeadSource::from_wire(g.source).map_or("unknown", |s| s.as_str());
+    let segment = Segment::from_wire(g.segment).map_or("unknown", |s| s.as_str());
+    (source.to_string(), segment.to_string())
+}
+
+/// Sets the gauges from this month's roll-ups.
+pub async fn export_once(db: &DatabaseConnection) -> Result<(), ApiError> {
+    let month = Utc::now().format("%Y-%m").to_string();
+    let tenants: Vec<String> = rollup::Entity::find()
+        .select_only()
+        .column(R::TenantId)
+        .distinct()
+        .filter(R::Period.eq(&month))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let query = |tenant: &str, group_by| Query {
+        tenant: tenant.to_string(),
+        start: month.clone(),
+        end: month.clone(),
+        group_by,
+        filters: Vec::new(),
+    };
+    for tenant in tenants {
+        for row in funnel(db, &query(&tenant, vec![FunnelDimension::Source, FunnelDimension::Segment])).await? {
+            let (source, segment) = labels(&row);
+            let f = row.figures.unwrap_or_default();
+            let l = [("tenant", tenant.clone()), ("source", source), ("segment", segment)];
+            metrics::gauge!("qualify_pipeline_open_amount", &l).set(f.open_pipeline_minor as f64 / 100.0);
+            metrics::gauge!("qualify_forecast_amount", &l).set(f.forecast_minor as f64 / 100.0);
+        }
+        for row in funnel(db, &query(&tenant, vec![FunnelDimension::Source])).await? {
+            let (source, _) = labels(&row);
+            let f = row.figures.unwrap_or_default();
+            for (from, to, ratio) in [
+                ("mql", "sql", f.mql_to_sql),
+                ("sql", "sqo", f.sql_to_sqo),
+                ("sqo", "won", f.sqo_to_won),
+                ("sql", "won", f.sql_to_won),
+            ] {
+                if let Some(r) = ratio {
+                    let l = [
+                        ("tenant", tenant.clone()),
+                        ("source", source.clone()),
+                        ("from", from.into()),
+                        ("to", to.into()),
+                    ];
+                    metrics::gauge!("qualify_funnel_conversion_ratio", &l).set(r);
+                }
+            }
+        }
+        if let Some(row) = funnel(db, &query(&tenant, Vec::new())).await?.into_iter().next() {
+            let f = row.figures.unwrap_or_default();
+            for (quantile, days) in [("0.5", f.followthrough_median_days), ("0.9", f.followthrough_p90_days)] {
+                if let Some(d) = days {
+                    let l = [("tenant", tenant.clone()), ("quantile", quantile.to_string())];
+                    metrics::gauge!("qualify_followthrough_days", &l).set(d as f64);
+                }
+            }
+            let l = [("tenant", tenant.clone())];
+            metrics::gauge!("qualify_accepted_without_activity", &l).set(f.accepted_without_activity as f64);
+        }
+    }
+    Ok(())
+}
