@@ -49,9 +49,10 @@ enum Scenario {
     /// Metrics on PostgreSQL: `--leads` leads and `--opportunities` opportunities ingested as events
     /// (events/s), then `GetFunnel` by source and month against the GROUP BY over the raw rows.
     Funnel,
-    /// `ScoreLead` by id at `--concurrency`, then at `--overload` times it, then at it again, against a
-    /// service shedding beyond `--limit` requests in flight and against one that never sheds:
-    /// accepted req/s and p99, shed count and latency, memory, recovery.
+    /// `ScoreLead` by id from `--concurrency` callers, then from `--overload` times as many, then from
+    /// `--concurrency` again, against a service shedding beyond `--limit` requests in flight and
+    /// against one that never sheds: accepted req/s and p99, shed count and latency, memory,
+    /// recovery.
     Overload,
 }
 
@@ -93,7 +94,7 @@ struct Args {
     /// `overload`: the service's QUALIFY_MAX_CONCURRENT_REQUESTS.
     #[arg(long, default_value_t = 32)]
     limit: usize,
-    /// `overload`: the overload phase runs this many times `--concurrency`.
+    /// `overload`: the overload phase runs this many times `--concurrency` callers.
     #[arg(long, default_value_t = 8)]
     overload: usize,
 }
@@ -157,6 +158,22 @@ where
     F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Status>> + Send,
 {
+    drive_with_backoff(chans, concurrency, seconds, Duration::ZERO, call).await
+}
+
+/// [`drive`], with each worker pausing `backoff` after a RESOURCE_EXHAUSTED, as a client that
+/// honours the server's retry advice does.
+async fn drive_with_backoff<F, Fut>(
+    chans: &[Channel],
+    concurrency: usize,
+    seconds: u64,
+    backoff: Duration,
+    call: F,
+) -> Stats
+where
+    F: Fn(Channel, u64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Status>> + Send,
+{
     let counter = Arc::new(AtomicU64::new(0));
     let warm_until = Instant::now() + Duration::from_secs(1);
     let stop_at = warm_until + Duration::from_secs(seconds);
@@ -185,6 +202,9 @@ where
                         Err(s) if s.code() == tonic::Code::ResourceExhausted => {
                             shed += 1;
                             let _ = shed_hist.record(micros);
+                            if !backoff.is_zero() {
+                                tokio::time::sleep(backoff).await;
+                            }
                         }
                         Err(_) => errors += 1,
                     }

@@ -1,12 +1,18 @@
 //! `--scenario overload`: does a service protect itself at several times the
 //! concurrency it sustains? Three phases against `ScoreLead` by id (auth, a
-//! database read, scoring): at `--concurrency`, at `--overload` times that,
-//! and at `--concurrency` again. Run once against a service that sheds beyond
-//! `--limit` requests in flight and once against one that never sheds, so the
-//! difference is measured in the same run. Memory is the process's resident
-//! set (service and load generator together), sampled during each phase.
+//! database read, scoring): `--concurrency` callers, then `--overload` times as
+//! many, then `--concurrency` again right away. Callers honour the retry advice
+//! of a shed request (they pause its 100 ms before their next call), as gRPC
+//! clients with a retry policy do.
+//!
+//! Run once against a service that sheds beyond `--limit` requests in flight
+//! and once against one that never sheds, so the difference is measured in the
+//! same run. Memory is this process's resident set (service and load
+//! generator together), sampled every 250 ms: the first and last two seconds
+//! of each phase are compared.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qualify_proto::scoring::{
@@ -14,7 +20,10 @@ use qualify_proto::scoring::{
 };
 use qualify_testkit::{Backend, Role, authed, config, spawn, token};
 
-use crate::{Args, Stats, channels, drive, seed_scoring};
+use crate::{Args, channels, drive_with_backoff, seed_scoring};
+
+/// The retry advice of a shed request (`RetryInfo` of SERVER_OVERLOADED).
+const SHED_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Resident set size of this process, in MiB.
 fn rss_mib() -> f64 {
@@ -25,8 +34,9 @@ fn rss_mib() -> f64 {
     (pages * 4096) as f64 / (1024.0 * 1024.0)
 }
 
-/// Runs `phase` while sampling memory every 250 ms; returns its stats and the (min, max) RSS.
-async fn sampled<F: Future<Output = Stats>>(phase: F) -> (Stats, f64, f64) {
+/// Runs `phase` while sampling memory every 250 ms; returns its result and the RSS averaged over
+/// the phase's first and last two seconds, to show a trend.
+async fn sampled<T, F: Future<Output = T>>(phase: F) -> (T, f64, f64) {
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sampler = tokio::spawn(async move {
         let mut samples = vec![rss_mib()];
@@ -37,18 +47,18 @@ async fn sampled<F: Future<Output = Stats>>(phase: F) -> (Stats, f64, f64) {
             }
         }
     });
-    let stats = phase.await;
+    let out = phase.await;
     let _ = stop_tx.send(());
     let samples = sampler.await.unwrap_or_default();
-    let min = samples.iter().copied().fold(f64::MAX, f64::min);
-    let max = samples.iter().copied().fold(0.0, f64::max);
-    (stats, min, max)
+    let avg = |s: &[f64]| s.iter().sum::<f64>() / s.len().max(1) as f64;
+    let n = samples.len().min(8);
+    (out, avg(&samples[..n]), avg(&samples[samples.len() - n..]))
 }
 
 pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
     let high = args.concurrency * args.overload.max(1);
     println!(
-        "phases: {} in flight, then {high}, then {} again; {} s each; shedding limit {}",
+        "phases: {} callers, then {high}, then {} again; {} s each; shedding limit {}",
         args.concurrency, args.concurrency, args.seconds, args.limit
     );
     for (label, limit) in [("sheds", args.limit), ("never sheds", 1_000_000)] {
@@ -64,20 +74,36 @@ pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
         seed_scoring(chans[0].clone(), &t, &revops, args.leads).await?;
         let t = Arc::new(t);
         let leads = args.leads.max(1) as u64;
+        // Failures other than shedding, by code and message, so none goes unexplained.
+        let failures = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+        let seen = failures.clone();
         let call = move |ch, i: u64| {
-            let t = t.clone();
+            let (t, seen) = (t.clone(), seen.clone());
             async move {
                 let req = sc::ScoreLeadRequest {
                     target: Some(Target::LeadId(format!("lead-{}", i % leads))),
                     scorecard_version: 0,
                 };
-                LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ())
+                let r = LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ());
+                if let Err(s) = &r
+                    && s.code() != tonic::Code::ResourceExhausted
+                {
+                    let key = format!("{:?}: {}", s.code(), s.message());
+                    *seen.lock().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(0) += 1;
+                }
+                r
             }
         };
         println!("-- service that {label} (limit {limit})");
-        for (phase, concurrency) in [("before", args.concurrency), ("overload", high), ("after", args.concurrency)] {
-            let (stats, min, max) = sampled(drive(&chans, concurrency, args.seconds, call.clone())).await;
-            println!("{}   rss {min:.0}–{max:.0} MiB", stats.line(&format!("{phase} ({concurrency} in flight)")));
+        for (phase, callers) in [("before", args.concurrency), ("overload", high), ("after", args.concurrency)] {
+            let run = drive_with_backoff(&chans, callers, args.seconds, SHED_BACKOFF, call.clone());
+            let (stats, first, last) = sampled(run).await;
+            println!("{}   rss {first:.0} → {last:.0} MiB", stats.line(&format!("{phase} ({callers} callers)")));
+            let mut f = failures.lock().unwrap_or_else(|p| p.into_inner());
+            if !f.is_empty() {
+                println!("    other failures: {f:?}");
+                f.clear();
+            }
         }
     }
     Ok(())

@@ -144,6 +144,9 @@ pub struct Shed<S> {
 /// How long a shed client should wait before trying again.
 const SHED_RETRY_AFTER: Duration = Duration::from_millis(100);
 
+/// Longest a refusal waits for the rest of the request it refuses.
+const DRAIN_AT_MOST: Duration = Duration::from_millis(200);
+
 fn never_shed(path: &str) -> bool {
     path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
 }
@@ -153,6 +156,8 @@ where
     S: tower::Service<Request<B>, Response = Response<Body>>,
     S::Future: Send + 'static,
     S::Error: 'static,
+    B: http_body_util::BodyExt + Send + 'static,
+    B::Data: Send,
 {
     type Response = Response<Body>;
     type Error = S::Error;
@@ -176,7 +181,14 @@ where
                         retry_after: SHED_RETRY_AFTER,
                     }
                     .into_status(DOMAIN);
-                    return Box::pin(async move { Ok(status.into_http()) });
+                    let body = req.into_body();
+                    return Box::pin(async move {
+                        // Take in what the caller is still sending (a unary message is small): a
+                        // refusal sent before the request ended reaches some clients as a reset
+                        // stream ("transport error") instead of this status.
+                        let _ = tokio::time::timeout(DRAIN_AT_MOST, http_body_util::BodyExt::collect(body)).await;
+                        Ok(status.into_http())
+                    });
                 }
             }
         };
@@ -272,12 +284,12 @@ mod tests {
 
     use super::*;
 
-    fn request(path: &str, timeout: Option<&str>) -> Request<()> {
+    fn request(path: &str, timeout: Option<&str>) -> Request<String> {
         let mut r = Request::builder().uri(path);
         if let Some(t) = timeout {
             r = r.header("grpc-timeout", t);
         }
-        r.body(()).unwrap_or_default()
+        r.body(String::new()).unwrap_or_default()
     }
 
     fn code(res: &Response<Body>) -> Option<&str> {
@@ -305,7 +317,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_slow_request_ends_at_the_clients_deadline_with_deadline_exceeded() {
-        let slow = tower::service_fn(|_: Request<()>| async {
+        let slow = tower::service_fn(|_: Request<String>| async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok::<_, std::convert::Infallible>(Response::new(Body::default()))
         });
@@ -325,7 +337,7 @@ mod tests {
         let gate = Arc::new(Notify::new());
         let entered = Arc::new(AtomicU32::new(0));
         let (g, e) = (gate.clone(), entered.clone());
-        let blocked = tower::service_fn(move |_: Request<()>| {
+        let blocked = tower::service_fn(move |_: Request<String>| {
             let (g, e) = (g.clone(), e.clone());
             async move {
                 e.fetch_add(1, Ordering::SeqCst);

@@ -141,9 +141,11 @@ pub fn is_month(s: &str) -> bool {
 /// Checks a range of months given as `start_period` and `end_period`: both
 /// `YYYY-MM`, the end not before the start.
 pub fn month_range(v: &mut Violations, start: &str, end: &str) {
-    v.check(is_month(start), "start_period", "must be a month as YYYY-MM");
-    v.check(is_month(end), "end_period", "must be a month as YYYY-MM");
-    v.check(start <= end, "end_period", "must not be before start_period");
+    let (start_ok, end_ok) = (is_month(start), is_month(end));
+    v.check(start_ok, "start_period", "must be a month as YYYY-MM");
+    v.check(end_ok, "end_period", "must be a month as YYYY-MM");
+    // Only two valid months can be out of order; a malformed one is already named.
+    v.check(!(start_ok && end_ok) || start <= end, "end_period", "must not be before start_period");
 }
 
 /// Resource ids: 1 to 128 characters of `[A-Za-z0-9._:-]`.
@@ -187,5 +189,22 @@ mod tests {
         assert!(is_resource_id("0015g00000XyZ.abc:1-2_3"));
         assert!(!is_resource_id(&"a".repeat(129)));
         assert!(!is_resource_id("a/b"));
+    }
+
+    #[test]
+    fn a_month_range_names_only_the_fields_that_are_wrong() {
+        let fields = |start: &str, end: &str| {
+            let mut v = Violations::new();
+            month_range(&mut v, start, end);
+            match v.finish() {
+                Ok(()) => vec![],
+                Err(crate::ApiError::InvalidArgument(vs)) => vs.into_iter().map(|f| f.field).collect(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(fields("2026-01", "2026-03").is_empty());
+        assert_eq!(fields("2026-13", "2026-11"), ["start_period"]);
+        assert_eq!(fields("2026-03", "2026-01"), ["end_period"]);
+        assert_eq!(fields("2026-01", "26-3"), ["end_period"]);
     }
 }

@@ -292,9 +292,17 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
     let close = pb::CloseOpportunityRequest {
         opportunity_id: "opp-6".into(),
         won: true,
-        amount: Some(Money { amount_minor: 2_000_000, currency_code: "USD".into() }),
+        amount: Some(Money { amount_minor: 2_000_000, currency_code: "EUR".into() }),
         reason: "signed".into(),
         ..Default::default()
+    };
+    // Won in another currency than it was forecast in: refused, naming the field, nothing changed.
+    let e = w.c.close_opportunity(authed(close.clone(), &ae)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "amount.currency_code");
+    let close = pb::CloseOpportunityRequest {
+        amount: Some(Money { amount_minor: 2_000_000, currency_code: "USD".into() }),
+        ..close
     };
     let o = w.c.close_opportunity(authed(close, &ae)).await.unwrap().into_inner().opportunity.unwrap();
     assert_eq!(o.state, pb::OpportunityState::ClosedWon as i32);

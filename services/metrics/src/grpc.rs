@@ -221,7 +221,9 @@ impl MetricsApi {
         Ok(pb::GetFunnelHealthResponse { findings })
     }
 
-    async fn get_ingestion_status(&self) -> Result<pb::GetIngestionStatusResponse, ApiError> {
+    async fn get_ingestion_status(&self, c: Caller) -> Result<pb::GetIngestionStatusResponse, ApiError> {
+        // Stream positions count every tenant's events: the platform's business, not a tenant's.
+        platform_operator(&c, "reads ingestion status")?;
         Ok(pb::GetIngestionStatusResponse {
             streams: ingest::positions(&self.db).await?.into_iter().map(position).collect(),
         })
@@ -229,14 +231,21 @@ impl MetricsApi {
 
     async fn rebuild_rollups(&self, c: Caller) -> Result<pb::RebuildRollupsResponse, ApiError> {
         // Roll-ups span every tenant: only the platform's own operators rebuild them.
-        if c.tenant != SYSTEM_TENANT || !c.has_any(&[Role::Revops, Role::Service]) {
-            return Err(ApiError::forbidden(
-                "PLATFORM_OPERATOR_REQUIRED",
-                "only a RevOps operator or service account of the platform tenant rebuilds roll-ups",
-            ));
-        }
+        platform_operator(&c, "rebuilds roll-ups")?;
         Ok(pb::RebuildRollupsResponse { streams: self.ingestor.rebuild().await?.into_iter().map(position).collect() })
     }
+}
+
+/// Cluster-wide operations are for the platform tenant's RevOps operators and
+/// service accounts only.
+fn platform_operator(c: &Caller, what: &str) -> Result<(), ApiError> {
+    if c.tenant != SYSTEM_TENANT || !c.has_any(&[Role::Revops, Role::Service]) {
+        return Err(ApiError::forbidden(
+            "PLATFORM_OPERATOR_REQUIRED",
+            format!("only a RevOps operator or service account of the platform tenant {what}"),
+        ));
+    }
+    Ok(())
 }
 
 #[tonic::async_trait]
@@ -258,8 +267,8 @@ impl MetricsService for MetricsApi {
         &self,
         r: Request<pb::GetIngestionStatusRequest>,
     ) -> Result<Response<pb::GetIngestionStatusResponse>, Status> {
-        caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::get_ingestion_status(self).await)
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        reply(MetricsApi::get_ingestion_status(self, c).await)
     }
 
     async fn rebuild_rollups(

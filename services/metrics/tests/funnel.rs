@@ -316,6 +316,26 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
         twin.stop().await.unwrap();
     }
 
+    // The same figures as Prometheus gauges, for the dashboard (amounts in dollars).
+    if b == Backend::Postgres {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let page = recorder.handle();
+        let _local = metrics::set_default_local_recorder(&recorder);
+        let db = qualify_platform::db::connect(&metrics_cfg).await.unwrap();
+        qualify_metrics::export::export_once(&db).await.unwrap();
+        let page = page.render();
+        for series in [
+            r#"qualify_forecast_amount{tenant="acme",source="inbound",segment="smb"} 125000"#,
+            r#"qualify_pipeline_open_amount{tenant="acme",source="inbound",segment="smb"} 500000"#,
+            r#"qualify_funnel_conversion_ratio{tenant="acme",source="inbound",from="sql",to="sqo"} 0.5"#,
+            r#"qualify_funnel_conversion_ratio{tenant="acme",source="inbound",from="sqo",to="won"} 0.2"#,
+            r#"qualify_followthrough_days{tenant="acme",quantile="0.5"} 0"#,
+            r#"qualify_accepted_without_activity{tenant="acme"} 4"#,
+        ] {
+            assert!(page.contains(series), "no {series} in:\n{page}");
+        }
+    }
+
     // Sliced by source and campaign: one group, the same figures, its values named.
     let rows = figures(&mut m, vec![FunnelDimension::Source, FunnelDimension::Campaign]).await;
     assert_eq!(rows.len(), 1);
@@ -348,6 +368,9 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     let tenant_revops = token("acme", "rita", &[Role::Revops]);
     let e = m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &tenant_revops)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "a tenant cannot rebuild every tenant's roll-ups");
+    let e = m.get_ingestion_status(authed(pb::GetIngestionStatusRequest {}, &tenant_revops)).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "stream positions count every tenant's events");
+    m.get_ingestion_status(authed(pb::GetIngestionStatusRequest {}, &operator)).await.unwrap();
     let status = m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &operator)).await.unwrap().into_inner();
     assert!(status.streams.iter().all(|s| s.applied_sequence > 0 && s.applied_events > 0), "{status:?}");
     caught_up(&mut m, &want).await;

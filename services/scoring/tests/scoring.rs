@@ -469,7 +469,11 @@ async fn people_move_leads_and_every_move_is_history(b: Backend) {
             .await
             .unwrap()
             .into_inner();
-    assert_eq!(accepted.lead.unwrap().stage, LeadStage::Sal as i32);
+    let moved = accepted.lead.clone().unwrap();
+    assert_eq!(moved.stage, LeadStage::Sal as i32);
+    assert_eq!(moved.update_time, accepted.stage_change.as_ref().unwrap().change_time, "the lead as it now is");
+    let read = w.c.get_lead(authed(pb::GetLeadRequest { lead_id: lead("lead-1") }, &w.sdr)).await.unwrap();
+    assert_eq!(read.into_inner().lead.unwrap(), moved, "the response is the stored lead");
     // A retry returns the first answer; it does not move twice.
     let again =
         w.c.accept_lead(authed(pb::AcceptLeadRequest { lead_id: lead("lead-1"), request_id: "acc-1".into() }, &w.sdr))

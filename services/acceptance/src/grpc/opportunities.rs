@@ -671,6 +671,14 @@ impl AcceptanceApi {
                 let from = state_of(&o);
                 let to = from.apply(action, &c, &o.submitted_by).map_err(|e| transition_error(e, &id))?;
                 if let Some((amount, reason)) = close {
+                    if let (Some(closed), Some(open)) = (&amount, &o.amount)
+                        && closed.currency_code != open.currency_code
+                    {
+                        return Err(ApiError::field(
+                            "amount.currency_code",
+                            format!("must be {}, the opportunity's currency", open.currency_code),
+                        ));
+                    }
                     o.closed_amount = amount;
                     o.close_reason = reason;
                     o.close_time = Some(timestamp(now));

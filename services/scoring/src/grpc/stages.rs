@@ -1,9 +1,8 @@
 //! Explicit stage moves by people: accept (SAL), qualify with discovery
 //! evidence (SQL), disqualify and recycle with a reason; and the history.
 
-use chrono::Utc;
 use qualify_domain::{Caller, LeadStage, Mover, Role};
-use qualify_platform::{ApiError, Violations, idempotency, page};
+use qualify_platform::{ApiError, Violations, db, idempotency, page};
 use qualify_proto::scoring as pb;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -55,10 +54,11 @@ impl ScoringApi {
             Box::pin(async move {
                 let data = leads::load(txn, &tenant, &lead_id).await?;
                 let score = data.lead.score_total.unwrap_or(0);
-                let now = Utc::now();
+                let now = db::now();
                 let change = leads::move_stage(txn, &tenant, &data.lead, to, &actor, &reason, score, 0, now).await?;
                 let mut lead = encode_lead(data.lead);
                 lead.stage = change.to_stage;
+                lead.update_time = change.change_time;
                 Ok(pb::AcceptLeadResponse { lead: Some(lead), stage_change: Some(change) })
             })
         })

@@ -1,0 +1,104 @@
+//! A service protects itself: beyond its concurrency limit it refuses at once
+//! with RESOURCE_EXHAUSTED (probes still answer) and serves again as soon as
+//! the burst is over; a tenant over its rate is refused without slowing
+//! another. Against the machine's PostgreSQL, so requests really overlap.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
+use qualify_proto::common::LeadSource;
+use qualify_proto::scoring::{self as pb, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use tonic::Code;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_types::StatusExt;
+
+async fn seed(c: &mut LeadScoringServiceClient<tonic::transport::Channel>, tenant: &str) {
+    let t = token(tenant, "sync", &[Role::Service]);
+    let account = pb::Account { account_id: "acc-1".into(), display_name: "Acme".into(), ..Default::default() };
+    c.create_account(authed(pb::CreateAccountRequest { account: Some(account), request_id: String::new() }, &t))
+        .await
+        .unwrap();
+    let lead = pb::Lead {
+        lead_id: "lead-1".into(),
+        account_id: "acc-1".into(),
+        source: LeadSource::Inbound as i32,
+        ..Default::default()
+    };
+    c.create_lead(authed(pb::CreateLeadRequest { lead: Some(lead), request_id: String::new() }, &t)).await.unwrap();
+}
+
+fn get_lead(t: &str) -> tonic::Request<pb::GetLeadRequest> {
+    authed(pb::GetLeadRequest { lead_id: "lead-1".into() }, t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_its_limit_a_service_sheds_at_once_keeps_probes_and_recovers() {
+    let mut cfg = config("scoring", Backend::Postgres).await;
+    cfg.max_concurrent_requests = 2;
+    let svc = spawn::<Scoring>(cfg).await;
+    let mut c = LeadScoringServiceClient::new(svc.channel().await);
+    seed(&mut c, "acme").await;
+    let t = token("acme", "ada", &[Role::Sdr]);
+
+    // 200 reads at once from four connections against a limit of two.
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(svc.channel().await);
+    }
+    let burst: Vec<_> = (0..200)
+        .map(|i| {
+            let mut c = LeadScoringServiceClient::new(channels[i % 4].clone());
+            let t = t.clone();
+            tokio::spawn(async move { c.get_lead(get_lead(&t)).await.map(|_| ()) })
+        })
+        .collect();
+    let probe = HealthClient::new(svc.channel().await)
+        .check(HealthCheckRequest { service: "qualify.scoring.v1.LeadScoringService".into() })
+        .await
+        .unwrap();
+    assert_eq!(probe.into_inner().status, 1, "readiness answers SERVING during the burst");
+    let (mut ok, mut shed) = (0, 0);
+    for r in burst {
+        match r.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(s) => {
+                assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+                let d = s.get_error_details();
+                assert_eq!(d.error_info().unwrap().reason, "SERVER_OVERLOADED");
+                assert!(d.retry_info().is_some(), "shed requests say when to retry");
+                shed += 1;
+            }
+        }
+    }
+    assert!(ok >= 2 && shed >= 1, "{ok} served, {shed} shed");
+    // The burst is over: every request is served again.
+    for _ in 0..5 {
+        c.get_lead(get_lead(&t)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_rate_is_refused_and_another_is_not() {
+    let mut cfg = config("scoring", Backend::Postgres).await;
+    cfg.tenant_rate_limit = 5;
+    let svc = spawn::<Scoring>(cfg).await;
+    let mut c = LeadScoringServiceClient::new(svc.channel().await);
+    let (noisy, quiet) = (token("acme", "ada", &[Role::Sdr]), token("globex", "bob", &[Role::Sdr]));
+    // A burst of 10 passes; well before 30 calls the budget is spent.
+    let mut refused = None;
+    for _ in 0..30 {
+        if let Err(s) = c.get_lead(get_lead(&noisy)).await
+            && s.code() == Code::ResourceExhausted
+        {
+            refused = Some(s);
+            break;
+        }
+    }
+    let s = refused.expect("the noisy tenant was never limited");
+    let d = s.get_error_details();
+    assert_eq!(d.error_info().unwrap().reason, "TENANT_RATE_LIMITED");
+    assert!(d.retry_info().unwrap().retry_delay.is_some_and(|d| d.as_millis() <= 1000));
+    // Another tenant is untouched (its lead does not exist: NOT_FOUND, not refused).
+    assert_eq!(c.get_lead(get_lead(&quiet)).await.unwrap_err().code(), Code::NotFound);
+}
