@@ -120,6 +120,43 @@ async fn scrape(port: u16) -> String {
     body
 }
 
+/// A gRPC-Web call over plain HTTP/1.1, as a browser or `curl` makes it: the
+/// response body holds the message frame and then the trailers frame.
+async fn grpc_web(port: u16, path: &str, message: &[u8], token: Option<&str>) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/grpc-web+proto\r\n\
+         x-grpc-web: 1\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut rest = &raw[split..];
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (head, rest.to_vec());
+    }
+    // Undo HTTP/1.1 chunking: `<hex size>\r\n<bytes>\r\n`, until a chunk of 0.
+    let mut body = Vec::new();
+    loop {
+        let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return (head, body);
+        }
+        body.extend_from_slice(&rest[eol + 2..eol + 2 + size]);
+        rest = &rest[eol + 2 + size + 2..];
+    }
+}
+
 #[tokio::test]
 async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
     let mut cluster = start();
@@ -164,6 +201,22 @@ async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
         assert!(page.contains(&series), "no {series} in:\n{page}");
     }
     assert!(page.contains("rpc_server_duration_seconds_bucket{"), "latency is a histogram");
+
+    // gRPC-Web over HTTP/1.1: health answers SERVING (message 08 01), a business call without a
+    // token is refused in the trailers, and with one it answers.
+    let (head, body) = grpc_web(cluster.ports[0], "/grpc.health.v1.Health/Check", &[], None).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("application/grpc-web"), "{head}");
+    assert_eq!(&body[..7], &[0, 0, 0, 0, 2, 0x08, 0x01], "one message frame: SERVING");
+    assert!(String::from_utf8_lossy(&body).contains("grpc-status:0"), "{body:?}");
+    let list = "/qualify.scoring.v1.LeadScoringService/ListAccounts";
+    // The status travels in the trailers frame, or in the headers of a trailers-only answer.
+    let status = |(head, body): (String, Vec<u8>)| {
+        let all = format!("{head}{}", String::from_utf8_lossy(&body)).to_ascii_lowercase().replace(' ', "");
+        all.split("grpc-status:").nth(1).map(|s| s.chars().take_while(char::is_ascii_digit).collect::<String>())
+    };
+    assert_eq!(status(grpc_web(cluster.ports[0], list, &[], None).await).as_deref(), Some("16"));
+    assert_eq!(status(grpc_web(cluster.ports[0], list, &[], Some(&token)).await).as_deref(), Some("0"));
 
     // Ctrl-C: the process drains and exits successfully.
     let kill = Command::new("kill").args(["-INT", &cluster.child.id().to_string()]).status().unwrap();

@@ -1,6 +1,7 @@
 //! Serving a Qualify service: the business routes plus gRPC health and
-//! reflection (v1 and v1alpha), readiness that follows the database, and a
-//! graceful drain on shutdown.
+//! reflection (v1 and v1alpha), gRPC-Web over HTTP/1.1 and HTTP/2 beside
+//! gRPC, readiness that follows the database, and a graceful drain on
+//! shutdown.
 
 use std::future::Future;
 use std::time::Duration;
@@ -77,11 +78,15 @@ pub async fn serve(
     // Outermost first: every request, shed or timed out included, is traced
     // and counted; shedding happens before any work; the deadline bounds the rest.
     let layers = tower::ServiceBuilder::new()
+        // gRPC-Web (browsers, plain HTTP/1.1 tools) is translated to gRPC first, so everything
+        // below sees one protocol.
+        .layer(tonic_web::GrpcWebLayer::new())
         .layer(RpcLayer)
         .layer(ShedLayer::new(opts.max_concurrent_requests))
         .layer(DeadlineLayer::new(opts.request_timeout))
         .into_inner();
     Server::builder()
+        .accept_http1(true)
         .layer(layers)
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
