@@ -170,6 +170,22 @@ impl TokenIssuer {
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)?)
     }
+
+    /// [`TokenIssuer::issue`] with roles by name (`sdr`, `ae`, `manager`,
+    /// `revops`, `service`), as typed on a command line.
+    pub fn issue_named(
+        &self,
+        tenant: &str,
+        subject: &str,
+        roles: &[impl AsRef<str>],
+        ttl: Duration,
+    ) -> anyhow::Result<String> {
+        let roles = roles
+            .iter()
+            .map(|r| Role::parse(r.as_ref()).ok_or_else(|| anyhow::anyhow!("unknown role {:?}", r.as_ref())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        self.issue(tenant, subject, &roles, ttl)
+    }
 }
 
 #[cfg(test)]

@@ -33,6 +33,15 @@ impl EnvSource for HashMap<String, String> {
 /// operator explicitly allowed it (the all-in-one runner does).
 pub const DEV_JWT_SECRET: &str = "qualify-development-key-never-use-in-production";
 
+/// The key development tools sign with: `QUALIFY_JWT_SECRET`, or
+/// [`DEV_JWT_SECRET`] when it is unset (then the flag is true).
+pub fn dev_signing_key(env: &impl EnvSource) -> (String, bool) {
+    match env.get("QUALIFY_JWT_SECRET") {
+        Some(k) => (k, false),
+        None => (DEV_JWT_SECRET.to_string(), true),
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
