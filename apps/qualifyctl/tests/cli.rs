@@ -1,0 +1,282 @@
+#![allow(clippy::unwrap_used)]
+//! The real `qualifyctl` binary against the three services spawned in this
+//! test process (in-memory SQLite, loopback ports), signing its development
+//! tokens with the test cluster's secret.
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use qualify_acceptance::Acceptance;
+use qualify_metrics::Metrics;
+use qualify_proto::common::{BuyingRole, Segment};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, Running, TEST_SECRET, authed, config, spawn, token};
+use serde_json::Value;
+
+struct Cluster {
+    scoring: Running,
+    acceptance: Running,
+    metrics: Running,
+}
+
+async fn cluster() -> Cluster {
+    let scoring = spawn::<Scoring>(config("scoring", Backend::Sqlite).await).await;
+    let mut a = config("acceptance", Backend::Sqlite).await;
+    a.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(a).await;
+    let mut m = config("metrics", Backend::Sqlite).await;
+    m.scoring_url = Some(scoring.url());
+    m.acceptance_url = Some(acceptance.url());
+    let metrics = spawn::<Metrics>(m).await;
+    Cluster { scoring, acceptance, metrics }
+}
+
+impl Cluster {
+    /// Runs `qualifyctl args...` against this cluster, with no token in the
+    /// environment: the binary mints its own, signed with the test secret.
+    async fn run(&self, args: &[&str]) -> Output {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_qualifyctl"))
+            .args(args)
+            .env("QUALIFYCTL_SCORING_URL", self.scoring.url())
+            .env("QUALIFYCTL_ACCEPTANCE_URL", self.acceptance.url())
+            .env("QUALIFYCTL_METRICS_URL", self.metrics.url())
+            .env("QUALIFY_JWT_SECRET", TEST_SECRET)
+            .env_remove("QUALIFY_TOKEN")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("qualifyctl runs");
+        eprintln!(
+            "$ qualifyctl {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    async fn run_ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(out.status.success(), "qualifyctl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        serde_json::from_str(&self.run_ok(&all).await).expect("JSON on stdout")
+    }
+}
+
+/// A proto-JSON int64 (a string, or absent when zero).
+fn int(v: &Value, key: &str) -> i64 {
+    match &v[key] {
+        Value::Null => 0,
+        Value::String(s) => s.parse().unwrap(),
+        Value::Number(n) => n.as_i64().unwrap(),
+        other => panic!("{key} is {other}"),
+    }
+}
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_figures_match_what_it_reports_and_the_funnel_adds_up() {
+    let c = cluster().await;
+    let demo = c.json(&["demo", "--leads", "60", "--seed", "7"]).await;
+    assert_eq!(demo["leads"], 60);
+    assert_eq!(demo["metricsCaughtUp"], true, "the demo waited for metrics: {demo}");
+    let n = |k: &str| demo[k].as_i64().unwrap();
+    assert!(n("submitted") > 0 && n("accepted") > 0, "a 60-lead demo makes some opportunities: {demo}");
+    assert_eq!(n("submitted"), n("accepted") + n("rejected") + n("sentBack"), "every submission was decided");
+    let reasons: i64 = demo["rejectedByReason"].as_object().unwrap().values().map(|v| v.as_i64().unwrap()).sum();
+    assert_eq!(reasons, n("rejected"));
+
+    let funnel = c.json(&["funnel"]).await;
+    let rows = funnel["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "one row without --by: {funnel}");
+    let f = &rows[0]["figures"];
+    assert_eq!(int(f, "leads"), 60);
+    assert_eq!(int(f, "sqls"), n("sqls"));
+    assert_eq!(int(f, "sqosSubmitted"), n("submitted"));
+    assert_eq!(int(f, "sqosAccepted"), n("accepted"));
+    assert_eq!(int(f, "sqosRejected"), n("rejected"));
+    assert_eq!(int(f, "overrides"), n("overrides"));
+    assert_eq!(int(f, "won"), n("won"));
+    assert_eq!(int(f, "lost"), n("lost"));
+    assert_eq!(int(f, "pipelineGeneratedMinor"), n("pipelineMinor"));
+    assert_eq!(int(f, "wonAmountMinor"), n("wonMinor"));
+    // Internally consistent: each stage is a subset of the one before.
+    assert!(int(f, "mqls") <= int(f, "leads"));
+    assert!(int(f, "sqls") <= int(f, "leads"));
+    assert!(int(f, "sqosSubmitted") <= int(f, "sqls"));
+    assert!(int(f, "sqosAccepted") + int(f, "sqosRejected") <= int(f, "sqosSubmitted"));
+    assert!(int(f, "won") + int(f, "lost") <= int(f, "sqosAccepted"));
+    if let Some(rate) = f["winRate"].as_f64() {
+        let (won, lost) = (int(f, "won") as f64, int(f, "lost") as f64);
+        assert!((rate - won / (won + lost)).abs() < 1e-9, "win rate {rate} vs {won} won, {lost} lost");
+    }
+    let reasons: i64 = f["rejectionReasons"].as_object().map_or(0, |m| {
+        m.values().map(|v| v.as_str().map_or_else(|| v.as_i64().unwrap(), |s| s.parse().unwrap())).sum()
+    });
+    assert_eq!(reasons, n("rejected"), "rejections by reason add up");
+
+    // Grouped by source, the rows add up to the whole.
+    let by_source = c.json(&["funnel", "--by", "source"]).await;
+    let rows = by_source["rows"].as_array().unwrap();
+    assert!(rows.len() >= 3, "leads come from several sources: {by_source}");
+    for key in ["leads", "sqls", "sqosAccepted", "won", "pipelineGeneratedMinor"] {
+        let sum: i64 = rows.iter().map(|r| int(&r["figures"], key)).sum();
+        assert_eq!(sum, int(f, key), "{key} by source adds up");
+    }
+    // The table shows a bar per row.
+    let table = c.run_ok(&["funnel", "--by", "source"]).await;
+    assert!(table.contains("inbound") && table.contains('█'), "{table}");
+
+    // The same seed plans the same funnel (in another tenant).
+    let again = c.json(&["demo", "--leads", "60", "--seed", "7", "--tenant", "demo-again"]).await;
+    for key in ["accounts", "contacts", "leads", "sals", "sqls", "submitted", "accepted", "rejected", "won", "lost"] {
+        assert_eq!(again[key], demo[key], "{key} for the same seed");
+    }
+    assert_eq!(again["signals"], demo["signals"]);
+    // And a second run of a seed on the same tenant is refused before writing anything.
+    let out = c.run(&["demo", "--leads", "60", "--seed", "7"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already holds the demo of seed 7"));
+    let f2 = c.json(&["funnel"]).await;
+    assert_eq!(int(&f2["rows"][0]["figures"], "leads"), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_example_scorecard_explains_a_score_rule_by_rule() {
+    let c = cluster().await;
+    let published = c.run_ok(&["scorecard", "publish", "--file", example("scorecard.yaml").to_str().unwrap()]).await;
+    assert!(published.contains("published scorecard smb v1"), "{published}");
+
+    // The CRM side: an account and its economic buyer (not something qualifyctl does).
+    let crm = token("demo", "crm-sync", &[Role::Service]);
+    let mut s = LeadScoringServiceClient::new(c.scoring.channel().await);
+    let account = sc::Account {
+        account_id: "acme".into(),
+        display_name: "Acme Payments".into(),
+        industry: "fintech".into(),
+        employee_count: 120,
+        region: "emea".into(),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), request_id: "a".into() }, &crm))
+        .await
+        .unwrap();
+    let contact = sc::Contact {
+        contact_id: "acme-eb".into(),
+        account_id: "acme".into(),
+        full_name: "Dana Whitfield".into(),
+        title: "VP Finance".into(),
+        seniority: "vp".into(),
+        buying_role: BuyingRole::EconomicBuyer as i32,
+        ..Default::default()
+    };
+    s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), request_id: "c".into() }, &crm))
+        .await
+        .unwrap();
+
+    let args = ["lead", "upsert", "--id", "lead-1", "--account", "acme", "--source", "inbound", "--contact", "acme-eb"];
+    let created = c.run_ok(&args).await;
+    assert!(created.contains("lead lead-1 created"), "{created}");
+    let again = c.run_ok(&args).await;
+    assert!(again.contains("unchanged"), "an identical upsert is a no-op: {again}");
+
+    let dir = std::env::temp_dir().join(format!("qualifyctl-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let signals = dir.join("signals.jsonl");
+    let now = chrono::Utc::now();
+    let at = |days: i64| (now - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    std::fs::write(
+        &signals,
+        format!(
+            "{{\"signalId\": \"s1\", \"leadId\": \"lead-1\", \"type\": \"SIGNAL_TYPE_DEMO_REQUEST\", \"occurTime\": \"{}\"}}\n\
+             {{\"signal_id\": \"s2\", \"lead_id\": \"lead-1\", \"type\": \"SIGNAL_TYPE_PRICING_PAGE_VISIT\", \"occur_time\": \"{}\"}}\n\
+             \n\
+             {{\"signal_id\": \"s3\", \"lead_id\": \"lead-1\", \"type\": \"SIGNAL_TYPE_WEBINAR_ATTENDED\", \"occur_time\": \"{}\"}}\n\
+             {{\"signal_id\": \"s4\", \"lead_id\": \"no-such-lead\", \"type\": \"SIGNAL_TYPE_DEMO_REQUEST\", \"occur_time\": \"{}\"}}\n",
+            at(0),
+            at(2),
+            at(10),
+            at(1)
+        ),
+    )
+    .unwrap();
+    let ingested = c.json(&["ingest", "signals", "--file", signals.to_str().unwrap()]).await;
+    assert_eq!((ingested["accepted"].as_i64(), ingested["rejected"].as_i64()), (Some(3), Some(1)), "{ingested}");
+    let replay = c.json(&["ingest", "signals", "--file", signals.to_str().unwrap()]).await;
+    assert_eq!(replay["duplicate"], 3, "a replayed file is counted once: {replay}");
+
+    let resp = c.json(&["lead", "score", "--id", "lead-1"]).await;
+    let score = &resp["score"];
+    let total = score["total"].as_i64().unwrap();
+    let contributions = score["contributions"].as_array().unwrap();
+    let sum: i64 = contributions.iter().map(|r| r["points"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(sum, total, "the contributions add up to the total: {resp}");
+    assert_eq!(score["fit"].as_i64().unwrap_or(0) + score["engagement"].as_i64().unwrap_or(0), total);
+    assert_eq!(int(score, "scorecardVersion"), 1);
+    // fintech 20 + 120 employees 15 + a vp 10 + the economic buyer 10 + emea 5.
+    assert_eq!(score["fit"], 60, "{resp}");
+    let rule = |id: &str| contributions.iter().find(|r| r["ruleId"] == id).cloned().unwrap_or(Value::Null);
+    assert_eq!(rule("eng-demo")["points"], 25);
+    assert!(total >= 50 && score["recommendedStage"] == "LEAD_STAGE_MQL", "{resp}");
+
+    let table = c.run_ok(&["lead", "score", "--id", "lead-1"]).await;
+    assert!(table.contains(&format!("total {total}")) && table.contains("fit-industry"), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_scorecard_files_fail_naming_the_field_and_publish_nothing() {
+    let c = cluster().await;
+    let dir = std::env::temp_dir().join(format!("qualifyctl-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(example("scorecard.yaml")).unwrap();
+
+    // Caught while decoding the file: an unknown enum value and an unknown field.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        good.replace("ATTRIBUTE_REGION", "ATTRIBUTE_REGON").replace("mql_threshold: 50", "mql_treshold: 50"),
+    )
+    .unwrap();
+    let out = c.run(&["scorecard", "publish", "--file", bad.to_str().unwrap()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("fit_rules[4].attribute") && err.contains("ATTRIBUTE_REGON"), "{err}");
+    assert!(err.contains("mql_treshold: unknown field"), "{err}");
+
+    // JSON with a wrong type.
+    let bad_json = dir.join("bad.json");
+    std::fs::write(&bad_json, r#"{"segment": "SEGMENT_SMB", "fitRules": [{"id": "x", "points": "many"}]}"#).unwrap();
+    let out = c.run(&["scorecard", "publish", "--file", bad_json.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fitRules[0].points: expected an integer"));
+
+    // Caught by the service: the google.rpc.BadRequest field violations are printed.
+    let invalid = dir.join("invalid.yaml");
+    std::fs::write(&invalid, good.replace("mql_threshold: 50", "mql_threshold: -5")).unwrap();
+    let out = c.run(&["scorecard", "publish", "--file", invalid.to_str().unwrap()]).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("INVALID_ARGUMENT") && err.contains("field scorecard.mql_threshold: must be positive"),
+        "{err}"
+    );
+
+    // Nothing was published.
+    let revops = token("demo", "rita", &[Role::Revops]);
+    let mut s = LeadScoringServiceClient::new(c.scoring.channel().await);
+    let got =
+        s.get_scorecard(authed(sc::GetScorecardRequest { segment: Segment::Smb as i32, version: 0 }, &revops)).await;
+    assert_eq!(got.unwrap_err().code(), tonic::Code::NotFound);
+    let _ = std::fs::remove_dir_all(&dir);
+}
