@@ -280,3 +280,18 @@ async fn bad_scorecard_files_fail_naming_the_field_and_publish_nothing() {
     assert_eq!(got.unwrap_err().code(), tonic::Code::NotFound);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_candidate_is_evaluated_check_by_check() {
+    let c = cluster().await;
+    let file = example("candidate.yaml");
+    let resp = c.json(&["opp", "evaluate", "--file", file.to_str().unwrap()]).await;
+    assert_eq!(resp["passed"], Value::Null, "the partial timeline fails the gate (false is omitted): {resp}");
+    let checks = resp["checks"].as_array().unwrap();
+    let failed: Vec<_> = checks.iter().filter(|ch| ch["passed"] != true).map(|ch| ch["code"].clone()).collect();
+    assert!(failed.contains(&Value::from("GATE_CHECK_CODE_CRITERION_NOT_CONFIRMED")), "{resp}");
+    assert!(checks.iter().any(|ch| ch["passed"] == true), "{resp}");
+    let table = c.run_ok(&["opp", "evaluate", "--file", file.to_str().unwrap()]).await;
+    assert!(table.contains("gate FAILED") && table.contains("check") && table.contains("reason"), "{table}");
+    assert!(table.contains("criterion-not-confirmed (timeline)"), "{table}");
+}
