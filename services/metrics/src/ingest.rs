@@ -714,15 +714,12 @@ fn opp_slice(f: &opportunity_fact::Model) -> Slice {
 pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[Event]) -> Result<i64, ApiError> {
     let txn = db.begin().await?;
     if txn.get_database_backend() == DbBackend::Postgres {
-        // Replicas follow the same streams: one applies a stream's batch at a time, and the
-        // next reads the cursor and the processed ids only after the previous one committed,
-        // so no event is counted twice (a decision's counts are not idempotent facts).
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtext($1))",
-            [format!("qualify.metrics.ingest.{}", upstream.as_str()).into()],
-        ))
-        .await?;
+        // Replicas follow the same streams: one batch is applied at a time across all of them
+        // (as the in-process lock does within one), and the next reads the cursor, the
+        // processed ids and the facts only after the previous one committed. So no event is
+        // counted twice (a decision's counts are not idempotent facts) and the two streams,
+        // which update the same lead facts, never overwrite each other's changes.
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext('qualify.metrics.ingest'))").await?;
         // The fact tables grow fast from empty: a plan cached while they were small would scan
         // them whole. Plan this batch's lookups for the tables as they are now.
         txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
