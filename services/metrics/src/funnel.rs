@@ -216,6 +216,9 @@ fn row(k: [String; 6], figs: &Figures, forecast_minor: i64, quota_minor: i64) ->
             accepted_with_stale_contacts: g(f::STALE_CONTACTS),
             quota_minor,
             coverage: coverage(g(f::OPEN), quota_minor),
+            calibration_reviewed: g(f::CALIBRATION_REVIEWED),
+            calibration_agreed: g(f::CALIBRATION_AGREED),
+            calibration_agreement: ratio(Ratio::new(n(f::CALIBRATION_AGREED), n(f::CALIBRATION_REVIEWED))),
         }),
     }
 }

@@ -138,6 +138,10 @@ pub mod figure {
     pub const FOLLOWTHROUGH_MAX_DAYS: i64 = 90;
     /// Prefix of rejections by reason: `reject_reason:NO_BUDGET`.
     pub const REJECT_REASON: &str = "reject_reason:";
+    /// Calibration reviews of the decisions made in the month (one per reviewer and sample).
+    pub const CALIBRATION_REVIEWED: &str = "calibration_reviewed";
+    /// Those agreeing with the decision (a changed verdict moves this count).
+    pub const CALIBRATION_AGREED: &str = "calibration_agreed";
 }
 
 /// The dimension sets roll-ups are kept at. Every grain keeps month, source
@@ -385,6 +389,9 @@ impl Facts {
                     Some(acc::event::Payload::DecisionRecorded(dec)) => {
                         opp_keys.insert((e.tenant.clone(), dec.opportunity_id.clone()));
                     }
+                    Some(acc::event::Payload::CalibrationReviewed(r)) => {
+                        opp_keys.insert((e.tenant.clone(), r.opportunity_id.clone()));
+                    }
                     _ => {}
                 },
             }
@@ -580,6 +587,7 @@ fn apply_acceptance(facts: &mut Facts, e: &acc::Event, d: &mut Deltas) {
     let ch = match &e.payload {
         Some(acc::event::Payload::OpportunityChanged(ch)) => ch,
         Some(acc::event::Payload::DecisionRecorded(dec)) => return apply_decision(facts, tenant, dec, at, d),
+        Some(acc::event::Payload::CalibrationReviewed(r)) => return apply_review(facts, tenant, r, at, d),
         // Activities that matter arrive as opportunity changes (the first meaningful one).
         _ => return,
     };
@@ -693,6 +701,22 @@ fn apply_decision(facts: &Facts, tenant: &str, dec: &acc::Decision, at: DateTime
             d.add(tenant, &p, &opp_slice(f), figure::STALE_CONTACTS, i64::from(stale));
         }
         _ => {}
+    }
+}
+
+/// A reviewer's verdict counts once per sample, in the month of the decision and its
+/// opportunity's slice; a changed verdict only moves the agreed count.
+fn apply_review(facts: &Facts, tenant: &str, r: &acc::CalibrationReviewed, at: DateTime<Utc>, d: &mut Deltas) {
+    let Some(f) = facts.opportunities.get(&(tenant.to_string(), r.opportunity_id.clone())) else { return };
+    let p = period_of(r.decide_time.as_ref(), at);
+    let s = opp_slice(f);
+    let agree = i64::from(r.agree);
+    match r.previous_agree {
+        None => {
+            d.add(tenant, &p, &s, figure::CALIBRATION_REVIEWED, 1);
+            d.add(tenant, &p, &s, figure::CALIBRATION_AGREED, agree);
+        }
+        Some(before) => d.add(tenant, &p, &s, figure::CALIBRATION_AGREED, agree - i64::from(before)),
     }
 }
 

@@ -198,6 +198,28 @@ async fn seed_opportunities(a: &mut AccClient<Channel>) {
     let req =
         acc::RecordActivityRequest { opportunity_id: "o5".into(), activity: Some(call), request_id: String::new() };
     a.record_activity(authed(req, &ae)).await.unwrap();
+
+    // Calibration: a manager reviews three of the six decisions; one verdict changes on a second
+    // look (disagree, then agree), which replaces it: 3 reviewed, 2 agreeing.
+    let mia = token("acme", "mia", &[Role::Manager]);
+    let req = acc::CreateCalibrationSampleRequest {
+        start_time: ts(-1.0),
+        end_time: ts(1.0),
+        size: 6,
+        seed: 1,
+        ..Default::default()
+    };
+    let sample = a.create_calibration_sample(authed(req, &mia)).await.unwrap().into_inner();
+    assert_eq!(sample.decisions.len(), 6);
+    let review = |i: usize, agree: bool| acc::RecordCalibrationReviewRequest {
+        sample_id: sample.sample_id.clone(),
+        decision_id: sample.decisions[i].decision_id.clone(),
+        agree,
+        note: if agree { String::new() } else { "the evidence was thin".into() },
+    };
+    for (i, agree) in [(0, true), (1, false), (2, false), (1, true)] {
+        a.record_calibration_review(authed(review(i, agree), &mia)).await.unwrap();
+    }
 }
 
 fn expected() -> pb::FunnelFigures {
@@ -234,6 +256,9 @@ fn expected() -> pb::FunnelFigures {
         // The team's $1,000,000 quota for the month: $500,000 open is 0.5x.
         quota_minor: 1_000_000 * USD,
         coverage: Some(0.5),
+        calibration_reviewed: 3,
+        calibration_agreed: 2,
+        calibration_agreement: Some(2.0 / 3.0),
     }
 }
 

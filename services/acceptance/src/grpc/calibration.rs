@@ -7,13 +7,15 @@ use qualify_domain::{Caller, Role};
 use qualify_platform::validate::MAX_TEXT;
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::acceptance as pb;
-use qualify_proto::convert::from_timestamp;
+use qualify_proto::convert::{from_timestamp, timestamp};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+};
 use sha2::{Digest, Sha256};
 
 use super::AcceptanceApi;
-use super::opportunities::decode_decision;
+use super::opportunities::{decode_decision, emit};
 use crate::entity::{calibration_review, calibration_sample, decision};
 
 /// Most decisions one sample draws.
@@ -110,6 +112,21 @@ impl AcceptanceApi {
         if row.decided_by == c.subject {
             return Err(ApiError::forbidden("OWN_DECISION", "a reviewer cannot calibrate their own decision"));
         }
+        let now = Utc::now();
+        use calibration_review::Column as R;
+        // The review and its event commit together; the event carries the verdict it replaces,
+        // so metrics can count each reviewer's current verdict once.
+        let txn = self.db.begin().await?;
+        let previous: Option<bool> = calibration_review::Entity::find()
+            .select_only()
+            .column(R::Agree)
+            .filter(R::TenantId.eq(&c.tenant))
+            .filter(R::SampleId.eq(&req.sample_id))
+            .filter(R::DecisionId.eq(&req.decision_id))
+            .filter(R::Reviewer.eq(&c.subject))
+            .into_tuple()
+            .one(&txn)
+            .await?;
         let review = calibration_review::ActiveModel {
             tenant_id: Set(c.tenant.clone()),
             sample_id: Set(req.sample_id.clone()),
@@ -118,17 +135,29 @@ impl AcceptanceApi {
             original_accept: Set(row.kind == "AcceptOpportunity"),
             agree: Set(req.agree),
             note: Set(req.note.trim().to_string()),
-            reviewed_at: Set(Utc::now()),
+            reviewed_at: Set(now),
         };
-        use calibration_review::Column as R;
         calibration_review::Entity::insert(review)
             .on_conflict(
                 OnConflict::columns([R::TenantId, R::SampleId, R::DecisionId, R::Reviewer])
                     .update_columns([R::Agree, R::Note, R::ReviewedAt])
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(&txn)
             .await?;
+        let reviewed = pb::CalibrationReviewed {
+            sample_id: req.sample_id.clone(),
+            decision_id: req.decision_id.clone(),
+            opportunity_id: row.opportunity_id.clone(),
+            decide_time: Some(timestamp(row.decided_at)),
+            reviewer: c.subject.clone(),
+            agree: req.agree,
+            previous_agree: previous,
+            review_time: Some(timestamp(now)),
+        };
+        emit(&txn, &c.tenant, now, [pb::event::Payload::CalibrationReviewed(reviewed)]).await?;
+        txn.commit().await?;
+        self.relay.nudge();
         Ok(pb::RecordCalibrationReviewResponse {})
     }
 

@@ -102,7 +102,7 @@ async fn save(txn: &DatabaseTransaction, tenant: &str, o: &pb::Opportunity, read
 }
 
 /// Appends events to the outbox in the caller's transaction (one statement).
-async fn emit(
+pub(crate) async fn emit(
     txn: &DatabaseTransaction,
     tenant: &str,
     now: DateTime<Utc>,
