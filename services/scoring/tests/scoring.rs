@@ -656,6 +656,120 @@ async fn after_a_publish_no_replica_scores_with_the_old_version() {
     }
 }
 
+/// A Redis of this test's own on a free port, so stopping it disturbs no other test.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis package) starts");
+        let r = PrivateRedis { port, child: Some(child) };
+        for _ in 0..100 {
+            if r.cli(&["ping"]).as_deref() == Some("PONG") {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("private redis on {port} never answered");
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> Option<String> {
+        let out =
+            std::process::Command::new("redis-cli").args(["-p", &self.port.to_string()]).args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()).filter(|s| !s.is_empty())
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Redis stops and comes back (empty, as a restarted cache does) under two replicas: scoring
+/// answers from the database meanwhile, a publish made while Redis is away is what both
+/// replicas score with at once, and once Redis is back the cache is filled and used again.
+#[tokio::test]
+async fn redis_down_and_back_never_serves_a_superseded_scorecard() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut redis = PrivateRedis::start(port);
+    let tenant = unique_tenant("acme");
+    let pointer = format!("qualify:scorecard:active:{tenant}:default");
+    let mut base = config("scoring", Backend::Postgres).await;
+    base.redis_url = Some(format!("redis://127.0.0.1:{port}"));
+    let a = spawn::<Scoring>(base.clone()).await;
+    let b = spawn::<Scoring>(qualify_platform::ServiceConfig { run_migrations: false, ..base }).await;
+    let ca = LeadScoringServiceClient::new(a.channel().await);
+    let cb = LeadScoringServiceClient::new(b.channel().await);
+    let revops = token(&tenant, "rita", &[Role::Revops]);
+    let bot = token(&tenant, "sync", &[Role::Service]);
+    let inline = pb::InlineLead {
+        account: Some(pb::Account { industry: "fintech".into(), ..Default::default() }),
+        ..Default::default()
+    };
+    let score = |mut c: Client| {
+        let req = pb::ScoreLeadRequest { target: Some(Target::Inline(inline.clone())), scorecard_version: 0 };
+        let t = bot.clone();
+        async move { c.score_lead(authed(req, &t)).await.unwrap().into_inner().score.unwrap().scorecard_version }
+    };
+    let publish = |mut c: Client, mql: i32| {
+        let t = revops.clone();
+        async move {
+            let req = pb::PublishScorecardRequest { scorecard: Some(scorecard(mql)), ..Default::default() };
+            c.publish_scorecard(authed(req, &t)).await.unwrap().into_inner().scorecard.unwrap().version
+        }
+    };
+    // Both replicas connect to Redis in the background; publish once it holds the pointer.
+    let (rd, key) = (&redis, &pointer);
+    let connected = qualify_testkit::eventually(Duration::from_secs(10), || {
+        let published = publish(ca.clone(), 60);
+        async move {
+            published.await;
+            rd.cli(&["get", key])
+        }
+    })
+    .await;
+    let v1: i64 = connected.expect("the pointer never reached redis").parse().unwrap();
+    assert_eq!((score(ca.clone()).await, score(cb.clone()).await), (v1, v1));
+
+    // Redis stops: both replicas answer from the database.
+    redis.stop();
+    assert_eq!((score(ca.clone()).await, score(cb.clone()).await), (v1, v1));
+    // A publish while it is away takes effect on both at once.
+    let v2 = publish(ca.clone(), 70).await;
+    assert_eq!(v2, v1 + 1);
+    for _ in 0..5 {
+        assert_eq!(score(cb.clone()).await, v2, "replica B served a superseded scorecard while redis was away");
+    }
+
+    // Redis is back, empty: never the old version, and the cache is filled and used again.
+    let redis = PrivateRedis::start(port);
+    let (rd, key) = (&redis, &pointer);
+    let refilled = qualify_testkit::eventually(Duration::from_secs(15), || {
+        let (from_b, from_a) = (score(cb.clone()), score(ca.clone()));
+        async move {
+            assert_eq!(from_b.await, v2, "replica B served a superseded scorecard after redis returned");
+            assert_eq!(from_a.await, v2);
+            rd.cli(&["get", key])
+        }
+    })
+    .await;
+    assert_eq!(refilled.as_deref(), Some(v2.to_string().as_str()), "the cache holds the new pointer again");
+}
+
 /// With Redis unreachable, scoring answers from the database.
 #[tokio::test]
 async fn scoring_answers_from_the_database_when_redis_is_unreachable() {
