@@ -53,11 +53,12 @@ async fn beyond_its_limit_a_service_sheds_at_once_keeps_probes_and_recovers() {
             tokio::spawn(async move { c.get_lead(get_lead(&t)).await.map(|_| ()) })
         })
         .collect();
+    // Probes are never shed: the readiness check answers during the burst (it reports whether
+    // the database answers, which under a busy machine may lag, so only its answer is asserted).
     let probe = HealthClient::new(svc.channel().await)
         .check(HealthCheckRequest { service: "qualify.scoring.v1.LeadScoringService".into() })
-        .await
-        .unwrap();
-    assert_eq!(probe.into_inner().status, 1, "readiness answers SERVING during the burst");
+        .await;
+    assert!(probe.is_ok(), "the readiness probe was refused during the burst: {probe:?}");
     let (mut ok, mut shed) = (0, 0);
     for r in burst {
         match r.await.unwrap() {
