@@ -9,10 +9,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures::future::BoxFuture;
 use qualify_acceptance::Acceptance;
-use qualify_domain::Role;
 use qualify_metrics::Metrics;
-use qualify_platform::config::{DEV_JWT_SECRET, LogFormat, ProcessEnv};
-use qualify_platform::{EnvSource, QualifyService, ServiceConfig, TokenIssuer, telemetry};
+use qualify_platform::config::{LogFormat, ProcessEnv, dev_signing_key};
+use qualify_platform::{QualifyService, ServiceConfig, TokenIssuer, telemetry};
 use qualify_scoring::Scoring;
 use tokio::sync::watch;
 
@@ -76,22 +75,15 @@ struct UpArgs {
 }
 
 fn signing_key() -> (String, bool) {
-    match ProcessEnv.get("QUALIFY_JWT_SECRET") {
-        Some(k) => (k, false),
-        None => (DEV_JWT_SECRET.to_string(), true),
-    }
+    dev_signing_key(&ProcessEnv)
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Token { tenant, subject, roles, ttl_hours }) => {
-            let roles = roles
-                .iter()
-                .map(|r| Role::parse(r).ok_or_else(|| anyhow::anyhow!("unknown role {r:?}")))
-                .collect::<anyhow::Result<Vec<_>>>()?;
             let (key, _) = signing_key();
-            let token = TokenIssuer::hs256(key.as_bytes()).issue(
+            let token = TokenIssuer::hs256(key.as_bytes()).issue_named(
                 &tenant,
                 &subject,
                 &roles,
