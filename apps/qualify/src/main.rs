@@ -69,6 +69,9 @@ struct UpArgs {
     /// Log format: text or json (one object per line, with trace ids).
     #[arg(long, env = "QUALIFY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Web origins allowed to call with gRPC-Web from a browser (comma-separated, or *).
+    #[arg(long, env = "QUALIFY_CORS_ORIGINS", default_value = "")]
+    cors_origins: String,
     /// OTLP/gRPC collector for traces; unset keeps traces off.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
@@ -103,6 +106,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         a => Some(a.parse().map_err(|_| anyhow::anyhow!("--prometheus-addr {a:?} is not host:port or off"))?),
     };
     let log_format = if args.log_format == "json" { LogFormat::Json } else { LogFormat::Text };
+    let cors_origins = qualify_platform::config::cors_origins(&args.cors_origins)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let _telemetry = runtime.block_on(async { telemetry::init(log_format, "all", args.otlp_endpoint.as_deref()) });
     let (key, dev) = signing_key();
@@ -125,6 +129,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         c.dev_key = dev;
         c.scoring_url = Some(format!("http://{}", args.scoring_addr));
         c.acceptance_url = Some(format!("http://{}", args.acceptance_addr));
+        c.cors_origins = cors_origins.clone();
         c
     };
     runtime.block_on(async {

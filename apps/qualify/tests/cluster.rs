@@ -50,6 +50,7 @@ fn start() -> Cluster {
         .args(["--acceptance-addr", &format!("127.0.0.1:{}", ports[1])])
         .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
         .args(["--prometheus-addr", &format!("127.0.0.1:{prometheus}")])
+        .args(["--cors-origins", "http://app.example"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -157,6 +158,21 @@ async fn grpc_web(port: u16, path: &str, message: &[u8], token: Option<&str>) ->
     }
 }
 
+/// The response head of a CORS preflight from `origin`.
+async fn preflight(port: u16, origin: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!(
+        "OPTIONS /qualify.scoring.v1.LeadScoringService/ListAccounts HTTP/1.1\r\nhost: localhost\r\n\
+         origin: {origin}\r\naccess-control-request-method: POST\r\n\
+         access-control-request-headers: content-type,x-grpc-web,authorization\r\nconnection: close\r\n\r\n"
+    );
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    String::from_utf8_lossy(&raw).to_ascii_lowercase()
+}
+
 #[tokio::test]
 async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
     let mut cluster = start();
@@ -217,6 +233,12 @@ async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
     };
     assert_eq!(status(grpc_web(cluster.ports[0], list, &[], None).await).as_deref(), Some("16"));
     assert_eq!(status(grpc_web(cluster.ports[0], list, &[], Some(&token)).await).as_deref(), Some("0"));
+    // A page on the allowed origin may call (preflight answered); another origin gets no grant.
+    let allowed = preflight(cluster.ports[0], "http://app.example").await;
+    assert!(allowed.contains("access-control-allow-origin: http://app.example"), "{allowed}");
+    assert!(allowed.contains("authorization"), "the bearer header may be sent: {allowed}");
+    let other = preflight(cluster.ports[0], "http://evil.example").await;
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
 
     // Ctrl-C: the process drains and exits successfully.
     let kill = Command::new("kill").args(["-INT", &cluster.child.id().to_string()]).status().unwrap();

@@ -156,6 +156,9 @@ Call with (dict "root" $ "key" "scoring" "svc" $svc).
 {{- $target := index $root.Values.services $callee -}}
 {{- $_ := set $env (printf "QUALIFY_%s_URL" (upper $callee)) (printf "http://%s:%d" (include "qualify.componentName" (dict "root" $root "key" $callee)) (int64 $target.port)) -}}
 {{- end -}}
+{{- if $cfg.corsOrigins -}}
+{{- $_ := set $env "QUALIFY_CORS_ORIGINS" $cfg.corsOrigins -}}
+{{- end -}}
 {{- if $cfg.otelExporterOtlpEndpoint -}}
 {{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" $cfg.otelExporterOtlpEndpoint -}}
 {{- $_ := set $env "OTEL_SERVICE_NAME" .svc.binary -}}

@@ -94,6 +94,9 @@ pub struct ServiceConfig {
     /// Requests per second each tenant may make to this replica, 0 for no limit
     /// (`QUALIFY_TENANT_RATE_LIMIT`); bursts of twice the rate pass.
     pub tenant_rate_limit: u32,
+    /// Web origins whose pages may call the service with gRPC-Web
+    /// (`QUALIFY_CORS_ORIGINS`: comma-separated, or `*`); empty sends no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl ServiceConfig {
@@ -118,6 +121,7 @@ impl ServiceConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent_requests: 256,
             tenant_rate_limit: 0,
+            cors_origins: Vec::new(),
         }
     }
 
@@ -172,8 +176,21 @@ impl ServiceConfig {
             bail!("QUALIFY_MAX_CONCURRENT_REQUESTS must be at least 1");
         }
         c.tenant_rate_limit = parse(env, "QUALIFY_TENANT_RATE_LIMIT", c.tenant_rate_limit)?;
+        c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }
+}
+
+/// Parses `QUALIFY_CORS_ORIGINS`: `*`, or comma-separated `scheme://host[:port]` origins.
+pub fn cors_origins(v: &str) -> anyhow::Result<Vec<String>> {
+    let origins: Vec<String> = v.split(',').map(str::trim).filter(|o| !o.is_empty()).map(String::from).collect();
+    for o in &origins {
+        let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
+        if !ok {
+            bail!("QUALIFY_CORS_ORIGINS: {o:?} is not * or an origin like https://app.example.com");
+        }
+    }
+    Ok(origins)
 }
 
 fn parse<T: std::str::FromStr>(env: &impl EnvSource, key: &str, default: T) -> anyhow::Result<T> {
@@ -239,5 +256,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("QUALIFY_DATABASE_SCHEMA"), "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_any_or_exact_origins() {
+        assert_eq!(cors_origins("").unwrap(), Vec::<String>::new());
+        assert_eq!(cors_origins("*").unwrap(), ["*"]);
+        assert_eq!(cors_origins(" https://app.example.com, http://localhost:5173 ").unwrap().len(), 2);
+        for bad in ["app.example.com", "https://app.example.com/", "ftp://x"] {
+            let e = cors_origins(bad).unwrap_err();
+            assert!(e.to_string().contains("QUALIFY_CORS_ORIGINS"), "{e}");
+        }
     }
 }

@@ -97,6 +97,7 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
         readiness_interval: std::time::Duration::from_secs(2),
         request_timeout: config.request_timeout,
         max_concurrent_requests: config.max_concurrent_requests,
+        cors_origins: config.cors_origins.clone(),
     };
     serve::serve(listener, routes, opts, shutdown).await
 }

@@ -33,6 +33,8 @@ pub struct ServeOptions {
     pub request_timeout: Duration,
     /// Requests in flight before new ones are shed.
     pub max_concurrent_requests: usize,
+    /// Origins allowed to call from a browser (gRPC-Web); `*` for any; empty: no CORS.
+    pub cors_origins: Vec<String>,
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains:
@@ -78,6 +80,8 @@ pub async fn serve(
     // Outermost first: every request, shed or timed out included, is traced
     // and counted; shedding happens before any work; the deadline bounds the rest.
     let layers = tower::ServiceBuilder::new()
+        // Browsers on the allowed origins: preflights answered, gRPC headers exposed.
+        .option_layer(cors(&opts.cors_origins))
         // gRPC-Web (browsers, plain HTTP/1.1 tools) is translated to gRPC first, so everything
         // below sees one protocol.
         .layer(tonic_web::GrpcWebLayer::new())
@@ -102,6 +106,37 @@ pub async fn serve(
     readiness.abort();
     tracing::info!(service = name, "stopped");
     Ok(())
+}
+
+/// CORS for gRPC-Web callers on `origins` (`*` for any), or none.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let names = |v: &[&'static str]| v.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::OPTIONS])
+            .allow_headers(names(&[
+                "authorization",
+                "content-type",
+                "x-grpc-web",
+                "x-user-agent",
+                "grpc-timeout",
+                "traceparent",
+                "tracestate",
+            ]))
+            .expose_headers(names(&["grpc-status", "grpc-message", "grpc-status-details-bin"]))
+            .max_age(Duration::from_secs(24 * 3600)),
+    )
 }
 
 async fn readiness_loop(
