@@ -17,8 +17,18 @@ use tonic::transport::Channel;
 
 const LEADS: usize = 200;
 
-fn start(port: u16, cfg: &qualify_platform::ServiceConfig, scoring: &str, acceptance: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_qualify-metrics"))
+/// The running binary; dropping it is a SIGKILL (and a wait, so no zombie is left).
+struct Binary(Child);
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(port: u16, cfg: &qualify_platform::ServiceConfig, scoring: &str, acceptance: &str) -> Binary {
+    let child = Command::new(env!("CARGO_BIN_EXE_qualify-metrics"))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("QUALIFY_LISTEN_ADDR", format!("127.0.0.1:{port}"))
@@ -32,7 +42,8 @@ fn start(port: u16, cfg: &qualify_platform::ServiceConfig, scoring: &str, accept
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("the metrics binary starts")
+        .expect("the metrics binary starts");
+    Binary(child)
 }
 
 async fn client(port: u16) -> MetricsServiceClient<Channel> {
@@ -67,7 +78,7 @@ async fn sigkill_during_ingestion_then_catch_up_equals_a_clean_rebuild() {
     let acceptance = spawn::<Acceptance>(acc_cfg).await;
     let cfg = config("metrics", Backend::Postgres).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = start(port, &cfg, &scoring.url(), &acceptance.url());
+    let mut running = Some(start(port, &cfg, &scoring.url(), &acceptance.url()));
     let _ = client(port).await;
 
     // Leads are created (and a third accepted by an SDR) while metrics ingests; it is killed
@@ -81,8 +92,7 @@ async fn sigkill_during_ingestion_then_catch_up_equals_a_clean_rebuild() {
     let sources = [LeadSource::Inbound, LeadSource::Outbound, LeadSource::Event, LeadSource::Referral];
     for i in 0..LEADS {
         if i == LEADS / 2 {
-            child.kill().unwrap();
-            child.wait().unwrap();
+            drop(running.take()); // SIGKILL
         }
         let lead = sc::Lead {
             lead_id: format!("lead-{i}"),
@@ -99,7 +109,7 @@ async fn sigkill_during_ingestion_then_catch_up_equals_a_clean_rebuild() {
     }
 
     // Restarted, it catches up: every lead counted once.
-    let mut child = start(port, &cfg, &scoring.url(), &acceptance.url());
+    let _restarted = start(port, &cfg, &scoring.url(), &acceptance.url());
     let mut m = client(port).await;
     let manager = token("acme", "mia", &[Role::Manager]);
     let leads = |rows: &[pb::FunnelRow]| rows.iter().map(|r| r.figures.as_ref().unwrap().leads).sum::<i64>();
@@ -121,6 +131,4 @@ async fn sigkill_during_ingestion_then_catch_up_equals_a_clean_rebuild() {
     let operator = token(qualify_platform::outbox::SYSTEM_TENANT, "ops", &[Role::Revops]);
     m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &operator)).await.unwrap();
     assert_eq!(funnel(&mut m, &manager).await, caught_up);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
