@@ -10,6 +10,7 @@
 
 mod funnel;
 mod overload;
+mod soak;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +55,10 @@ enum Scenario {
     /// against one that never sheds: accepted req/s and p99, shed count and latency, memory,
     /// recovery.
     Overload,
+    /// All three services under a bounded mixed load (stored scoring, submit + accept, funnel
+    /// queries) for `--seconds`, sampled every `--sample-secs`: fails on any error or on memory or
+    /// p99 growing between the second and the last quarter of the run.
+    Soak,
 }
 
 #[derive(Parser)]
@@ -94,6 +99,9 @@ struct Args {
     /// `overload`: the service's QUALIFY_MAX_CONCURRENT_REQUESTS.
     #[arg(long, default_value_t = 32)]
     limit: usize,
+    /// `soak`: seconds between samples.
+    #[arg(long, default_value_t = 5)]
+    sample_secs: u64,
     /// `overload`: the overload phase runs this many times `--concurrency` callers.
     #[arg(long, default_value_t = 8)]
     overload: usize,
@@ -367,11 +375,14 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Overload) {
         return overload::run(&args, backend).await;
     }
+    if matches!(args.scenario, Scenario::Soak) {
+        return soak::run(&args, backend).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
     let stats = match args.scenario {
-        Scenario::Baseline | Scenario::Funnel | Scenario::Overload => return Ok(()),
+        Scenario::Baseline | Scenario::Funnel | Scenario::Overload | Scenario::Soak => return Ok(()),
         Scenario::GetAccount | Scenario::CreateLead => {
             let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;
