@@ -178,14 +178,31 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
-        use sea_orm::DbErr;
-        match e {
-            DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
-                tracing::warn!(error = %e, "database unavailable");
-                ApiError::Unavailable { dependency: "database" }
-            }
-            other => ApiError::Internal(other.into()),
+        if lost_the_database(&e) {
+            tracing::warn!(error = %e, "database unavailable");
+            return ApiError::Unavailable { dependency: "database" };
         }
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Whether `e` means the database could not be reached or went away mid-statement (a restart, a
+/// failover, a network cut) rather than that the statement was wrong: the caller may retry.
+fn lost_the_database(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    let sqlx = match e {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => s,
+        _ => return false,
+    };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::Tls(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+        // SQLSTATE class 08 (connection exception) and 57P0x (admin or crash shutdown, cannot
+        // connect now).
+        Sqlx::Database(d) => d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        Sqlx::Protocol(m) => m.contains("closed") || m.contains("unexpected"),
+        _ => false,
     }
 }
 
