@@ -28,7 +28,7 @@ struct PrivatePostgres {
     bin: PathBuf,
 }
 
-fn as_postgres(bin: &PathBuf, tool: &str, args: &[&str]) -> std::process::Output {
+fn as_postgres(bin: &std::path::Path, tool: &str, args: &[&str]) -> std::process::Output {
     Command::new("runuser").args(["-u", "postgres", "--"]).arg(bin.join(tool)).args(args).output().unwrap()
 }
 
