@@ -770,6 +770,50 @@ async fn redis_down_and_back_never_serves_a_superseded_scorecard() {
     assert_eq!(refilled.as_deref(), Some(v2.to_string().as_str()), "the cache holds the new pointer again");
 }
 
+/// Many RevOps users publish at the same moment on two replicas: each publish either gets the
+/// next version or is refused with ABORTED, and the history is linear (1, 2, ... with no gap
+/// and no version twice).
+#[tokio::test]
+async fn concurrent_publishes_leave_a_linear_version_history() {
+    let tenant = unique_tenant("acme");
+    let base = config("scoring", Backend::Postgres).await;
+    let a = spawn::<Scoring>(base.clone()).await;
+    let b = spawn::<Scoring>(qualify_platform::ServiceConfig { run_migrations: false, ..base }).await;
+    let clients = [LeadScoringServiceClient::new(a.channel().await), LeadScoringServiceClient::new(b.channel().await)];
+    let revops = token(&tenant, "rita", &[Role::Revops]);
+    // A answers once it has migrated the schema B shares (B does not migrate).
+    clients[0].clone().list_scorecards(authed(pb::ListScorecardsRequest::default(), &revops)).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let (mut c, t) = (clients[i % 2].clone(), revops.clone());
+            tokio::spawn(async move {
+                let req =
+                    pb::PublishScorecardRequest { scorecard: Some(scorecard(60 + i as i32)), ..Default::default() };
+                c.publish_scorecard(authed(req, &t)).await.map(|r| r.into_inner().scorecard.unwrap().version)
+            })
+        })
+        .collect();
+    let mut won = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(v) => won.push(v),
+            Err(s) => assert_eq!(s.code(), Code::Aborted, "a losing publish is ABORTED: {s:?}"),
+        }
+    }
+    won.sort_unstable();
+    assert!(!won.is_empty());
+    assert_eq!(won, (1..=won.len() as i64).collect::<Vec<_>>(), "each winner got the next version");
+    let mut c = clients[0].clone();
+    let listed = c
+        .list_scorecards(authed(pb::ListScorecardsRequest { page_size: 100, ..Default::default() }, &revops))
+        .await
+        .unwrap()
+        .into_inner()
+        .scorecards;
+    let history: Vec<i64> = listed.iter().map(|s| s.version).collect();
+    assert_eq!(history, (1..=won.len() as i64).rev().collect::<Vec<_>>(), "the stored history is linear");
+}
+
 /// With Redis unreachable, scoring answers from the database.
 #[tokio::test]
 async fn scoring_answers_from_the_database_when_redis_is_unreachable() {
