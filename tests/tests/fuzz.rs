@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut};
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, Value};
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
 use qualify_acceptance::Acceptance;
 use qualify_metrics::Metrics;
 use qualify_scoring::Scoring;
@@ -314,4 +314,175 @@ async fn every_rpc_refuses_missing_forged_and_expired_tokens() {
         }
     }
     assert!(checked >= 5 * 40, "{checked} calls checked");
+}
+
+/// Tenant isolation under fuzz: tenant A's data carries a secret word in its free-text fields;
+/// tenant B, with every role, sends random requests to every unary RPC with id fields pointing at
+/// A's resources. No answer or error B gets contains A's secret, and A's resources are unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tenant_reads_or_changes_another_tenants_data() {
+    use qualify_proto::acceptance as acc;
+    use qualify_proto::common::{Money, Segment};
+    use qualify_proto::metrics as mt;
+    use qualify_proto::scoring as sc;
+    const SECRET: &str = "zq7secret";
+    let seed: u64 = std::env::var("QUALIFY_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    println!("QUALIFY_FUZZ_SEED={seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let scoring = spawn::<Scoring>(config("scoring", Backend::Postgres).await).await;
+    let mut acc_cfg = config("acceptance", Backend::Postgres).await;
+    acc_cfg.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(acc_cfg).await;
+    let metrics = spawn::<Metrics>(config("metrics", Backend::Postgres).await).await;
+    let (s_ch, a_ch, m_ch) = (scoring.channel().await, acceptance.channel().await, metrics.channel().await);
+
+    // Tenant A: an account, a contact, a lead at SQL, a pending opportunity and a quota.
+    let (bot, sdr) = (token("tenant-a", "sync", &[Role::Service]), token("tenant-a", "sam", &[Role::Sdr]));
+    let revops = token("tenant-a", "rita", &[Role::Revops]);
+    let mut s = sc::lead_scoring_service_client::LeadScoringServiceClient::new(s_ch.clone());
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        display_name: format!("Acme {SECRET}"),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), ..Default::default() }, &bot))
+        .await
+        .unwrap();
+    let contact = sc::Contact {
+        contact_id: "c-1".into(),
+        account_id: "acc-1".into(),
+        full_name: format!("Ada {SECRET}"),
+        ..Default::default()
+    };
+    s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+        .await
+        .unwrap();
+    let lead = sc::Lead {
+        lead_id: "lead-1".into(),
+        account_id: "acc-1".into(),
+        source: qualify_proto::common::LeadSource::Inbound as i32,
+        campaign: format!("{SECRET}-campaign"),
+        contact_id: "c-1".into(),
+        ..Default::default()
+    };
+    s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
+    s.accept_lead(authed(sc::AcceptLeadRequest { lead_id: "lead-1".into(), request_id: String::new() }, &sdr))
+        .await
+        .unwrap();
+    let q = sc::QualifyLeadRequest {
+        lead_id: "lead-1".into(),
+        discovery_call_held: true,
+        pain_statement: format!("{SECRET} pain"),
+        request_id: String::new(),
+    };
+    s.qualify_lead(authed(q, &sdr)).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let o = acc::Opportunity {
+        opportunity_id: "opp-1".into(),
+        lead_id: "lead-1".into(),
+        amount: Some(Money { amount_minor: 1_000_000, currency_code: "USD".into() }),
+        expected_close_time: Some(prost_types_ts(now + 60 * 86_400)),
+        segment: Segment::Smb as i32,
+        team: format!("{SECRET}-team"),
+        competitors: vec![format!("{SECRET}-rival")],
+        ..Default::default()
+    };
+    let mut a = acc::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient::new(a_ch.clone());
+    a.submit_opportunity(authed(acc::SubmitOpportunityRequest { opportunity: Some(o), ..Default::default() }, &sdr))
+        .await
+        .unwrap();
+    let mut m = mt::metrics_service_client::MetricsServiceClient::new(m_ch.clone());
+    let quota = mt::Quota {
+        owner_kind: mt::QuotaOwnerKind::Team as i32,
+        owner_id: format!("{SECRET}-team"),
+        period: "2026-01".into(),
+        amount: Some(Money { amount_minor: 5_000_000, currency_code: "USD".into() }),
+        update_time: None,
+    };
+    m.update_quota(authed(mt::UpdateQuotaRequest { quota: Some(quota), request_id: String::new() }, &revops))
+        .await
+        .unwrap();
+    let snapshot = || {
+        let (mut s, mut a, t) = (s.clone(), a.clone(), revops.clone());
+        async move {
+            let get = |id: &str| id.to_string();
+            (
+                s.get_account(authed(sc::GetAccountRequest { account_id: get("acc-1") }, &t))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+                s.get_contact(authed(sc::GetContactRequest { contact_id: get("c-1") }, &t)).await.unwrap().into_inner(),
+                s.get_lead(authed(sc::GetLeadRequest { lead_id: get("lead-1") }, &t)).await.unwrap().into_inner(),
+                a.get_opportunity(authed(acc::GetOpportunityRequest { opportunity_id: get("opp-1") }, &t))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            )
+        }
+    };
+    let before = snapshot().await;
+    // The detector works: A's own reads carry the secret, in the encoded bytes B would get.
+    assert!(String::from_utf8_lossy(&prost::Message::encode_to_vec(&before.0)).contains(SECRET));
+    assert!(String::from_utf8_lossy(&prost::Message::encode_to_vec(&before.3)).contains(SECRET));
+
+    // Tenant B, every role, random requests aimed at A's ids.
+    let ids = ["acc-1", "c-1", "lead-1", "opp-1", "tenant-a", "2026-01"];
+    let roles = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service];
+    let tokens: Vec<String> = roles.iter().map(|r| token("tenant-b", "eve", &[*r])).collect();
+    let channels = BTreeMap::from([
+        ("qualify.scoring.v1.LeadScoringService", s_ch),
+        ("qualify.acceptance.v1.OpportunityAcceptanceService", a_ch),
+        ("qualify.metrics.v1.MetricsService", m_ch),
+    ]);
+    let pool = DescriptorPool::decode(qualify_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let (mut calls, mut leaked) = (0, Vec::new());
+    for service in pool.services().filter(|s| channels.contains_key(s.full_name())) {
+        for method in service.methods().filter(|m| !m.is_client_streaming() && !m.is_server_streaming()) {
+            let path = format!("/{}/{}", service.full_name(), method.name());
+            for _ in 0..20 {
+                let mut msg = message(&method.input(), &mut rng, 0);
+                aim_at(&mut msg, &ids, &mut rng);
+                let body = prost::Message::encode_to_vec(&msg);
+                let t = &tokens[rng.random_range(0..tokens.len())];
+                calls += 1;
+                let seen = match call(channels[service.full_name()].clone(), &path, body, t).await {
+                    Ok(bytes) => String::from_utf8_lossy(&bytes).to_string(),
+                    Err(s) => format!("{} {:?}", s.message(), s.details()),
+                };
+                if seen.contains(SECRET) {
+                    leaked.push(format!("{path}: {seen}"));
+                }
+            }
+        }
+    }
+    println!("{calls} calls by tenant B aimed at tenant A's ids");
+    assert!(leaked.is_empty(), "QUALIFY_FUZZ_SEED={seed}: tenant B saw tenant A's data:\n{}", leaked.join("\n"));
+    assert_eq!(snapshot().await, before, "tenant B changed tenant A's resources");
+}
+
+fn prost_types_ts(seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds, nanos: 0 }
+}
+
+/// Sets string fields that hold ids (`*_id`, `owner_id`, `period`) to one of `ids`, most of the
+/// time, all the way down.
+fn aim_at(msg: &mut DynamicMessage, ids: &[&str], rng: &mut StdRng) {
+    let fields: Vec<_> = msg.descriptor().fields().collect();
+    for f in fields {
+        let is_id = f.name().ends_with("_id") || f.name() == "period";
+        match f.kind() {
+            Kind::String if is_id && !f.is_list() && rng.random_bool(0.8) => {
+                msg.set_field(&f, Value::String(ids[rng.random_range(0..ids.len())].to_string()));
+            }
+            Kind::Message(_) if !f.is_list() && !f.is_map() && msg.has_field(&f) => {
+                if let Some(Value::Message(mut inner)) = msg.get_field(&f).into_owned().into() {
+                    aim_at(&mut inner, ids, rng);
+                    msg.set_field(&f, Value::Message(inner));
+                }
+            }
+            _ => {}
+        }
+    }
 }
