@@ -1,9 +1,10 @@
 #![allow(clippy::unwrap_used)]
 //! Opportunity acceptance killed with SIGKILL in the middle of a submission
 //! load (the real binary, a process of its own): after a restart every
-//! submission that was acknowledged is there, a retry of any of them with its
-//! request_id returns the stored answer, and the outbox delivers an event for
-//! each. Against the machine's PostgreSQL.
+//! submission and acceptance that was acknowledged is there (each acceptance
+//! with its one audited decision), a retry of any submission returns the
+//! stored answer, and the outbox delivers an event for each. Against the
+//! machine's PostgreSQL.
 
 mod common;
 
@@ -63,17 +64,31 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
     let sdr = token("acme", "sam", &[Role::Sdr]);
 
     // Eight callers submit as fast as they can; what was acknowledged is recorded.
+    let ae = token("acme", "alex", &[Role::Ae]);
     let acked = Arc::new(Mutex::new(Vec::<(String, pb::SubmitOpportunityRequest)>::new()));
+    let decided = Arc::new(Mutex::new(Vec::<String>::new()));
     let callers: Vec<_> = (0..8)
         .map(|w| {
-            let (mut c, sdr, acked) = (c.clone(), sdr.clone(), acked.clone());
+            let (mut c, sdr, ae, acked, decided) = (c.clone(), sdr.clone(), ae.clone(), acked.clone(), decided.clone());
             tokio::spawn(async move {
                 for i in 0.. {
                     let id = format!("opp-{w}-{i}");
                     let req = submit(&id);
                     match c.submit_opportunity(authed(req.clone(), &sdr)).await {
-                        Ok(_) => acked.lock().unwrap().push((id, req)),
+                        Ok(_) => acked.lock().unwrap().push((id.clone(), req)),
                         Err(_) => return i,
+                    }
+                    // Every other one is accepted by an AE at once: decisions are in flight too.
+                    if i % 2 == 0 {
+                        let accept = pb::AcceptOpportunityRequest {
+                            opportunity_id: id.clone(),
+                            request_id: format!("accept-{id}"),
+                            ..Default::default()
+                        };
+                        match c.accept_opportunity(authed(accept, &ae)).await {
+                            Ok(_) => decided.lock().unwrap().push(id),
+                            Err(_) => return i + 1,
+                        }
                     }
                 }
                 unreachable!()
@@ -93,13 +108,22 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
     // Restart on the same database.
     let mut child = start(port, &cfg, &scoring);
     let mut c = client(port).await;
-    let ae = token("acme", "alex", &[Role::Ae]);
     for (id, req) in &acked {
         let got = c.get_opportunity(authed(pb::GetOpportunityRequest { opportunity_id: id.clone() }, &ae)).await;
         assert!(got.is_ok(), "acknowledged {id} is missing after the crash: {got:?}");
         // A client that missed the answer retries the same request: it gets the stored answer.
         let retry = c.submit_opportunity(authed(req.clone(), &sdr)).await.unwrap().into_inner();
         assert_eq!(retry.opportunity.unwrap().opportunity_id, *id);
+    }
+
+    // Every acknowledged acceptance is recorded: the opportunity accepted, one decision audited.
+    let decided: Vec<String> = decided.lock().unwrap().clone();
+    assert!(!decided.is_empty());
+    for id in &decided {
+        let o = c.get_opportunity(authed(pb::GetOpportunityRequest { opportunity_id: id.clone() }, &ae)).await;
+        assert_eq!(o.unwrap().into_inner().opportunity.unwrap().state, pb::OpportunityState::Accepted as i32, "{id}");
+        let d = c.list_decisions(authed(pb::ListDecisionsRequest { opportunity_id: id.clone() }, &ae)).await;
+        assert_eq!(d.unwrap().into_inner().decisions.len(), 1, "{id}: one audited decision");
     }
 
     // The outbox delivers an event for every stored submission, acknowledged or not.
