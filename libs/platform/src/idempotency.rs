@@ -192,6 +192,20 @@ fn hash(request: &impl Message) -> String {
     hex::encode(Sha256::digest(request.encode_to_vec()))
 }
 
+/// The answer already stored for `key`, when `request` is a retry of the call that stored it:
+/// for handlers that check something before [`run`] (a call to another service, a state
+/// read), so a retry gets the first answer even though those checks would now fail.
+pub async fn replayed<Resp: Message + Default>(
+    db: &DatabaseConnection,
+    key: Key<'_>,
+    request: &impl Message,
+) -> Result<Option<Resp>, ApiError> {
+    match stored(db, key).await? {
+        Some(s) => replay(s, request).map(Some),
+        None => Ok(None),
+    }
+}
+
 async fn stored(db: &DatabaseConnection, key: Key<'_>) -> Result<Option<entity::Model>, ApiError> {
     if key.request_id.is_empty() {
         return Ok(None);

@@ -1,6 +1,5 @@
 //! The gRPC adapter of metrics.
 
-use chrono::Utc;
 use qualify_domain::{Caller, Role};
 use qualify_platform::outbox::SYSTEM_TENANT;
 use qualify_platform::validate::{is_month, month_range};
@@ -101,7 +100,7 @@ impl MetricsApi {
             owner_id: q.owner_id.clone(),
             amount_minor: amount.amount_minor,
             currency_code: amount.currency_code,
-            updated_at: Utc::now(),
+            updated_at: qualify_platform::db::now(),
         };
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {

@@ -1,7 +1,6 @@
 //! Calibration: a reproducible sample of accept and reject decisions, reviews
 //! of it, and the agreement between the original decisions and the reviewers'.
 
-use chrono::Utc;
 use qualify_domain::metrics::cohen_kappa;
 use qualify_domain::{Caller, Role};
 use qualify_platform::validate::MAX_TEXT;
@@ -79,7 +78,7 @@ impl AcceptanceApi {
             team: Set(req.team.clone()),
             decision_ids: Set(rows.iter().map(|r| r.decision_id.as_str()).collect::<Vec<_>>().join(",")),
             created_by: Set(c.subject.clone()),
-            created_at: Set(Utc::now()),
+            created_at: Set(qualify_platform::db::now()),
         }
         .insert(&self.db)
         .await?;
@@ -112,7 +111,7 @@ impl AcceptanceApi {
         if row.decided_by == c.subject {
             return Err(ApiError::forbidden("OWN_DECISION", "a reviewer cannot calibrate their own decision"));
         }
-        let now = Utc::now();
+        let now = qualify_platform::db::now();
         use calibration_review::Column as R;
         // The review and its event commit together; the event carries the verdict it replaces,
         // so metrics can count each reviewer's current verdict once.

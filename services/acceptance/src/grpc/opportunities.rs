@@ -233,7 +233,12 @@ impl AcceptanceApi {
         decode_gate_inputs(&mut v, "opportunity", &o.evidence, &o.stakeholders, o.next_step.as_ref(), 0);
         v.finish()?;
         let segment = segment.ok_or_else(|| ApiError::field("opportunity.segment", "is required"))?;
-        let now = Utc::now();
+        let key = idempotency::Key { tenant: &c.tenant, method: "SubmitOpportunity", request_id: &req.request_id };
+        // A retry gets the first answer, whatever lead scoring would say now.
+        if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
+            return Ok(done);
+        }
+        let now = qualify_platform::db::now();
         // Outside the transaction: nothing is stored unless lead scoring answered.
         self.snapshot(token, &mut o, now).await?;
         let policy = policy_in_force(&self.db, &c.tenant, segment).await?;
@@ -248,7 +253,6 @@ impl AcceptanceApi {
         (o.missing_items, o.closed_amount, o.close_reason, o.accepted_by) =
             (vec![], None, String::new(), String::new());
         let gate = encode_result(gate::evaluate(&policy.policy, &candidate(&o), now), policy.version);
-        let key = idempotency::Key { tenant: &c.tenant, method: "SubmitOpportunity", request_id: &req.request_id };
         let tenant = c.tenant.clone();
         let out = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -329,7 +333,12 @@ impl AcceptanceApi {
         v.id("opportunity_id", &req.opportunity_id);
         decode_gate_inputs(&mut v, "", &req.evidence, &req.stakeholders, req.next_step.as_ref(), 0);
         v.finish()?;
-        let now = Utc::now();
+        let key = idempotency::Key { tenant: &c.tenant, method: "ResubmitOpportunity", request_id: &req.request_id };
+        // A retry gets the first answer, though the state check below would now refuse it.
+        if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
+            return Ok(done);
+        }
+        let now = qualify_platform::db::now();
         let mut o = load(&self.db, &c.tenant, &req.opportunity_id).await?;
         state_of(&o)
             .apply(OpportunityAction::Resubmit, &c, &o.submitted_by)
@@ -337,7 +346,6 @@ impl AcceptanceApi {
         (o.evidence, o.stakeholders, o.next_step) =
             (req.evidence.clone(), req.stakeholders.clone(), req.next_step.clone());
         self.snapshot(token, &mut o, now).await?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "ResubmitOpportunity", request_id: &req.request_id };
         let (tenant, expected, c) = (c.tenant.clone(), req.expected_version, c.clone());
         let out = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -386,7 +394,7 @@ impl AcceptanceApi {
         // Replays return the stored response, encoded as this pair.
         let (out, fresh) = idempotency::run_reporting(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let mut o = load(txn, &tenant, &id).await?;
                 check_expected(expected, &o)?;
                 let from = state_of(&o);
@@ -586,7 +594,7 @@ impl AcceptanceApi {
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         v.id("opportunity_id", &req.opportunity_id);
-        let now = Utc::now();
+        let now = qualify_platform::db::now();
         let Some(mut a) = req.activity.clone() else {
             return Err(ApiError::field("activity", "is required"));
         };
@@ -665,7 +673,7 @@ impl AcceptanceApi {
         let (tenant, id, c) = (c.tenant.clone(), id.to_string(), c.clone());
         let out = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let mut o = load(txn, &tenant, &id).await?;
                 check_expected(expected, &o)?;
                 let from = state_of(&o);

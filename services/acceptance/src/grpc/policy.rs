@@ -217,7 +217,7 @@ impl AcceptanceApi {
                         current.version
                     )));
                 }
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let version = current.version + 1;
                 let row = gate_policy::ActiveModel {
                     tenant_id: Set(tenant),

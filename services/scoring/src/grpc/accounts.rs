@@ -1,6 +1,5 @@
 //! Accounts and leads.
 
-use chrono::Utc;
 use prost::Message;
 use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
 use qualify_platform::db::is_unique_violation;
@@ -70,7 +69,7 @@ async fn insert_account(
     a: &pb::Account,
     segment: Option<Segment>,
 ) -> Result<account::Model, ApiError> {
-    let now = Utc::now();
+    let now = qualify_platform::db::now();
     let row = account::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         account_id: Set(a.account_id.clone()),
@@ -207,7 +206,7 @@ impl ScoringApi {
                     }
                 }
                 next.version = current.version + 1;
-                next.updated_at = Utc::now();
+                next.updated_at = qualify_platform::db::now();
                 // Optimistic: the write only lands on the version that was read.
                 let done = account::Entity::update_many()
                     .col_expr(account::Column::DisplayName, Expr::value(next.display_name.clone()))
@@ -280,7 +279,7 @@ impl ScoringApi {
                         });
                     }
                 }
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let row = lead::ActiveModel {
                     tenant_id: Set(tenant.clone()),
                     lead_id: Set(l.lead_id.clone()),

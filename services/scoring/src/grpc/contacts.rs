@@ -132,7 +132,7 @@ async fn insert(
     d: &Decoded,
 ) -> Result<contact::Model, ApiError> {
     require_account(db, tenant, &c.account_id).await?;
-    let now = Utc::now();
+    let now = qualify_platform::db::now();
     contact::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         contact_id: Set(c.contact_id.clone()),
@@ -260,7 +260,7 @@ impl ScoringApi {
                     }
                 }
                 am.version = Set(version + 1);
-                am.updated_at = Set(Utc::now());
+                am.updated_at = Set(qualify_platform::db::now());
                 // Optimistic: the write only lands on the version that was read.
                 let done = contact::Entity::update_many()
                     .set(am.clone())

@@ -2,7 +2,6 @@
 //! primary key (tenant, segment, version) makes concurrent publishes of the
 //! same next version collide, and exactly one wins.
 
-use chrono::Utc;
 use prost::Message;
 use qualify_domain::{Caller, Role, Segment};
 use qualify_platform::{ApiError, Violations, idempotency, page};
@@ -43,7 +42,7 @@ impl ScoringApi {
                         "scorecard {seg} is at version {current}, not {expected}; read it again"
                     )));
                 }
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let mut body = sc;
                 body.version = current + 1;
                 body.publish_time = Some(timestamp(now));

@@ -141,7 +141,7 @@ impl ScoringApi {
             }
             after = batch.last().cloned();
             for id in batch {
-                let now = Utc::now();
+                let now = qualify_platform::db::now();
                 let item = if req.apply {
                     let txn = self.db.begin().await?;
                     let data = leads::load(&txn, tenant, &id).await?;

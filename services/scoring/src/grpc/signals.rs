@@ -64,7 +64,7 @@ impl ScoringApi {
         v.check(req.signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
         v.finish()?;
         let tenant = caller.tenant.as_str();
-        let now = Utc::now();
+        let now = qualify_platform::db::now();
 
         let checked: Vec<_> = req.signals.iter().map(check).collect();
         let lead_ids: BTreeSet<&str> =

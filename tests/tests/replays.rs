@@ -1,0 +1,364 @@
+//! Every mutating RPC of the cluster (each one whose request carries a
+//! `request_id`, found in the contract itself) is sent twice with the same
+//! request: the retry returns the first answer and changes nothing (versions,
+//! stage history, decisions, activities, quotas counted once). A new mutating
+//! RPC without a replay here fails the test. Against the machine's PostgreSQL.
+
+#![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prost_reflect::DescriptorPool;
+use prost_types::Timestamp;
+use qualify_acceptance::Acceptance;
+use qualify_metrics::Metrics;
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+};
+use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, Framework, LeadSource, Money, Segment};
+use qualify_proto::metrics::{self as mt, metrics_service_client::MetricsServiceClient};
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_scoring::Scoring;
+use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+
+fn ts(days: i64) -> Option<Timestamp> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    Some(Timestamp { seconds: now + days * 86_400, nanos: 0 })
+}
+
+/// Sends `$req` twice through `$client.$method` as `$token`; asserts the answers are equal and
+/// records the RPC as replayed. Evaluates to the answer.
+macro_rules! twice {
+    ($seen:ident, $client:ident . $method:ident, $name:literal, $req:expr, $token:expr) => {{
+        let req = $req;
+        let first = $client.$method(authed(req.clone(), $token)).await.unwrap().into_inner();
+        let again = $client.$method(authed(req, $token)).await.unwrap().into_inner();
+        assert_eq!(first, again, "{}: a retry returns the first answer", $name);
+        $seen.insert($name.to_string());
+        first
+    }};
+}
+
+#[tokio::test]
+async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
+    let scoring = spawn::<Scoring>(config("scoring", Backend::Postgres).await).await;
+    let mut acc_cfg = config("acceptance", Backend::Postgres).await;
+    acc_cfg.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(acc_cfg).await;
+    let metrics = spawn::<Metrics>(config("metrics", Backend::Postgres).await).await;
+    let mut s = LeadScoringServiceClient::new(scoring.channel().await);
+    let mut a = OpportunityAcceptanceServiceClient::new(acceptance.channel().await);
+    let mut m = MetricsServiceClient::new(metrics.channel().await);
+    let bot = token("acme", "sync", &[Role::Service]);
+    let sdr = token("acme", "sam", &[Role::Sdr]);
+    let ae = token("acme", "alex", &[Role::Ae]);
+    let revops = token("acme", "rita", &[Role::Revops]);
+    let mut seen = BTreeSet::new();
+
+    // Lead scoring.
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        display_name: "Acme".into(),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    twice!(
+        seen,
+        s.create_account,
+        "CreateAccount",
+        sc::CreateAccountRequest { account: Some(account.clone()), request_id: "r-1".into() },
+        &bot
+    );
+    let renamed = sc::Account { display_name: "Acme Corp".into(), ..account };
+    let updated = twice!(
+        seen,
+        s.update_account,
+        "UpdateAccount",
+        sc::UpdateAccountRequest { account: Some(renamed), request_id: "r-2".into(), ..Default::default() },
+        &bot
+    );
+    let stored = s.get_account(authed(sc::GetAccountRequest { account_id: "acc-1".into() }, &bot)).await.unwrap();
+    assert_eq!(stored.into_inner().account, updated.account, "one update, one version");
+    for (id, role) in [("c-eb", BuyingRole::EconomicBuyer), ("c-ch", BuyingRole::Champion)] {
+        let contact = sc::Contact {
+            contact_id: id.into(),
+            account_id: "acc-1".into(),
+            full_name: id.into(),
+            buying_role: role as i32,
+            email: format!("{id}@acme.test"),
+            email_status: sc::VerificationStatus::Verified as i32,
+            email_verify_time: ts(-2),
+            ..Default::default()
+        };
+        twice!(
+            seen,
+            s.create_contact,
+            "CreateContact",
+            sc::CreateContactRequest { contact: Some(contact.clone()), request_id: format!("r-3-{id}") },
+            &bot
+        );
+        let titled = sc::Contact { title: "VP Finance".into(), ..contact };
+        twice!(
+            seen,
+            s.update_contact,
+            "UpdateContact",
+            sc::UpdateContactRequest { contact: Some(titled), request_id: format!("r-4-{id}"), ..Default::default() },
+            &bot
+        );
+    }
+    let bands =
+        sc::GradeBands { fit_a: 60, fit_b: 40, fit_c: 20, engagement_1: 60, engagement_2: 30, engagement_3: 10 };
+    let card = sc::Scorecard { mql_threshold: 1000, grade_bands: Some(bands), ..Default::default() };
+    let published = twice!(
+        seen,
+        s.publish_scorecard,
+        "PublishScorecard",
+        sc::PublishScorecardRequest { scorecard: Some(card), request_id: "r-5".into(), ..Default::default() },
+        &revops
+    );
+    assert_eq!(published.scorecard.unwrap().version, 1);
+    let versions = s.list_scorecards(authed(sc::ListScorecardsRequest::default(), &revops)).await.unwrap();
+    assert_eq!(versions.into_inner().scorecards.len(), 1, "one publish, one version");
+    for id in ["lead-1", "lead-2"] {
+        let lead = sc::Lead {
+            lead_id: id.into(),
+            account_id: "acc-1".into(),
+            source: LeadSource::Inbound as i32,
+            owner_sdr: "sam".into(),
+            contact_id: "c-eb".into(),
+            ..Default::default()
+        };
+        twice!(
+            seen,
+            s.create_lead,
+            "CreateLead",
+            sc::CreateLeadRequest { lead: Some(lead), request_id: format!("r-6-{id}") },
+            &bot
+        );
+        twice!(
+            seen,
+            s.accept_lead,
+            "AcceptLead",
+            sc::AcceptLeadRequest { lead_id: id.into(), request_id: format!("r-7-{id}") },
+            &sdr
+        );
+    }
+    let q = sc::QualifyLeadRequest {
+        lead_id: "lead-1".into(),
+        discovery_call_held: true,
+        pain_statement: "close takes nine days".into(),
+        request_id: "r-8".into(),
+    };
+    twice!(seen, s.qualify_lead, "QualifyLead", q, &sdr);
+    twice!(
+        seen,
+        s.disqualify_lead,
+        "DisqualifyLead",
+        sc::DisqualifyLeadRequest {
+            lead_id: "lead-2".into(),
+            reason: "no budget this year".into(),
+            request_id: "r-9".into()
+        },
+        &sdr
+    );
+    twice!(
+        seen,
+        s.recycle_lead,
+        "RecycleLead",
+        sc::RecycleLeadRequest {
+            lead_id: "lead-2".into(),
+            reason: "budget next year".into(),
+            request_id: "r-10".into()
+        },
+        &sdr
+    );
+    let moves = s
+        .list_lead_stage_changes(authed(
+            sc::ListLeadStageChangesRequest { lead_id: "lead-2".into(), ..Default::default() },
+            &sdr,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moves.stage_changes.len(), 3, "accept, disqualify, recycle: each once");
+
+    // Opportunity acceptance.
+    let policy = acc::GatePolicy {
+        segment: Segment::Smb as i32,
+        framework: Framework::Bant as i32,
+        required_criteria: vec![Criterion::Budget as i32, Criterion::Need as i32],
+        require_economic_buyer: true,
+        min_stakeholders: 1,
+        require_next_step: true,
+        contact_max_age_days: 30,
+        ..Default::default()
+    };
+    twice!(
+        seen,
+        a.update_gate_policy,
+        "UpdateGatePolicy",
+        acc::UpdateGatePolicyRequest { policy: Some(policy), request_id: "r-11".into(), ..Default::default() },
+        &revops
+    );
+    let evidence = [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
+        .map(|c| acc::CriterionEvidence {
+            criterion: c as i32,
+            status: EvidenceStatus::Confirmed as i32,
+            note: "heard on the call".into(),
+            confirmed_by: "sam".into(),
+        })
+        .to_vec();
+    let stakeholders =
+        vec![acc::Stakeholder { contact_id: "c-eb".into(), role: BuyingRole::EconomicBuyer as i32, verify_time: None }];
+    let next =
+        acc::NextStep { description: "demo".into(), scheduled_time: ts(3), r#type: acc::ActivityType::Demo as i32 };
+    let opportunity = |id: &str| acc::Opportunity {
+        opportunity_id: id.into(),
+        lead_id: "lead-1".into(),
+        amount: Some(Money { amount_minor: 2_400_000, currency_code: "USD".into() }),
+        expected_close_time: ts(60),
+        segment: Segment::Smb as i32,
+        evidence: evidence.clone(),
+        stakeholders: stakeholders.clone(),
+        next_step: Some(next.clone()),
+        team: "emea".into(),
+        ..Default::default()
+    };
+    twice!(
+        seen,
+        a.submit_opportunity,
+        "SubmitOpportunity",
+        acc::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-1")), request_id: "r-12".into() },
+        &sdr
+    );
+    twice!(
+        seen,
+        a.send_back_opportunity,
+        "SendBackOpportunity",
+        acc::SendBackOpportunityRequest {
+            opportunity_id: "opp-1".into(),
+            note: "name the champion".into(),
+            request_id: "r-13".into(),
+            ..Default::default()
+        },
+        &ae
+    );
+    let resubmit = acc::ResubmitOpportunityRequest {
+        opportunity_id: "opp-1".into(),
+        evidence: evidence.clone(),
+        stakeholders: stakeholders.clone(),
+        next_step: Some(next.clone()),
+        request_id: "r-14".into(),
+        ..Default::default()
+    };
+    twice!(seen, a.resubmit_opportunity, "ResubmitOpportunity", resubmit, &sdr);
+    twice!(
+        seen,
+        a.accept_opportunity,
+        "AcceptOpportunity",
+        acc::AcceptOpportunityRequest {
+            opportunity_id: "opp-1".into(),
+            request_id: "r-15".into(),
+            ..Default::default()
+        },
+        &ae
+    );
+    let activity = acc::Activity {
+        activity_id: "call-1".into(),
+        r#type: acc::ActivityType::Call as i32,
+        meaningful: true,
+        occur_time: ts(0),
+        ..Default::default()
+    };
+    twice!(
+        seen,
+        a.record_activity,
+        "RecordActivity",
+        acc::RecordActivityRequest {
+            opportunity_id: "opp-1".into(),
+            activity: Some(activity),
+            request_id: "r-16".into()
+        },
+        &ae
+    );
+    let advanced = twice!(
+        seen,
+        a.advance_opportunity,
+        "AdvanceOpportunity",
+        acc::AdvanceOpportunityRequest {
+            opportunity_id: "opp-1".into(),
+            request_id: "r-17".into(),
+            ..Default::default()
+        },
+        &ae
+    );
+    assert_eq!(advanced.opportunity.unwrap().state, acc::OpportunityState::Proposal as i32, "advanced once, not twice");
+    let close = acc::CloseOpportunityRequest {
+        opportunity_id: "opp-1".into(),
+        won: true,
+        amount: Some(Money { amount_minor: 2_400_000, currency_code: "USD".into() }),
+        reason: "signed".into(),
+        request_id: "r-18".into(),
+        ..Default::default()
+    };
+    twice!(seen, a.close_opportunity, "CloseOpportunity", close, &ae);
+    let decisions =
+        a.list_decisions(authed(acc::ListDecisionsRequest { opportunity_id: "opp-1".into() }, &ae)).await.unwrap();
+    assert_eq!(decisions.into_inner().decisions.len(), 2, "send back and accept: each audited once");
+    twice!(
+        seen,
+        a.submit_opportunity,
+        "SubmitOpportunity",
+        acc::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-2")), request_id: "r-19".into() },
+        &sdr
+    );
+    twice!(
+        seen,
+        a.reject_opportunity,
+        "RejectOpportunity",
+        acc::RejectOpportunityRequest {
+            opportunity_id: "opp-2".into(),
+            reason: acc::RejectionReason::NoBudget as i32,
+            request_id: "r-20".into(),
+            ..Default::default()
+        },
+        &ae
+    );
+    let decisions =
+        a.list_decisions(authed(acc::ListDecisionsRequest { opportunity_id: "opp-2".into() }, &ae)).await.unwrap();
+    assert_eq!(decisions.into_inner().decisions.len(), 1);
+
+    // Metrics.
+    let quota = mt::Quota {
+        owner_kind: mt::QuotaOwnerKind::Team as i32,
+        owner_id: "emea".into(),
+        period: "2026-01".into(),
+        amount: Some(Money { amount_minor: 10_000_000, currency_code: "USD".into() }),
+        update_time: None,
+    };
+    twice!(
+        seen,
+        m.update_quota,
+        "UpdateQuota",
+        mt::UpdateQuotaRequest { quota: Some(quota), request_id: "r-21".into() },
+        &revops
+    );
+    let quotas = m
+        .list_quotas(authed(mt::ListQuotasRequest { period: "2026-01".into(), ..Default::default() }, &revops))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(quotas.quotas.len(), 1);
+
+    // Every mutating RPC of the contract was replayed above.
+    let pool = DescriptorPool::decode(qualify_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let mutating: BTreeSet<String> = pool
+        .services()
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .filter(|m| m.input().get_field_by_name("request_id").is_some())
+        .map(|m| m.name().to_string())
+        .collect();
+    let missing: Vec<_> = mutating.difference(&seen).collect();
+    assert!(missing.is_empty(), "mutating RPCs without a replay check: {missing:?}");
+}
