@@ -191,9 +191,9 @@ async fn random_requests_to_every_rpc_are_judged_never_crash() {
         let ch = channels[service.full_name()].clone();
         for method in service.methods().filter(|m| !m.is_client_streaming() && !m.is_server_streaming()) {
             let path = format!("/{}/{}", service.full_name(), method.name());
-            for _ in 0..30 {
+            for i in 0..30 {
                 let body = prost::Message::encode_to_vec(&message(&method.input(), &mut rng, 0));
-                let t = &tokens[rng.random_range(0..tokens.len())];
+                let t = &tokens[i % tokens.len()];
                 calls += 1;
                 match call(ch.clone(), &path, body, t).await {
                     Ok(_) => {}
@@ -441,11 +441,12 @@ async fn no_tenant_reads_or_changes_another_tenants_data() {
     for service in pool.services().filter(|s| channels.contains_key(s.full_name())) {
         for method in service.methods().filter(|m| !m.is_client_streaming() && !m.is_server_streaming()) {
             let path = format!("/{}/{}", service.full_name(), method.name());
-            for _ in 0..20 {
+            // Every role, four random requests each: the matrix RPC × role × tenant.
+            for i in 0..20 {
                 let mut msg = message(&method.input(), &mut rng, 0);
                 aim_at(&mut msg, &ids, &mut rng);
                 let body = prost::Message::encode_to_vec(&msg);
-                let t = &tokens[rng.random_range(0..tokens.len())];
+                let t = &tokens[i % tokens.len()];
                 calls += 1;
                 let seen = match call(channels[service.full_name()].clone(), &path, body, t).await {
                     Ok(bytes) => String::from_utf8_lossy(&bytes).to_string(),
@@ -458,6 +459,31 @@ async fn no_tenant_reads_or_changes_another_tenants_data() {
         }
     }
     println!("{calls} calls by tenant B aimed at tenant A's ids");
+    // The event streams are per tenant too: tenant B's service account replays its own (empty)
+    // history, never A's events.
+    let b_service = token("tenant-b", "metrics", &[Role::Service]);
+    let mut s_b = sc::lead_scoring_service_client::LeadScoringServiceClient::new(
+        channels["qualify.scoring.v1.LeadScoringService"].clone(),
+    );
+    let mut events = s_b
+        .stream_events(authed(sc::StreamEventsRequest { after_sequence: 0, follow: false }, &b_service))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(e) = events.message().await.unwrap() {
+        assert_eq!(e.event.unwrap().tenant, "tenant-b", "tenant B's stream carried another tenant's event");
+    }
+    let mut a_b = acc::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient::new(
+        channels["qualify.acceptance.v1.OpportunityAcceptanceService"].clone(),
+    );
+    let mut events = a_b
+        .stream_events(authed(acc::StreamEventsRequest { after_sequence: 0, follow: false }, &b_service))
+        .await
+        .unwrap()
+        .into_inner();
+    while let Some(e) = events.message().await.unwrap() {
+        assert_eq!(e.event.unwrap().tenant, "tenant-b", "tenant B's stream carried another tenant's event");
+    }
     assert!(leaked.is_empty(), "QUALIFY_FUZZ_SEED={seed}: tenant B saw tenant A's data:\n{}", leaked.join("\n"));
     assert_eq!(snapshot().await, before, "tenant B changed tenant A's resources");
 }
