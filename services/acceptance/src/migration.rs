@@ -15,6 +15,14 @@ impl MigratorTrait for Migrator {
             Box::new(M001GatePolicies),
             Box::new(M002Opportunities),
             Box::new(qualify_platform::outbox::UnstampedIndex),
+            Box::new(qualify_platform::db::Reindex {
+                name: "m20261123_000002_discriminating_indexes",
+                indexes: &[
+                    ("idx_opportunities_state", "opportunities", &["state", "tenant_id", "accepted_at"]),
+                    ("idx_decisions_opportunity", "decisions", &["opportunity_id", "tenant_id"]),
+                ],
+            }),
+            Box::new(qualify_platform::outbox::StampFunction),
         ]
     }
 }

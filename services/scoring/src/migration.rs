@@ -18,6 +18,17 @@ impl MigratorTrait for Migrator {
             Box::new(M002ContactsSignalsScorecards),
             Box::new(M003SignalLog),
             Box::new(qualify_platform::outbox::UnstampedIndex),
+            Box::new(qualify_platform::db::Reindex {
+                name: "m20261123_000002_discriminating_indexes",
+                indexes: &[
+                    ("idx_leads_account", "leads", &["account_id", "tenant_id"]),
+                    ("idx_contacts_account", "contacts", &["account_id", "tenant_id"]),
+                    ("idx_signals_lead", "signals", &["lead_id", "tenant_id", "occurred_at"]),
+                    ("idx_signals_account", "signals", &["account_id", "tenant_id", "occurred_at"]),
+                    ("idx_stage_changes_lead", "lead_stage_changes", &["lead_id", "tenant_id", "id"]),
+                ],
+            }),
+            Box::new(qualify_platform::outbox::StampFunction),
         ]
     }
 }
