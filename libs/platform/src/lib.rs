@@ -11,6 +11,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod auth;
+pub mod batch;
 pub mod cache;
 pub mod client;
 pub mod coalesce;

@@ -1,10 +1,13 @@
 //! Use cases around leads: loading what a score needs, scoring, moving
 //! through the funnel with history and events, all in the caller's transaction.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use prost::Message;
 use qualify_domain::scoring::{Profile, Score, Signal, SignalType, signal_log};
 use qualify_domain::{LeadStage, Mover, Role, Segment, StageError, StakeholderRole};
+use qualify_platform::batch::{BatchFailed, Batcher};
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::{ApiError, outbox};
 use qualify_proto::common as cpb;
@@ -15,6 +18,8 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
     IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
+
+use tracing::Instrument;
 
 use crate::cards::{Card, Cards};
 use crate::entity::{account, contact, lead, signal, stage_change};
@@ -41,6 +46,7 @@ impl Actor {
 }
 
 /// Everything a stored lead's score depends on.
+#[derive(Clone)]
 pub struct LeadData {
     /// The lead.
     pub lead: lead::Model,
@@ -94,43 +100,86 @@ pub async fn load(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Res
     Ok(LeadData { lead, account, contact })
 }
 
-/// A lead with everything its score reads (its signals travel packed in the
-/// lead row). On PostgreSQL this is one statement, the lead joined to its
-/// account and contact; elsewhere, the plain primary-key reads.
-pub async fn load_for_score(db: &DatabaseConnection, tenant: &str, lead_id: &str) -> Result<LeadData, ApiError> {
-    if db.get_database_backend() != DbBackend::Postgres {
-        return load(db, tenant, lead_id).await;
+/// Reads of stored leads for scoring. A lead travels with everything its
+/// score reads (its signals packed in the lead row). On PostgreSQL one
+/// statement reads a lead joined to its account and contact, for every lead
+/// that concurrent scorings asked for while the previous such statement ran
+/// (see [`Batcher`]); elsewhere these are the plain primary-key reads.
+#[derive(Clone)]
+pub struct ScoreReads {
+    db: DatabaseConnection,
+    batch: Option<Batcher<(String, String), LeadData>>,
+}
+
+/// Leads one statement reads at most.
+const SCORE_READ_BATCH: usize = 256;
+
+impl ScoreReads {
+    /// Reads on `db`; `slots` batched statements at most run at once (and hold a connection each).
+    pub fn new(db: DatabaseConnection, slots: usize) -> Self {
+        let batch = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let conn = db.clone();
+            Batcher::spawn("leads for scoring", SCORE_READ_BATCH, slots, move |keys| {
+                let conn = conn.clone();
+                async move { read_for_score(&conn, keys).await }
+            })
+        });
+        ScoreReads { db, batch }
     }
+
+    /// The lead with its account and contact, or NOT_FOUND.
+    pub async fn load(&self, tenant: &str, lead_id: &str) -> Result<LeadData, ApiError> {
+        if let Some(batch) = &self.batch {
+            match batch.get((tenant.to_string(), lead_id.to_string())).await {
+                Ok(Some(data)) => return Ok(data),
+                Ok(None) => return Err(ApiError::NotFound { kind: "lead", id: lead_id.to_string() }),
+                Err(BatchFailed) => {} // read alone, to answer with this read's own error
+            }
+        }
+        load(&self.db, tenant, lead_id).await
+    }
+}
+
+/// The leads `keys` name (tenant, lead id), each joined to its account and contact, in one statement.
+async fn read_for_score(
+    db: &DatabaseConnection,
+    keys: Vec<(String, String)>,
+) -> anyhow::Result<HashMap<(String, String), LeadData>> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let cols = |alias: &str, names: Vec<&str>| {
             names.iter().map(|c| format!("{alias}.\"{c}\" AS \"{alias}_{c}\"")).collect::<Vec<_>>().join(", ")
         };
         format!(
+            // Each key is a primary-key lookup whatever the tables' statistics say: a LATERAL
+            // subquery with a LIMIT is not flattened into a join, which the planner would run
+            // as a hash join scanning every lead for each batch.
             "SELECT {}, {}, {} \
-             FROM leads l \
-             JOIN accounts a ON a.tenant_id = l.tenant_id AND a.account_id = l.account_id \
-             LEFT JOIN contacts c ON c.tenant_id = l.tenant_id AND c.contact_id = l.contact_id \
-             WHERE l.tenant_id = $1 AND l.lead_id = $2",
+             FROM json_to_recordset($1::json) AS k(t text, id text) \
+             CROSS JOIN LATERAL (SELECT * FROM leads WHERE tenant_id = k.t AND lead_id = k.id LIMIT 1) l \
+             CROSS JOIN LATERAL (SELECT * FROM accounts WHERE tenant_id = l.tenant_id AND account_id = l.account_id LIMIT 1) a \
+             LEFT JOIN LATERAL (SELECT * FROM contacts WHERE tenant_id = l.tenant_id AND contact_id = l.contact_id LIMIT 1) c \
+               ON true",
             cols("l", lead::Column::iter().map(|c| c.as_str()).collect()),
             cols("a", account::Column::iter().map(|c| c.as_str()).collect()),
             cols("c", contact::Column::iter().map(|c| c.as_str()).collect()),
         )
     });
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            SQL.as_str(),
-            [tenant.into(), lead_id.into()],
-        ))
-        .await?
-        .ok_or_else(|| ApiError::NotFound { kind: "lead", id: lead_id.to_string() })?;
-    let lead = lead::Model::from_query_result(&row, "l_")?;
-    let account = account::Model::from_query_result(&row, "a_")?;
-    let contact = match row.try_get::<Option<String>>("", "c_contact_id")? {
-        Some(_) => Some(contact::Model::from_query_result(&row, "c_")?),
-        None => None,
-    };
-    Ok(LeadData { lead, account, contact })
+    let json = serde_json::Value::Array(keys.iter().map(|(t, id)| serde_json::json!({ "t": t, "id": id })).collect());
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL.as_str(), [json.to_string().into()]))
+        .instrument(qualify_platform::db::span(db, "SELECT leads for scoring"))
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let lead = lead::Model::from_query_result(&row, "l_")?;
+        let account = account::Model::from_query_result(&row, "a_")?;
+        let contact = match row.try_get::<Option<String>>("", "c_contact_id")? {
+            Some(_) => Some(contact::Model::from_query_result(&row, "c_")?),
+            None => None,
+        };
+        found.insert((lead.tenant_id.clone(), lead.lead_id.clone()), LeadData { lead, account, contact });
+    }
+    Ok(found)
 }
 
 /// The lead's most recent signals.

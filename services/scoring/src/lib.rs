@@ -39,7 +39,9 @@ impl QualifyService for Scoring {
                 }
             });
             let relay = Relay::spawn(db.clone());
-            let api = grpc::ScoringApi::new(db, Cards::new(redis), relay);
+            // Half the pool for batched score reads: the rest stays free for writes.
+            let read_slots = (config.database_max_connections as usize / 2).max(1);
+            let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots);
             let server = LeadScoringServiceServer::new(api)
                 .max_decoding_message_size(config.max_message_bytes)
                 .max_encoding_message_size(config.max_message_bytes);

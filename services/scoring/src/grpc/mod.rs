@@ -23,6 +23,7 @@ pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use signals::MAX_BATCH;
 
 use crate::cards::Cards;
+use crate::leads;
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "scoring.qualify";
@@ -33,12 +34,15 @@ pub struct ScoringApi {
     db: DatabaseConnection,
     cards: Cards,
     relay: Relay,
+    reads: leads::ScoreReads,
 }
 
 impl ScoringApi {
     /// An API over `db`, its scorecard cache and its outbox relay.
-    pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay) -> Self {
-        ScoringApi { db, cards, relay }
+    /// `read_slots`: batched score reads running at once (see [`leads::ScoreReads`]).
+    pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize) -> Self {
+        let reads = leads::ScoreReads::new(db.clone(), read_slots);
+        ScoringApi { db, cards, relay, reads }
     }
 }
 

@@ -72,7 +72,7 @@ impl ScoringApi {
             Some(Target::LeadId(id)) => {
                 v.id("lead_id", &id);
                 v.finish()?;
-                let data = leads::load_for_score(&self.db, &c.tenant, &id).await?;
+                let data = self.reads.load(&c.tenant, &id).await?;
                 let card = self.cards.resolve(&self.db, &c.tenant, data.segment(), req.scorecard_version).await?;
                 let score = card.compiled.score(&data.profile(), &data.signals(), now);
                 Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
