@@ -108,6 +108,42 @@ impl MigrationTrait for UnstampedIndex {
     }
 }
 
+/// The migration adding the stamping function (PostgreSQL): the relay's lock
+/// and its update in one round trip. Services that publish events include it.
+pub struct StampFunction;
+
+impl MigrationName for StampFunction {
+    fn name(&self) -> &str {
+        "m20261123_000003_outbox_stamp_function"
+    }
+}
+
+/// Stamps at most `lim` events; 0 when another replica holds the relay's lock.
+/// A VOLATILE function: its UPDATE takes its snapshot after the lock is held,
+/// so it sees every position the previous holder handed out.
+const STAMP_FUNCTION: &str = "CREATE OR REPLACE FUNCTION qualify_outbox_stamp(lim integer) RETURNS bigint \
+    LANGUAGE plpgsql VOLATILE AS $$ \
+    DECLARE n bigint; \
+    BEGIN \
+      IF NOT pg_try_advisory_xact_lock(hashtext('qualify-outbox-relay')) THEN RETURN 0; END IF; \
+      UPDATE outbox SET seq = m.base + r.rn \
+        FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM outbox WHERE seq IS NULL ORDER BY id LIMIT lim) AS r, \
+             (SELECT COALESCE(MAX(seq), 0) AS base FROM outbox) AS m \
+        WHERE outbox.id = r.id; \
+      GET DIAGNOSTICS n = ROW_COUNT; \
+      RETURN n; \
+    END $$";
+
+#[async_trait::async_trait]
+impl MigrationTrait for StampFunction {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        if m.get_database_backend() != DbBackend::Postgres {
+            return Ok(());
+        }
+        m.get_connection().execute_unprepared(STAMP_FUNCTION).await.map(|_| ())
+    }
+}
+
 /// Appends events `(event id, encoded event)` inside the caller's transaction, in one statement.
 pub async fn append(
     txn: &impl ConnectionTrait,
@@ -131,29 +167,32 @@ pub async fn append(
 /// returns how many. Safe to call from every replica at once.
 pub async fn stamp(db: &DatabaseConnection) -> Result<u64, DbErr> {
     let backend = db.get_database_backend();
-    let txn = db.begin().await?;
     if backend == DbBackend::Postgres {
-        let got = txn
-            .query_one_raw(Statement::from_string(
+        // One round trip: the lock, the update and the commit (see [`StampFunction`]).
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
                 backend,
-                "SELECT pg_try_advisory_xact_lock(hashtext('qualify-outbox-relay')) AS locked",
+                "SELECT qualify_outbox_stamp($1) AS n",
+                [(STAMP_BATCH as i32).into()],
             ))
-            .await?
-            .map(|r| r.try_get::<bool>("", "locked"))
-            .transpose()?
-            .unwrap_or(false);
-        if !got {
-            return Ok(0); // another replica is stamping right now
-        }
+            .await?;
+        let n: i64 = row.map(|r| r.try_get("", "n")).transpose()?.unwrap_or(0);
+        return Ok(<u64 as TryFrom<i64>>::try_from(n).unwrap_or(0));
     }
-    let sql = "UPDATE outbox SET seq = m.base + r.rn \
-               FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM outbox WHERE seq IS NULL ORDER BY id LIMIT 5000) AS r, \
-                    (SELECT COALESCE(MAX(seq), 0) AS base FROM outbox) AS m \
-               WHERE outbox.id = r.id";
+    let txn = db.begin().await?;
+    let sql = format!(
+        "UPDATE outbox SET seq = m.base + r.rn \
+         FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY id) AS rn FROM outbox WHERE seq IS NULL ORDER BY id LIMIT {STAMP_BATCH}) AS r, \
+              (SELECT COALESCE(MAX(seq), 0) AS base FROM outbox) AS m \
+         WHERE outbox.id = r.id"
+    );
     let done = txn.execute_raw(Statement::from_string(backend, sql)).await?;
     txn.commit().await?;
     Ok(done.rows_affected())
 }
+
+/// Most events one stamping positions.
+const STAMP_BATCH: u64 = 5000;
 
 /// Events after `after` in stream order, for one tenant or (with `None`) all.
 pub async fn read_after(
@@ -189,7 +228,9 @@ impl Relay {
                         failures = 0;
                         if n > 0 {
                             r.stamped.notify_waiters();
-                            continue; // there may be more
+                        }
+                        if n == STAMP_BATCH {
+                            continue; // there may be more; a nudge since the last stamping is kept
                         }
                     }
                     Err(e) => {
