@@ -57,7 +57,8 @@ fn scoring_events(leads: usize, now: i64) -> impl Iterator<Item = Event> {
         let mut push = |payload, t: i64| {
             seq += 1;
             out.push(Event::Scoring(sc::Event {
-                event_id: format!("s-{seq}"),
+                // Ids as the services make them: UUIDv7, in time order.
+                event_id: uuid::Uuid::now_v7().to_string(),
                 sequence: seq,
                 tenant: TENANT.into(),
                 occur_time: at(t),
@@ -124,7 +125,7 @@ fn acceptance_events(n: usize, now: i64) -> impl Iterator<Item = Event> {
             seq += 1;
             let change = acc::OpportunityChanged { opportunity: Some(o.clone()), from_state: from as i32 };
             out.push(Event::Acceptance(acc::Event {
-                event_id: format!("a-{seq}"),
+                event_id: uuid::Uuid::now_v7().to_string(),
                 sequence: seq,
                 tenant: TENANT.into(),
                 occur_time: at(t),

@@ -759,23 +759,44 @@ pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[
         }
     }
     let id = |e: &Event| format!("{}:{}", upstream.as_str(), e.id());
-    let mut seen = HashSet::new();
-    for chunk in fresh.chunks(500) {
-        let ids: Vec<String> = chunk.iter().map(|e| id(e)).collect();
-        let known: Vec<String> = processed::Entity::find()
-            .select_only()
-            .column(processed::Column::EventId)
-            .filter(processed::Column::EventId.is_in(ids))
-            .into_tuple()
-            .all(&txn)
+    // Each event id is claimed once: the ids this batch claims are its fresh events.
+    let mut claimed: HashSet<String> = HashSet::with_capacity(fresh.len());
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // One statement for the batch: the claim and the check together.
+        let ids = serde_json::Value::Array(fresh.iter().map(|e| serde_json::Value::String(id(e))).collect());
+        let rows = txn
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "INSERT INTO processed_events (event_id) SELECT json_array_elements_text($1::json) \
+                 ON CONFLICT DO NOTHING RETURNING event_id",
+                [ids.to_string().into()],
+            ))
             .await?;
-        seen.extend(known);
+        for r in rows {
+            claimed.insert(r.try_get::<String>("", "event_id")?);
+        }
+    } else {
+        let mut known = HashSet::new();
+        for chunk in fresh.chunks(500) {
+            let ids: Vec<String> = chunk.iter().map(|e| id(e)).collect();
+            let rows: Vec<String> = processed::Entity::find()
+                .select_only()
+                .column(processed::Column::EventId)
+                .filter(processed::Column::EventId.is_in(ids))
+                .into_tuple()
+                .all(&txn)
+                .await?;
+            known.extend(rows);
+        }
+        claimed.extend(fresh.iter().map(|e| id(e)).filter(|i| !known.contains(i)));
+        let rows: Vec<String> = claimed.iter().cloned().collect();
+        for chunk in rows.chunks(500) {
+            let models = chunk.iter().map(|i| processed::ActiveModel { event_id: Set(i.clone()) });
+            processed::Entity::insert_many(models).on_conflict_do_nothing().exec_without_returning(&txn).await?;
+        }
     }
-    fresh.retain(|e| seen.insert(id(e)));
-    for chunk in fresh.chunks(500) {
-        let rows = chunk.iter().map(|e| processed::ActiveModel { event_id: Set(id(e)) });
-        processed::Entity::insert_many(rows).on_conflict_do_nothing().exec_without_returning(&txn).await?;
-    }
+    // The first of several deliveries of one id within the batch.
+    fresh.retain(|e| claimed.remove(&id(e)));
     count += fresh.len() as i64;
     let mut facts = Facts::load(&txn, &fresh).await?;
     let mut d = Deltas::default();
