@@ -148,25 +148,34 @@ fn acceptance_events(n: usize, now: i64) -> impl Iterator<Item = Event> {
     })
 }
 
-/// Applies `events` in batches of [`ingest::BATCH`]; returns (events, seconds).
+/// Applies `events` in batches of [`ingest::BATCH`]; returns (events, seconds). The events are
+/// made on another thread while batches are applied, as a service decodes its upstream stream
+/// while it applies what it has read.
 async fn ingest_all(
     db: &sea_orm::DatabaseConnection,
     upstream: Upstream,
-    events: impl Iterator<Item = Event>,
+    events: impl Iterator<Item = Event> + Send + 'static,
 ) -> anyhow::Result<(usize, f64)> {
     let start = Instant::now();
-    let (mut batch, mut total) = (Vec::with_capacity(ingest::BATCH), 0);
-    for e in events {
-        batch.push(e);
-        if batch.len() == ingest::BATCH {
-            total += batch.len();
-            ingest::apply_batch(db, upstream, &std::mem::take(&mut batch)).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Event>>(2);
+    let maker = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(ingest::BATCH);
+        for e in events {
+            batch.push(e);
+            if batch.len() == ingest::BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                return;
+            }
         }
-    }
-    total += batch.len();
-    if !batch.is_empty() {
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(batch);
+        }
+    });
+    let mut total = 0;
+    while let Some(batch) = rx.recv().await {
+        total += batch.len();
         ingest::apply_batch(db, upstream, &batch).await?;
     }
+    maker.join().map_err(|_| anyhow::anyhow!("the event maker panicked"))?;
     Ok((total, start.elapsed().as_secs_f64()))
 }
 

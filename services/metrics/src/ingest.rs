@@ -33,7 +33,7 @@ use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
 
 /// Most events applied in one transaction. Large batches let a catch-up or a
 /// rebuild fold many events into each roll-up row it writes.
-pub const BATCH: usize = 2000;
+pub const BATCH: usize = 10_000;
 
 /// The two upstream streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,6 +347,28 @@ async fn upsert_json(
     Ok(())
 }
 
+/// The rows of `table` keyed by (tenant_id, `id`) for each of `keys`, in one statement on
+/// PostgreSQL: every key is a primary-key probe (a LATERAL subquery with a LIMIT is not
+/// flattened), where an `IN` list is planned as a scan of the tenant's rows once the table is big.
+async fn by_keys<M: sea_orm::FromQueryResult>(
+    txn: &DatabaseTransaction,
+    table: &str,
+    id: &str,
+    keys: &[FactKey],
+) -> Result<Vec<M>, sea_orm::DbErr> {
+    if keys.is_empty() {
+        return Ok(vec![]);
+    }
+    let json = serde_json::Value::Array(keys.iter().map(|(t, i)| serde_json::json!({ "t": t, "id": i })).collect());
+    let sql = format!(
+        "SELECT f.* FROM json_to_recordset($1::json) AS k(t text, id text) \
+         CROSS JOIN LATERAL (SELECT * FROM {table} WHERE tenant_id = k.t AND {id} = k.id LIMIT 1) AS f"
+    );
+    let rows =
+        txn.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [json.to_string().into()])).await?;
+    rows.iter().map(|r| M::from_query_result(r, "")).collect()
+}
+
 fn excluded(columns: &[(&str, &str)], skip: usize) -> String {
     columns[skip..].iter().map(|(n, _)| format!("{n} = excluded.{n}")).collect::<Vec<_>>().join(", ")
 }
@@ -397,7 +419,17 @@ impl Facts {
             }
         }
         let mut facts = Facts::default();
-        for chunk in lead_keys.into_iter().collect::<Vec<_>>().chunks(500) {
+        let (lead_keys, opp_keys): (Vec<FactKey>, Vec<FactKey>) =
+            (lead_keys.into_iter().collect(), opp_keys.into_iter().collect());
+        if txn.get_database_backend() == DbBackend::Postgres {
+            let leads: Vec<lead_fact::Model> = by_keys(txn, "lead_facts", "lead_id", &lead_keys).await?;
+            facts.leads.extend(leads.into_iter().map(|r| ((r.tenant_id.clone(), r.lead_id.clone()), r)));
+            let opps: Vec<opportunity_fact::Model> =
+                by_keys(txn, "opportunity_facts", "opportunity_id", &opp_keys).await?;
+            facts.opportunities.extend(opps.into_iter().map(|r| ((r.tenant_id.clone(), r.opportunity_id.clone()), r)));
+            return Ok(facts);
+        }
+        for chunk in lead_keys.chunks(500) {
             let tenants: HashSet<&str> = chunk.iter().map(|k| k.0.as_str()).collect();
             let rows = lead_fact::Entity::find()
                 .filter(lead_fact::Column::TenantId.is_in(tenants))
@@ -406,7 +438,7 @@ impl Facts {
                 .await?;
             facts.leads.extend(rows.into_iter().map(|r| ((r.tenant_id.clone(), r.lead_id.clone()), r)));
         }
-        for chunk in opp_keys.into_iter().collect::<Vec<_>>().chunks(500) {
+        for chunk in opp_keys.chunks(500) {
             let tenants: HashSet<&str> = chunk.iter().map(|k| k.0.as_str()).collect();
             let rows = opportunity_fact::Entity::find()
                 .filter(opportunity_fact::Column::TenantId.is_in(tenants))
@@ -744,9 +776,6 @@ pub async fn apply_batch(db: &DatabaseConnection, upstream: Upstream, events: &[
         // counted twice (a decision's counts are not idempotent facts) and the two streams,
         // which update the same lead facts, never overwrite each other's changes.
         txn.execute_unprepared("SELECT pg_advisory_xact_lock(hashtext('qualify.metrics.ingest'))").await?;
-        // The fact tables grow fast from empty: a plan cached while they were small would scan
-        // them whole. Plan this batch's lookups for the tables as they are now.
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan").await?;
     }
     let stored = cursor::Entity::find_by_id(upstream.as_str()).one(&txn).await?;
     let (mut seq, mut count) = stored.as_ref().map_or((0, 0), |c| (c.applied_sequence, c.applied_events));
