@@ -1,14 +1,18 @@
 //! The scorecard cache. Published versions are immutable, so their compiled
 //! bodies are cached in process by version forever (filled from Redis, then
 //! the database). Only the pointer to the active version must be fresh: it is
-//! read from Redis on every score (a GET shared by concurrent scores but never
-//! one that began before the score did), written there on publish, and
-//! read from the database when Redis does not answer. Without Redis (the
-//! embedded default, one process) the pointer lives in process and publishing
-//! replaces it.
+//! read from Redis (a GET shared by concurrent scores but never one that began
+//! before the score did), written there on publish, and read from the database
+//! when Redis does not answer. A pointer read from Redis is trusted for a lease
+//! of [`LEASE`] from when its read began, and a publish returns only once a
+//! lease has passed since its pointer reached Redis: every lease taken on the
+//! superseded pointer has expired by then, so no replica scores with it after
+//! the publish returns, and a busy replica reads Redis once per lease rather
+//! than once per score. Without Redis (the embedded default, one process) the
+//! pointer lives in process and publishing replaces it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prost::Message;
 use qualify_domain::Segment;
@@ -24,6 +28,10 @@ use crate::scorecard::{decode_stored, segment_key};
 /// How long a version pointer lives in Redis; bounds staleness if a publish
 /// could not reach Redis and the publisher died before its retry succeeded.
 const POINTER_TTL: Duration = Duration::from_secs(30);
+/// How long a replica trusts a pointer it read from Redis (from when the read began).
+pub const LEASE: Duration = Duration::from_millis(50);
+/// What a publish waits for, once its pointer is in Redis: a lease, and a margin.
+const PUBLISH_SETTLE: Duration = Duration::from_millis(60);
 /// How long an immutable body lives in Redis.
 const BODY_TTL: Duration = Duration::from_secs(24 * 3600);
 
@@ -45,6 +53,8 @@ pub struct Cards {
     redis: Option<Redis>,
     bodies: moka::future::Cache<(String, &'static str, i64), Arc<Card>>,
     pointers: moka::future::Cache<(String, &'static str), i64>,
+    /// Pointers read from Redis: (version, when the read began).
+    leases: moka::sync::Cache<(String, &'static str), (i64, Instant)>,
 }
 
 fn pointer_key(tenant: &str, seg: &str) -> String {
@@ -62,6 +72,7 @@ impl Cards {
             redis,
             bodies: moka::future::Cache::builder().max_capacity(10_000).build(),
             pointers: moka::future::Cache::builder().max_capacity(100_000).time_to_live(POINTER_TTL).build(),
+            leases: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LEASE).build(),
         }
     }
 
@@ -88,10 +99,18 @@ impl Cards {
         seg: &'static str,
     ) -> Result<Option<i64>, ApiError> {
         if let Some(redis) = &self.redis {
+            let lease = (tenant.to_string(), seg);
+            if let Some((v, since)) = self.leases.get(&lease)
+                && since.elapsed() < LEASE
+            {
+                return Ok(Some(v));
+            }
+            let started = Instant::now(); // the shared GET this score waits for began after this
             let key = pointer_key(tenant, seg);
             match redis.get_fresh(&key).await {
                 Ok(Some(raw)) => {
                     if let Some(v) = std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()) {
+                        self.leases.insert(lease, (v, started));
                         return Ok(Some(v));
                     }
                 }
@@ -191,19 +210,25 @@ impl Cards {
         self.pointers.insert((tenant.to_string(), seg), version).await;
         let Some(redis) = self.redis.clone() else { return };
         let (pkey, bkey) = (pointer_key(tenant, seg), body_key(tenant, seg, version));
-        if redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok() {
+        let reached = redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok();
+        // Every lease on the superseded pointer (taken before this point) expires before the
+        // publish returns, whether or not the new pointer reached Redis.
+        let settled = Instant::now() + PUBLISH_SETTLE;
+        self.leases.invalidate(&(tenant.to_string(), seg));
+        if reached {
             let _ = redis.set_ex(&bkey, &body, BODY_TTL).await;
-            return;
-        }
-        tracing::warn!(tenant, segment = seg, version, "published scorecard not yet in redis; retrying");
-        tokio::spawn(async move {
-            for _ in 0..600 {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                if redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok() {
-                    tracing::info!(segment = seg, version, "published scorecard pointer reached redis");
-                    return;
+        } else {
+            tracing::warn!(tenant, segment = seg, version, "published scorecard not yet in redis; retrying");
+            tokio::spawn(async move {
+                for _ in 0..600 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if redis.set_if_greater(&pkey, version, POINTER_TTL).await.is_ok() {
+                        tracing::info!(segment = seg, version, "published scorecard pointer reached redis");
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
+        tokio::time::sleep_until(settled.into()).await;
     }
 }
