@@ -33,7 +33,7 @@ use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
 
 /// Most events applied in one transaction. Large batches let a catch-up or a
 /// rebuild fold many events into each roll-up row it writes.
-pub const BATCH: usize = 10_000;
+pub const BATCH: usize = 20_000;
 
 /// The two upstream streams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
