@@ -52,23 +52,42 @@ impl ScoringClient {
         lead.into_inner().lead.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead scoring returned no lead")))
     }
 
-    /// When a contact's data was last verified and found reachable (email or
-    /// phone), or `None` when never, or when it bounced or left the company.
-    pub async fn contact_verified_at(&self, token: &str, contact_id: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    /// When each contact's data was last verified and found reachable (email
+    /// or phone), or `None` when never, or when it bounced or left the
+    /// company: one call for all of them, answers in the order asked.
+    pub async fn contacts_verified_at(
+        &self,
+        token: &str,
+        contact_ids: &[String],
+    ) -> Result<Vec<Option<DateTime<Utc>>>, ApiError> {
+        if contact_ids.is_empty() {
+            return Ok(vec![]);
+        }
         let client = self.client()?;
         let got = retry_idempotent(|| {
             let mut c = client.clone();
-            let req = with_token(sc::GetContactRequest { contact_id: contact_id.to_string() }, token);
-            async move { c.get_contact(req).await }
+            let req = with_token(sc::BatchGetContactsRequest { contact_ids: contact_ids.to_vec() }, token);
+            async move { c.batch_get_contacts(req).await }
         })
         .await
-        .map_err(|s| map_status(s, "contact", contact_id))?;
-        let Some(c) = got.into_inner().contact else { return Ok(None) };
-        let verified = sc::VerificationStatus::Verified as i32;
-        let email = (c.email_status == verified).then(|| c.email_verify_time.as_ref().and_then(from_timestamp));
-        let phone = (c.phone_status == verified).then(|| c.phone_verify_time.as_ref().and_then(from_timestamp));
-        Ok(email.flatten().max(phone.flatten()))
+        .map_err(|s| {
+            let id = missing_contact(&s, contact_ids);
+            map_status(s, "contact", &id)
+        })?;
+        Ok(got.into_inner().contacts.iter().map(verified_at).collect())
     }
+}
+
+/// The contact a NOT_FOUND names (lead scoring says which), else the first asked.
+fn missing_contact(s: &Status, asked: &[String]) -> String {
+    asked.iter().find(|id| s.message().contains(id.as_str())).or(asked.first()).cloned().unwrap_or_default()
+}
+
+fn verified_at(c: &sc::Contact) -> Option<DateTime<Utc>> {
+    let verified = sc::VerificationStatus::Verified as i32;
+    let email = (c.email_status == verified).then(|| c.email_verify_time.as_ref().and_then(from_timestamp));
+    let phone = (c.phone_status == verified).then(|| c.phone_verify_time.as_ref().and_then(from_timestamp));
+    email.flatten().max(phone.flatten())
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {

@@ -50,6 +50,7 @@ on_both_backends!(
     retries_with_the_same_request_id_change_nothing,
     update_masks_etags_and_upserts,
     pagination_walks_every_row_once,
+    batch_get_contacts_answers_in_order_or_not_at_all,
 );
 
 async fn accounts_and_leads_round_trip(b: Backend) {
@@ -329,4 +330,51 @@ async fn pagination_walks_every_row_once(b: Backend) {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
+}
+
+async fn batch_get_contacts_answers_in_order_or_not_at_all(b: Backend) {
+    let (_s, mut c) = start(b).await;
+    let t = token("acme", "sync-job", &[Role::Service]);
+    let globex = token("globex", "gus", &[Role::Service]);
+    c.create_account(authed(
+        pb::CreateAccountRequest { account: Some(account("acc-1")), request_id: String::new() },
+        &t,
+    ))
+    .await
+    .unwrap();
+    for (id, name) in [("c-1", "Ann"), ("c-2", "Bob"), ("c-3", "Cy")] {
+        let contact = pb::Contact {
+            contact_id: id.into(),
+            account_id: "acc-1".into(),
+            full_name: name.into(),
+            ..Default::default()
+        };
+        c.create_contact(authed(pb::CreateContactRequest { contact: Some(contact), ..Default::default() }, &t))
+            .await
+            .unwrap();
+    }
+    let get = |ids: &[&str]| pb::BatchGetContactsRequest { contact_ids: ids.iter().map(|s| s.to_string()).collect() };
+
+    // In the order asked, a repeated id answered twice.
+    let got = c.batch_get_contacts(authed(get(&["c-3", "c-1", "c-3"]), &t)).await.unwrap().into_inner();
+    let names: Vec<_> = got.contacts.iter().map(|x| x.full_name.as_str()).collect();
+    assert_eq!(names, ["Cy", "Ann", "Cy"]);
+    assert!(c.batch_get_contacts(authed(get(&[]), &t)).await.unwrap().into_inner().contacts.is_empty());
+
+    // One missing id: NOT_FOUND naming it, and no partial answer.
+    let e = c.batch_get_contacts(authed(get(&["c-1", "c-9"]), &t)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("c-9"), "{}", e.message());
+    // Another tenant's contacts do not exist for the caller.
+    let e = c.batch_get_contacts(authed(get(&["c-1"]), &globex)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+
+    // Too many ids, or a malformed one: INVALID_ARGUMENT naming the field.
+    let many: Vec<String> = (0..101).map(|i| format!("c-{i}")).collect();
+    let e = c.batch_get_contacts(authed(pb::BatchGetContactsRequest { contact_ids: many }, &t)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "contact_ids");
+    let e = c.batch_get_contacts(authed(get(&["c-1", "bad id"]), &t)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "contact_ids[1]");
 }

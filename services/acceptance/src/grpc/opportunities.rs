@@ -168,14 +168,14 @@ impl AcceptanceApi {
     /// Refreshes the lead snapshot and the stakeholders' verification times
     /// from lead scoring (never the submitter's word for them).
     async fn snapshot(&self, token: &str, o: &mut pb::Opportunity, now: DateTime<Utc>) -> Result<(), ApiError> {
-        // The lead and every stakeholder's contact are read concurrently.
-        let contacts = futures::future::try_join_all(o.stakeholders.iter().map(|s| async {
-            match s.contact_id.as_str() {
-                "" => Ok(None),
-                id => self.scoring.contact_verified_at(token, id).await,
-            }
-        }));
-        let (lead, verified) = futures::future::try_join(self.scoring.lead(token, &o.lead_id), contacts).await?;
+        // The lead and the stakeholders' contacts (one batch) are read concurrently.
+        let ids: Vec<String> =
+            o.stakeholders.iter().filter(|s| !s.contact_id.is_empty()).map(|s| s.contact_id.clone()).collect();
+        let (lead, verified) = futures::future::try_join(
+            self.scoring.lead(token, &o.lead_id),
+            self.scoring.contacts_verified_at(token, &ids),
+        )
+        .await?;
         let stage = LeadStage::from_wire(lead.stage);
         if stage != Some(LeadStage::Sql) {
             return Err(ApiError::FailedPrecondition {
@@ -197,8 +197,12 @@ impl AcceptanceApi {
             campaign: lead.campaign.clone(),
             snapshot_time: Some(timestamp(now)),
         });
-        for (s, at) in o.stakeholders.iter_mut().zip(verified) {
-            s.verify_time = at.map(timestamp);
+        let mut verified = verified.into_iter();
+        for s in &mut o.stakeholders {
+            s.verify_time = match s.contact_id.as_str() {
+                "" => None,
+                _ => verified.next().flatten().map(timestamp),
+            };
         }
         Ok(())
     }
@@ -234,13 +238,13 @@ impl AcceptanceApi {
         v.finish()?;
         let segment = segment.ok_or_else(|| ApiError::field("opportunity.segment", "is required"))?;
         let key = idempotency::Key { tenant: &c.tenant, method: "SubmitOpportunity", request_id: &req.request_id };
-        // A retry gets the first answer, whatever lead scoring would say now.
-        if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
-            return Ok(done);
-        }
         let now = qualify_platform::db::now();
-        // Outside the transaction: nothing is stored unless lead scoring answered.
-        self.snapshot(token, &mut o, now).await?;
+        // Outside the transaction: nothing is stored unless lead scoring answered. A retry gets
+        // the first answer whatever lead scoring says now: when the snapshot fails, the stored
+        // response (if any) is returned; when it succeeds, the transaction finds the key.
+        if let Err(e) = self.snapshot(token, &mut o, now).await {
+            return idempotency::replayed(&self.db, key, &req).await?.ok_or(e);
+        }
         let policy = policy_in_force(&self.db, &c.tenant, segment).await?;
         o.framework = policy.policy.framework.to_wire();
         o.state = OpportunityState::PendingReview.to_wire();

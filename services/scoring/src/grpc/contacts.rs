@@ -16,6 +16,9 @@ use super::ScoringApi;
 use crate::entity::{account, contact};
 use qualify_platform::db::is_unique_violation;
 
+/// Most contacts one BatchGetContacts may name.
+const MAX_BATCH_GET: usize = 100;
+
 const FIELDS: [&str; 12] = [
     "full_name",
     "title",
@@ -201,6 +204,39 @@ impl ScoringApi {
             .await?
             .ok_or(ApiError::NotFound { kind: "contact", id: req.contact_id })?;
         Ok(pb::GetContactResponse { contact: Some(encode(m)) })
+    }
+
+    pub(crate) async fn batch_get_contacts(
+        &self,
+        caller: Caller,
+        req: pb::BatchGetContactsRequest,
+    ) -> Result<pb::BatchGetContactsResponse, ApiError> {
+        let mut v = Violations::new();
+        v.check(req.contact_ids.len() <= MAX_BATCH_GET, "contact_ids", "must name at most 100 contacts");
+        for (i, id) in req.contact_ids.iter().enumerate().take(MAX_BATCH_GET) {
+            v.id(Item("contact_ids", i, ""), id);
+        }
+        v.finish()?;
+        if req.contact_ids.is_empty() {
+            return Ok(pb::BatchGetContactsResponse::default());
+        }
+        let rows = contact::Entity::find()
+            .filter(contact::Column::TenantId.eq(&caller.tenant))
+            .filter(contact::Column::ContactId.is_in(req.contact_ids.iter().map(String::as_str)))
+            .all(&self.db)
+            .instrument(db::span(&self.db, "SELECT contacts"))
+            .await?;
+        let found: std::collections::HashMap<&str, &contact::Model> =
+            rows.iter().map(|m| (m.contact_id.as_str(), m)).collect();
+        let contacts = req
+            .contact_ids
+            .iter()
+            .map(|id| match found.get(id.as_str()) {
+                Some(m) => Ok(encode((*m).clone())),
+                None => Err(ApiError::NotFound { kind: "contact", id: id.clone() }),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pb::BatchGetContactsResponse { contacts })
     }
 
     pub(crate) async fn update_contact(

@@ -103,6 +103,12 @@ impl LeadScoringService for ScoringApi {
     async fn get_contact(&self, r: Request<pb::GetContactRequest>) -> Result<Response<pb::GetContactResponse>, Status> {
         unary!(self, r, get_contact)
     }
+    async fn batch_get_contacts(
+        &self,
+        r: Request<pb::BatchGetContactsRequest>,
+    ) -> Result<Response<pb::BatchGetContactsResponse>, Status> {
+        unary!(self, r, batch_get_contacts)
+    }
     async fn update_contact(
         &self,
         r: Request<pb::UpdateContactRequest>,
