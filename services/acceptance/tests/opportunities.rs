@@ -261,6 +261,45 @@ async fn retried_decisions_return_the_first_result(b: Backend) {
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "note");
 }
 
+async fn retried_submissions_return_the_first_answer_whatever_lead_scoring_says_now(b: Backend) {
+    let mut w = world(b).await;
+    // A stakeholder lead scoring does not know: NOT_FOUND naming the contact, nothing stored.
+    let mut unknown = opportunity("opp-6");
+    unknown.stakeholders[1].contact_id = "c-nope".into();
+    let req = pb::SubmitOpportunityRequest { opportunity: Some(unknown), request_id: "sub-6".into() };
+    let e = w.c.submit_opportunity(authed(req, &w.sdr)).await.unwrap_err();
+    assert_eq!(e.code(), Code::NotFound);
+    assert!(e.message().contains("c-nope"), "{}", e.message());
+
+    let req = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-7")), request_id: "sub-7".into() };
+    let first = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    // Both stakeholders' verification times come from lead scoring, in their order.
+    let verified: Vec<_> = first.opportunity.as_ref().unwrap().stakeholders.iter().map(|s| s.verify_time).collect();
+    assert!(verified.iter().all(Option::is_some), "{verified:?}");
+    let again = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    assert_eq!(first, again);
+
+    // The lead leaves SQL: a new submission is refused, a retry still gets the first answer.
+    let mut s = LeadScoringServiceClient::new(w.scoring.channel().await);
+    let dq = sc::DisqualifyLeadRequest { lead_id: "lead-1".into(), reason: "went quiet".into(), ..Default::default() };
+    s.disqualify_lead(authed(dq, &w.sdr)).await.unwrap();
+    let late = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-8")), request_id: "sub-8".into() };
+    let e = w.c.submit_opportunity(authed(late, &w.sdr)).await.unwrap_err();
+    assert_eq!(e.get_error_details().error_info().unwrap().reason, "LEAD_NOT_SQL");
+    let retried = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    assert_eq!(first, retried);
+    // The same key with another payload is refused, whatever the snapshot says.
+    let mut other = opportunity("opp-7");
+    other.team = "amer-smb".into();
+    let reused = pb::SubmitOpportunityRequest { opportunity: Some(other), request_id: "sub-7".into() };
+    let e = w.c.submit_opportunity(authed(reused, &w.sdr)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+
+    let list = w.c.list_opportunities(authed(pb::ListOpportunitiesRequest::default(), &w.sdr)).await.unwrap();
+    let ids: Vec<_> = list.into_inner().opportunities.into_iter().map(|o| o.opportunity_id).collect();
+    assert_eq!(ids, ["opp-7"]);
+}
+
 async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
     let mut w = world(b).await;
     w.submit(opportunity("opp-6")).await;
@@ -366,6 +405,7 @@ on_both_backends!(
     the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override,
     many_concurrent_decisions_leave_exactly_one,
     retried_decisions_return_the_first_result,
+    retried_submissions_return_the_first_answer_whatever_lead_scoring_says_now,
     after_acceptance_activities_stages_close_and_calibration,
     a_stricter_policy_is_backtested_on_the_accepted_deals,
 );
