@@ -361,6 +361,10 @@ async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Request handling is allocation-heavy (protobuf, HTTP/2 frames): mimalloc.
+#[global_allocator]
+static ALLOCATOR: qualify_platform::Allocator = qualify_platform::Allocator;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();

@@ -198,5 +198,5 @@ pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
 }
 
 fn chrono_month() -> String {
-    chrono::Utc::now().format("%Y-%m").to_string()
+    qualify_platform::Clock::system().now().format("%Y-%m").to_string()
 }

@@ -81,6 +81,10 @@ fn signing_key() -> (String, bool) {
     dev_signing_key(&ProcessEnv)
 }
 
+/// Request handling is allocation-heavy (protobuf, HTTP/2 frames): mimalloc.
+#[global_allocator]
+static ALLOCATOR: qualify_platform::Allocator = qualify_platform::Allocator;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {

@@ -218,7 +218,7 @@ pub struct PeriodArgs {
 
 impl PeriodArgs {
     fn range(&self) -> (String, String) {
-        let now = chrono::Utc::now().format("%Y-%m").to_string();
+        let now = qualify_platform::Clock::system().now().format("%Y-%m").to_string();
         (self.from.clone().unwrap_or_else(|| now.clone()), self.to.clone().unwrap_or(now))
     }
 }

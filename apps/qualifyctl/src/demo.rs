@@ -428,7 +428,7 @@ where
 
 pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let now = chrono::Utc::now().timestamp();
+    let now = qualify_platform::Clock::system().now().timestamp();
     let plan = plan(args.leads, args.seed, now);
     let t = Arc::new(tokens(&args.tenant)?);
     let tally_cell = Mutex::new(Tally::default());
@@ -556,7 +556,7 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
     let spinner = ProgressBar::new_spinner();
     spinner.set_message("waiting for metrics to catch up with the event streams");
     spinner.enable_steady_tick(Duration::from_millis(100));
-    let period = chrono::Utc::now().format("%Y-%m").to_string();
+    let period = qualify_platform::Clock::system().now().format("%Y-%m").to_string();
     let start_period = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().format("%Y-%m").to_string();
     let deadline = Instant::now() + Duration::from_secs(args.wait_secs);
     let mut figures;
@@ -746,7 +746,7 @@ async fn journey(
             activity: Some(acc::Activity {
                 r#type: acc::ActivityType::Demo as i32,
                 meaningful: true,
-                occur_time: ts(chrono::Utc::now().timestamp()),
+                occur_time: ts(qualify_platform::Clock::system().now().timestamp()),
                 note: "demo with the economic buyer".into(),
                 ..Default::default()
             }),

@@ -126,6 +126,10 @@ enum Command {
     Demo(demo::DemoArgs),
 }
 
+/// Request handling is allocation-heavy (protobuf, HTTP/2 frames): mimalloc.
+#[global_allocator]
+static ALLOCATOR: qualify_platform::Allocator = qualify_platform::Allocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -193,7 +193,7 @@ async fn published_example_scorecard_explains_a_score_rule_by_rule() {
     let dir = std::env::temp_dir().join(format!("qualifyctl-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let signals = dir.join("signals.jsonl");
-    let now = chrono::Utc::now();
+    let now = qualify_platform::Clock::system().now();
     let at = |days: i64| (now - chrono::Duration::days(days)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     std::fs::write(
         &signals,

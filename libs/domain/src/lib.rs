@@ -8,6 +8,7 @@ pub mod framework;
 pub mod gate;
 pub mod metrics;
 pub mod opportunity;
+pub mod permission;
 pub mod role;
 pub mod scoring;
 pub mod stage;
@@ -15,6 +16,7 @@ pub mod stage;
 pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, StakeholderRole};
 pub use opportunity::{OpportunityAction, OpportunityState, TransitionError};
+pub use permission::Denied;
 pub use role::{Caller, Role};
 pub use stage::{LeadStage, Mover, StageError};
 

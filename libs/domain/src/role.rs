@@ -48,19 +48,20 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Whether the caller holds `role`.
-    pub fn has(&self, role: Role) -> bool {
+    /// Whether the caller holds `role`. Crate-private: role rules are
+    /// written once, in [`crate::permission`] and the state machines.
+    pub(crate) fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)
     }
 
     /// Whether the caller holds any of `roles`.
-    pub fn has_any(&self, roles: &[Role]) -> bool {
+    pub(crate) fn has_any(&self, roles: &[Role]) -> bool {
         roles.iter().any(|r| self.has(*r))
     }
 
     /// A human can make sales decisions; a token that carries the service role
     /// is automation, whatever other roles it also claims.
-    pub fn is_automation(&self) -> bool {
+    pub(crate) fn is_automation(&self) -> bool {
         self.has(Role::Service)
     }
 }

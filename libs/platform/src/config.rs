@@ -97,6 +97,9 @@ pub struct ServiceConfig {
     /// Web origins whose pages may call the service with gRPC-Web
     /// (`QUALIFY_CORS_ORIGINS`: comma-separated, or `*`); empty sends no CORS headers.
     pub cors_origins: Vec<String>,
+    /// Where every use case reads the current time: the system clock, or a
+    /// test's manual one.
+    pub clock: crate::Clock,
 }
 
 impl ServiceConfig {
@@ -122,6 +125,7 @@ impl ServiceConfig {
             max_concurrent_requests: 256,
             tenant_rate_limit: 0,
             cors_origins: Vec::new(),
+            clock: crate::Clock::system(),
         }
     }
 
@@ -145,6 +149,10 @@ impl ServiceConfig {
         }
         c.database_max_connections = parse(env, "QUALIFY_DATABASE_MAX_CONNECTIONS", c.database_max_connections)?;
         c.redis_url = env.get("QUALIFY_REDIS_URL");
+        if let Some(v) = &c.redis_url {
+            redis::Client::open(v.as_str())
+                .with_context(|| format!("QUALIFY_REDIS_URL={:?} is not a redis:// URL", crate::db::redact(v)))?;
+        }
         match env.get("QUALIFY_JWT_SECRET") {
             Some(secret) if secret.len() >= 32 => {
                 c.jwt_secret = secret;
@@ -157,14 +165,14 @@ impl ServiceConfig {
         c.run_migrations = parse(env, "QUALIFY_RUN_MIGRATIONS", c.run_migrations)?;
         c.drain_grace = Duration::from_secs(parse(env, "QUALIFY_DRAIN_GRACE_SECS", 5)?);
         c.max_message_bytes = parse(env, "QUALIFY_MAX_MESSAGE_BYTES", c.max_message_bytes)?;
-        c.scoring_url = env.get("QUALIFY_SCORING_URL");
-        c.acceptance_url = env.get("QUALIFY_ACCEPTANCE_URL");
+        c.scoring_url = endpoint(env, "QUALIFY_SCORING_URL")?;
+        c.acceptance_url = endpoint(env, "QUALIFY_ACCEPTANCE_URL")?;
         c.log_format = match env.get("QUALIFY_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("QUALIFY_LOG_FORMAT={other:?} must be text or json"),
         };
-        c.otlp_endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT");
+        c.otlp_endpoint = endpoint(env, "OTEL_EXPORTER_OTLP_ENDPOINT")?;
         c.metrics_addr = match env.get("QUALIFY_METRICS_ADDR").as_deref() {
             None => Some(SocketAddr::from(([0, 0, 0, 0], 9464))),
             Some("off") => None,
@@ -191,6 +199,17 @@ pub fn cors_origins(v: &str) -> anyhow::Result<Vec<String>> {
         }
     }
     Ok(origins)
+}
+
+/// An `http://` or `https://` endpoint with a host, or unset.
+fn endpoint(env: &impl EnvSource, key: &str) -> anyhow::Result<Option<String>> {
+    let Some(v) = env.get(key) else { return Ok(None) };
+    let uri: http::Uri = v.parse().map_err(|_| anyhow::anyhow!("{key}={v:?} is not a URL"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.host().is_none_or(str::is_empty) {
+        bail!("{key}={v:?} must be an http:// or https:// URL with a host");
+    }
+    Ok(Some(v))
 }
 
 fn parse<T: std::str::FromStr>(env: &impl EnvSource, key: &str, default: T) -> anyhow::Result<T> {
@@ -256,6 +275,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("QUALIFY_DATABASE_SCHEMA"), "{e}");
+    }
+
+    #[test]
+    fn unusable_urls_stop_the_start_naming_their_setting() {
+        for (key, bad) in [
+            ("QUALIFY_REDIS_URL", "cache:6379"),
+            ("QUALIFY_SCORING_URL", "scoring:50051"),
+            ("QUALIFY_ACCEPTANCE_URL", "http://"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317"),
+            ("QUALIFY_LISTEN_ADDR", "localhost"),
+        ] {
+            let e = ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_ALLOW_DEV_KEY", "true"), (key, bad)]))
+                .unwrap_err();
+            assert!(e.to_string().contains(key), "{key}: {e}");
+        }
+        let c = ServiceConfig::from_env(
+            "acceptance",
+            1,
+            &env(&[("QUALIFY_ALLOW_DEV_KEY", "true"), ("QUALIFY_SCORING_URL", "http://scoring:50051")]),
+        )
+        .unwrap();
+        assert_eq!(c.scoring_url.as_deref(), Some("http://scoring:50051"));
     }
 
     #[test]

@@ -157,13 +157,6 @@ impl sea_orm_migration::MigrationTrait for Reindex {
     }
 }
 
-/// The current time at the precision the databases keep (microseconds), so a
-/// time in a response equals the one a later read returns.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    use chrono::SubsecRound;
-    chrono::Utc::now().trunc_subsecs(6)
-}
-
 /// A trace span for a database query or transaction on `db`, named by
 /// `operation`: traces show the database as a client call of the RPC.
 pub fn span(db: &impl ConnectionTrait, operation: &str) -> tracing::Span {

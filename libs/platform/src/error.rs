@@ -176,6 +176,12 @@ impl ApiError {
     }
 }
 
+impl From<qualify_domain::Denied> for ApiError {
+    fn from(d: qualify_domain::Denied) -> Self {
+        ApiError::forbidden(d.reason, d.message)
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         if lost_the_database(&e) {

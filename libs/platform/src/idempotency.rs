@@ -176,7 +176,8 @@ where
         request_id: Set(key.request_id.to_string()),
         request_hash: Set(hash(request)),
         response: Set(response.encode_to_vec()),
-        created_at: Set(Utc::now()),
+        // When the key was claimed, for its retention: wall time, whatever clock the service runs on.
+        created_at: Set(crate::Clock::system().now()),
     };
     let inserted = entity::Entity::insert(claim).on_conflict_do_nothing().exec_without_returning(&txn).await?;
     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {

@@ -4,16 +4,16 @@
 //! and migrations, idempotent writes, and serving with health, reflection and
 //! graceful drain.
 
-/// Every Qualify binary (services, the all-in-one runner, the load generator,
-/// tests) allocates through mimalloc: request handling is allocation-heavy
-/// (protobuf decoding, HTTP/2 frames) and glibc's arenas contend under load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// The allocator every Qualify binary chooses in its `main` (a library never
+/// does): request handling is allocation-heavy (protobuf decoding, HTTP/2
+/// frames) and glibc's arenas contend under load.
+pub use mimalloc::MiMalloc as Allocator;
 
 pub mod auth;
 pub mod batch;
 pub mod cache;
 pub mod client;
+pub mod clock;
 pub mod coalesce;
 pub mod config;
 pub mod db;
@@ -22,11 +22,13 @@ pub mod idempotency;
 pub mod outbox;
 pub mod page;
 pub mod resilience;
+pub mod rpc;
 pub mod serve;
 pub mod telemetry;
 pub mod validate;
 
 pub use auth::{Authenticator, TokenIssuer, caller};
+pub use clock::Clock;
 pub use config::{EnvSource, ServiceConfig};
 pub use error::ApiError;
 pub use validate::Violations;
@@ -75,14 +77,15 @@ pub fn service_main<S: QualifyService>() -> anyhow::Result<()> {
 /// The shared start-up of every service: connect, migrate when configured,
 /// build the routes over the database, and serve with health, reflection and
 /// drain. `build` receives the database, the configuration and the
-/// authenticator to put in front of the business service.
+/// authenticator to put in front of the business service; its error (a
+/// setting that cannot be used) stops the start-up.
 pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     name: &'static str,
     service_name: &'static str,
     config: ServiceConfig,
     listener: tokio::net::TcpListener,
     shutdown: futures::future::BoxFuture<'static, ()>,
-    build: impl FnOnce(sea_orm::DatabaseConnection, &ServiceConfig, Authenticator) -> tonic::service::Routes,
+    build: impl FnOnce(sea_orm::DatabaseConnection, &ServiceConfig, Authenticator) -> anyhow::Result<tonic::service::Routes>,
 ) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     if config.run_migrations {
@@ -90,7 +93,7 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     }
     let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
         .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
-    let routes = build(db.clone(), &config, auth);
+    let routes = build(db.clone(), &config, auth)?;
     let opts = serve::ServeOptions {
         service_name,
         db,

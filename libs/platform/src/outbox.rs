@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, Statement, TransactionTrait,
@@ -150,7 +149,7 @@ pub async fn append(
     tenant: &str,
     events: impl IntoIterator<Item = (String, Vec<u8>)>,
 ) -> Result<(), DbErr> {
-    let now = Utc::now();
+    let now = crate::Clock::system().now(); // when it was written, for retention
     let rows = events.into_iter().map(|(event_id, payload)| entity::ActiveModel {
         seq: Set(None),
         event_id: Set(event_id),
@@ -260,23 +259,17 @@ impl Relay {
     }
 }
 
-/// The tenant of platform-internal service accounts that read every tenant's events.
-pub const SYSTEM_TENANT: &str = "qualify-system";
+pub use qualify_domain::permission::SYSTEM_TENANT;
 
 /// Who may read an event stream, and whose events: service accounts only; a
 /// service account of [`SYSTEM_TENANT`] reads every tenant (`None`), any other
 /// its own tenant.
 pub fn stream_scope(caller: &qualify_domain::Caller, after_sequence: i64) -> Result<Option<String>, crate::ApiError> {
-    if !caller.has(qualify_domain::Role::Service) {
-        return Err(crate::ApiError::forbidden(
-            "SERVICE_ACCOUNT_REQUIRED",
-            "only service accounts read the event stream",
-        ));
-    }
+    let scope = qualify_domain::permission::read_event_stream(caller)?;
     let mut v = crate::Violations::new();
     v.check(after_sequence >= 0, "after_sequence", "must not be negative");
     v.finish()?;
-    Ok((caller.tenant != SYSTEM_TENANT).then(|| caller.tenant.clone()))
+    Ok(scope)
 }
 
 /// Streams committed events after `after` in stream order, following new ones

@@ -454,7 +454,7 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
         };
         w.c.close_opportunity(authed(req, &ae)).await.unwrap();
     }
-    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let month = qualify_platform::Clock::system().now().format("%Y-%m").to_string();
     let policy = pb::GatePolicy {
         segment: Segment::Smb as i32,
         framework: qualify_proto::common::Framework::Bant as i32,

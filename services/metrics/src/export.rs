@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use qualify_domain::{LeadSource, Segment};
-use qualify_platform::ApiError;
+use qualify_platform::{ApiError, Clock};
 use qualify_proto::convert::WireEnum;
 use qualify_proto::metrics::{FunnelDimension, FunnelRow};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
@@ -21,13 +21,13 @@ use crate::funnel::{Query, funnel};
 pub const EXPORT_EVERY: Duration = Duration::from_secs(30);
 
 /// Refreshes the gauges every `every` until the task is aborted.
-pub fn spawn(db: DatabaseConnection, every: Duration) -> tokio::task::JoinHandle<()> {
+pub fn spawn(db: DatabaseConnection, clock: Clock, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = export_once(&db).await {
+            if let Err(e) = export_once(&db, clock.now()).await {
                 tracing::warn!(error = %e, "funnel gauges not refreshed");
             }
         }
@@ -41,9 +41,9 @@ fn labels(row: &FunnelRow) -> (String, String) {
     (source.to_string(), segment.to_string())
 }
 
-/// Sets the gauges from this month's roll-ups.
-pub async fn export_once(db: &DatabaseConnection) -> Result<(), ApiError> {
-    let month = Utc::now().format("%Y-%m").to_string();
+/// Sets the gauges from the roll-ups of the month of `now`.
+pub async fn export_once(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), ApiError> {
+    let month = now.format("%Y-%m").to_string();
     let tenants: Vec<String> = rollup::Entity::find()
         .select_only()
         .column(R::TenantId)

@@ -569,7 +569,12 @@ fn credit_sql_cohort(l: &lead_fact::Model, d: &mut Deltas, sqo: bool, won: bool)
 }
 
 fn apply_scoring(facts: &mut Facts, e: &sc::Event, d: &mut Deltas) {
-    let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+    // Figures are bucketed by event time: an event without one (no producer sends such) cannot
+    // be placed, and placing it at the time it arrived would make a rebuild differ from live.
+    let Some(at) = e.occur_time.as_ref().and_then(from_timestamp) else {
+        tracing::warn!(event_id = %e.event_id, "event without an occur_time skipped");
+        return;
+    };
     let tenant = e.tenant.as_str();
     match &e.payload {
         Some(sc::event::Payload::LeadCreated(c)) => {
@@ -614,7 +619,12 @@ fn apply_scoring(facts: &mut Facts, e: &sc::Event, d: &mut Deltas) {
 }
 
 fn apply_acceptance(facts: &mut Facts, e: &acc::Event, d: &mut Deltas) {
-    let at = e.occur_time.as_ref().and_then(from_timestamp).unwrap_or_else(Utc::now);
+    // Figures are bucketed by event time: an event without one (no producer sends such) cannot
+    // be placed, and placing it at the time it arrived would make a rebuild differ from live.
+    let Some(at) = e.occur_time.as_ref().and_then(from_timestamp) else {
+        tracing::warn!(event_id = %e.event_id, "event without an occur_time skipped");
+        return;
+    };
     let tenant = e.tenant.as_str();
     let ch = match &e.payload {
         Some(acc::event::Payload::OpportunityChanged(ch)) => ch,

@@ -57,7 +57,7 @@ async fn client(port: u16) -> MetricsServiceClient<Channel> {
 }
 
 fn this_month() -> String {
-    chrono::Utc::now().format("%Y-%m").to_string()
+    qualify_platform::Clock::system().now().format("%Y-%m").to_string()
 }
 
 async fn funnel(m: &mut MetricsServiceClient<Channel>, t: &str) -> Vec<pb::FunnelRow> {

@@ -26,7 +26,7 @@ fn ts(days: f64) -> Option<Timestamp> {
 }
 
 fn this_month() -> String {
-    chrono::Utc::now().format("%Y-%m").to_string()
+    qualify_platform::Clock::system().now().format("%Y-%m").to_string()
 }
 
 const USD: i64 = 100; // minor units per dollar
@@ -347,7 +347,7 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
         let page = recorder.handle();
         let _local = metrics::set_default_local_recorder(&recorder);
         let db = qualify_platform::db::connect(&metrics_cfg).await.unwrap();
-        qualify_metrics::export::export_once(&db).await.unwrap();
+        qualify_metrics::export::export_once(&db, qualify_platform::Clock::system().now()).await.unwrap();
         let page = page.render();
         for series in [
             r#"qualify_forecast_amount{tenant="acme",source="inbound",segment="smb"} 125000"#,

@@ -7,16 +7,14 @@ pub mod leads;
 pub mod migration;
 pub mod scorecard;
 
+use anyhow::Context;
 use futures::future::BoxFuture;
 use qualify_platform::cache::Redis;
 use qualify_platform::outbox::Relay;
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
 
 use crate::cards::Cards;
-use qualify_proto::scoring::lead_scoring_service_server::{LeadScoringServiceServer, SERVICE_NAME};
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 /// The lead scoring service.
 pub struct Scoring;
@@ -30,23 +28,24 @@ impl QualifyService for Scoring {
         listener: TcpListener,
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        run_service::<migration::Migrator>(Self::NAME, SERVICE_NAME, config, listener, shutdown, |db, config, auth| {
-            let redis = config.redis_url.as_deref().and_then(|url| match Redis::connect(url) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::error!(error = %e, "invalid QUALIFY_REDIS_URL; using the in-process cache");
-                    None
-                }
-            });
-            let relay = Relay::spawn(db.clone());
-            // Half the pool for batched score reads: the rest stays free for writes.
-            let read_slots = (config.database_max_connections as usize / 2).max(1);
-            let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots);
-            let server = LeadScoringServiceServer::new(api)
-                .max_decoding_message_size(config.max_message_bytes)
-                .max_encoding_message_size(config.max_message_bytes);
-            Routes::new(InterceptedService::new(server, auth))
-        })
+        run_service::<migration::Migrator>(
+            Self::NAME,
+            grpc::SERVICE_NAME,
+            config,
+            listener,
+            shutdown,
+            |db, config, auth| {
+                let redis = match config.redis_url.as_deref() {
+                    Some(url) => Some(Redis::connect(url).context("QUALIFY_REDIS_URL")?),
+                    None => None,
+                };
+                let relay = Relay::spawn(db.clone());
+                // Half the pool for batched score reads: the rest stays free for writes.
+                let read_slots = (config.database_max_connections as usize / 2).max(1);
+                let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots, config.clock.clone());
+                Ok(grpc::routes(api, auth, config.max_message_bytes))
+            },
+        )
     }
 
     fn migrate(config: ServiceConfig) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {

@@ -2,7 +2,7 @@
 //! of it, and the agreement between the original decisions and the reviewers'.
 
 use qualify_domain::metrics::cohen_kappa;
-use qualify_domain::{Caller, Role};
+use qualify_domain::{Caller, permission};
 use qualify_platform::validate::MAX_TEXT;
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::acceptance as pb;
@@ -20,13 +20,6 @@ use crate::entity::{calibration_review, calibration_sample, decision};
 /// Most decisions one sample draws.
 const MAX_SAMPLE: i32 = 500;
 
-fn require_reviewer(c: &Caller) -> Result<(), ApiError> {
-    if c.is_automation() || !c.has_any(&[Role::Ae, Role::Manager, Role::Revops]) {
-        return Err(ApiError::forbidden("ROLE_REQUIRED", "only account executives, managers and RevOps calibrate"));
-    }
-    Ok(())
-}
-
 /// Draw order of a decision under a seed: a hash, so the same seed over the
 /// same decisions always draws the same sample, whatever order they load in.
 fn draw_key(seed: i64, decision_id: &str) -> [u8; 32] {
@@ -42,9 +35,7 @@ impl AcceptanceApi {
         c: Caller,
         req: pb::CreateCalibrationSampleRequest,
     ) -> Result<pb::CreateCalibrationSampleResponse, ApiError> {
-        if c.is_automation() || !c.has_any(&[Role::Manager, Role::Revops]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only managers and RevOps draw calibration samples"));
-        }
+        permission::draw_calibration_sample(&c)?;
         let mut v = Violations::new();
         v.text("team", &req.team, 128);
         v.check((1..=MAX_SAMPLE).contains(&req.size), "size", "must be between 1 and 500");
@@ -78,7 +69,7 @@ impl AcceptanceApi {
             team: Set(req.team.clone()),
             decision_ids: Set(rows.iter().map(|r| r.decision_id.as_str()).collect::<Vec<_>>().join(",")),
             created_by: Set(c.subject.clone()),
-            created_at: Set(qualify_platform::db::now()),
+            created_at: Set(self.clock.now()),
         }
         .insert(&self.db)
         .await?;
@@ -90,7 +81,7 @@ impl AcceptanceApi {
         c: Caller,
         req: pb::RecordCalibrationReviewRequest,
     ) -> Result<pb::RecordCalibrationReviewResponse, ApiError> {
-        require_reviewer(&c)?;
+        permission::calibrate(&c)?;
         let mut v = Violations::new();
         v.id("sample_id", &req.sample_id);
         v.id("decision_id", &req.decision_id);
@@ -108,10 +99,8 @@ impl AcceptanceApi {
             .one(&self.db)
             .await?
             .ok_or_else(|| ApiError::NotFound { kind: "decision", id: req.decision_id.clone() })?;
-        if row.decided_by == c.subject {
-            return Err(ApiError::forbidden("OWN_DECISION", "a reviewer cannot calibrate their own decision"));
-        }
-        let now = qualify_platform::db::now();
+        permission::review_decision(&c, &row.decided_by)?;
+        let now = self.clock.now();
         use calibration_review::Column as R;
         // The review and its event commit together; the event carries the verdict it replaces,
         // so metrics can count each reviewer's current verdict once.
@@ -165,7 +154,7 @@ impl AcceptanceApi {
         c: Caller,
         req: pb::GetCalibrationAgreementRequest,
     ) -> Result<pb::GetCalibrationAgreementResponse, ApiError> {
-        require_reviewer(&c)?;
+        permission::calibrate(&c)?;
         let mut v = Violations::new();
         v.id("sample_id", &req.sample_id);
         v.finish()?;

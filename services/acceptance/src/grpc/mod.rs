@@ -5,20 +5,25 @@
 mod calibration;
 mod opportunities;
 mod policy;
+mod scoring;
 
 use std::pin::Pin;
 
 use futures::Stream;
 use prost::Message;
-use qualify_platform::auth::BearerToken;
 use qualify_platform::outbox::{self, Relay};
-use qualify_platform::{ApiError, caller};
-use qualify_proto::acceptance::{self as pb, opportunity_acceptance_service_server::OpportunityAcceptanceService};
+use qualify_platform::{Authenticator, Clock, caller, rpc};
+use qualify_proto::acceptance::{
+    self as pb,
+    opportunity_acceptance_service_server::{OpportunityAcceptanceService, OpportunityAcceptanceServiceServer},
+};
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use crate::scoring::ScoringClient;
+pub use scoring::ScoringClient;
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "acceptance.qualify";
@@ -32,36 +37,25 @@ pub struct AcceptanceApi {
     db: DatabaseConnection,
     relay: Relay,
     scoring: ScoringClient,
+    clock: Clock,
 }
 
 impl AcceptanceApi {
-    /// An API over `db`, its outbox relay and a client of lead scoring.
-    pub fn new(db: DatabaseConnection, relay: Relay, scoring: ScoringClient) -> Self {
-        AcceptanceApi { db, relay, scoring }
+    /// An API over `db`, its outbox relay and a client of lead scoring, reading the time from `clock`.
+    pub fn new(db: DatabaseConnection, relay: Relay, scoring: ScoringClient, clock: Clock) -> Self {
+        AcceptanceApi { db, relay, scoring, clock }
     }
 }
 
-/// Runs a unary use case with the verified caller.
-macro_rules! unary {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let c = caller(&$req).map_err(|e| e.into_status(DOMAIN))?;
-        AcceptanceApi::$method($self, c, $req.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(|e: ApiError| e.into_status(DOMAIN))
-    }};
-}
+/// The fully-qualified gRPC name of the service (health and reflection).
+pub use qualify_proto::acceptance::opportunity_acceptance_service_server::SERVICE_NAME;
 
-/// Runs a unary use case that calls lead scoring on the caller's behalf.
-macro_rules! on_behalf {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let c = caller(&$req).map_err(|e| e.into_status(DOMAIN))?;
-        let token = $req.extensions().get::<BearerToken>().map(|t| t.0.clone()).unwrap_or_default();
-        AcceptanceApi::$method($self, c, &token, $req.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(|e: ApiError| e.into_status(DOMAIN))
-    }};
+/// The service's routes behind `auth`, with messages bounded by `max_message_bytes` both ways.
+pub fn routes(api: AcceptanceApi, auth: Authenticator, max_message_bytes: usize) -> Routes {
+    let server = OpportunityAcceptanceServiceServer::new(api)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    Routes::new(InterceptedService::new(server, auth))
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;
@@ -74,116 +68,118 @@ impl OpportunityAcceptanceService for AcceptanceApi {
         &self,
         r: Request<pb::GetGatePolicyRequest>,
     ) -> Result<Response<pb::GetGatePolicyResponse>, Status> {
-        unary!(self, r, get_gate_policy)
+        rpc::unary(DOMAIN, r, |call, m| self.get_gate_policy(call.caller, m)).await
     }
     async fn update_gate_policy(
         &self,
         r: Request<pb::UpdateGatePolicyRequest>,
     ) -> Result<Response<pb::UpdateGatePolicyResponse>, Status> {
-        unary!(self, r, update_gate_policy)
+        rpc::unary(DOMAIN, r, |call, m| self.update_gate_policy(call.caller, m)).await
     }
     async fn evaluate_gate(
         &self,
         r: Request<pb::EvaluateGateRequest>,
     ) -> Result<Response<pb::EvaluateGateResponse>, Status> {
-        unary!(self, r, evaluate_gate)
+        rpc::unary(DOMAIN, r, |call, m| self.evaluate_gate(call.caller, m)).await
     }
 
     async fn backtest_gate_policy(
         &self,
         r: Request<pb::BacktestGatePolicyRequest>,
     ) -> Result<Response<pb::BacktestGatePolicyResponse>, Status> {
-        unary!(self, r, backtest_gate_policy)
+        rpc::unary(DOMAIN, r, |call, m| self.backtest_gate_policy(call.caller, m)).await
     }
     async fn submit_opportunity(
         &self,
         r: Request<pb::SubmitOpportunityRequest>,
     ) -> Result<Response<pb::SubmitOpportunityResponse>, Status> {
-        on_behalf!(self, r, submit_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| async move { self.submit_opportunity(call.caller, &call.bearer, m).await })
+            .await
     }
     async fn get_opportunity(
         &self,
         r: Request<pb::GetOpportunityRequest>,
     ) -> Result<Response<pb::GetOpportunityResponse>, Status> {
-        unary!(self, r, get_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.get_opportunity(call.caller, m)).await
     }
     async fn list_opportunities(
         &self,
         r: Request<pb::ListOpportunitiesRequest>,
     ) -> Result<Response<pb::ListOpportunitiesResponse>, Status> {
-        unary!(self, r, list_opportunities)
+        rpc::unary(DOMAIN, r, |call, m| self.list_opportunities(call.caller, m)).await
     }
     async fn resubmit_opportunity(
         &self,
         r: Request<pb::ResubmitOpportunityRequest>,
     ) -> Result<Response<pb::ResubmitOpportunityResponse>, Status> {
-        on_behalf!(self, r, resubmit_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| async move { self.resubmit_opportunity(call.caller, &call.bearer, m).await })
+            .await
     }
     async fn accept_opportunity(
         &self,
         r: Request<pb::AcceptOpportunityRequest>,
     ) -> Result<Response<pb::AcceptOpportunityResponse>, Status> {
-        unary!(self, r, accept_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.accept_opportunity(call.caller, m)).await
     }
     async fn reject_opportunity(
         &self,
         r: Request<pb::RejectOpportunityRequest>,
     ) -> Result<Response<pb::RejectOpportunityResponse>, Status> {
-        unary!(self, r, reject_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.reject_opportunity(call.caller, m)).await
     }
     async fn send_back_opportunity(
         &self,
         r: Request<pb::SendBackOpportunityRequest>,
     ) -> Result<Response<pb::SendBackOpportunityResponse>, Status> {
-        unary!(self, r, send_back_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.send_back_opportunity(call.caller, m)).await
     }
     async fn list_decisions(
         &self,
         r: Request<pb::ListDecisionsRequest>,
     ) -> Result<Response<pb::ListDecisionsResponse>, Status> {
-        unary!(self, r, list_decisions)
+        rpc::unary(DOMAIN, r, |call, m| self.list_decisions(call.caller, m)).await
     }
     async fn record_activity(
         &self,
         r: Request<pb::RecordActivityRequest>,
     ) -> Result<Response<pb::RecordActivityResponse>, Status> {
-        unary!(self, r, record_activity)
+        rpc::unary(DOMAIN, r, |call, m| self.record_activity(call.caller, m)).await
     }
     async fn advance_opportunity(
         &self,
         r: Request<pb::AdvanceOpportunityRequest>,
     ) -> Result<Response<pb::AdvanceOpportunityResponse>, Status> {
-        unary!(self, r, advance_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.advance_opportunity(call.caller, m)).await
     }
     async fn close_opportunity(
         &self,
         r: Request<pb::CloseOpportunityRequest>,
     ) -> Result<Response<pb::CloseOpportunityResponse>, Status> {
-        unary!(self, r, close_opportunity)
+        rpc::unary(DOMAIN, r, |call, m| self.close_opportunity(call.caller, m)).await
     }
     async fn list_abandoned_opportunities(
         &self,
         r: Request<pb::ListAbandonedOpportunitiesRequest>,
     ) -> Result<Response<pb::ListAbandonedOpportunitiesResponse>, Status> {
-        unary!(self, r, list_abandoned_opportunities)
+        rpc::unary(DOMAIN, r, |call, m| self.list_abandoned_opportunities(call.caller, m)).await
     }
     async fn create_calibration_sample(
         &self,
         r: Request<pb::CreateCalibrationSampleRequest>,
     ) -> Result<Response<pb::CreateCalibrationSampleResponse>, Status> {
-        unary!(self, r, create_calibration_sample)
+        rpc::unary(DOMAIN, r, |call, m| self.create_calibration_sample(call.caller, m)).await
     }
     async fn record_calibration_review(
         &self,
         r: Request<pb::RecordCalibrationReviewRequest>,
     ) -> Result<Response<pb::RecordCalibrationReviewResponse>, Status> {
-        unary!(self, r, record_calibration_review)
+        rpc::unary(DOMAIN, r, |call, m| self.record_calibration_review(call.caller, m)).await
     }
     async fn get_calibration_agreement(
         &self,
         r: Request<pb::GetCalibrationAgreementRequest>,
     ) -> Result<Response<pb::GetCalibrationAgreementResponse>, Status> {
-        unary!(self, r, get_calibration_agreement)
+        rpc::unary(DOMAIN, r, |call, m| self.get_calibration_agreement(call.caller, m)).await
     }
     async fn stream_events(
         &self,

@@ -238,7 +238,7 @@ impl AcceptanceApi {
         v.finish()?;
         let segment = segment.ok_or_else(|| ApiError::field("opportunity.segment", "is required"))?;
         let key = idempotency::Key { tenant: &c.tenant, method: "SubmitOpportunity", request_id: &req.request_id };
-        let now = qualify_platform::db::now();
+        let now = self.clock.now();
         // Outside the transaction: nothing is stored unless lead scoring answered. A retry gets
         // the first answer whatever lead scoring says now: when the snapshot fails, the stored
         // response (if any) is returned; when it succeeds, the transaction finds the key.
@@ -342,7 +342,7 @@ impl AcceptanceApi {
         if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
             return Ok(done);
         }
-        let now = qualify_platform::db::now();
+        let now = self.clock.now();
         let mut o = load(&self.db, &c.tenant, &req.opportunity_id).await?;
         state_of(&o)
             .apply(OpportunityAction::Resubmit, &c, &o.submitted_by)
@@ -396,9 +396,9 @@ impl AcceptanceApi {
         let decided_in = c.tenant.clone();
         let (tenant, id, c) = (c.tenant.clone(), id.to_string(), c.clone());
         // Replays return the stored response, encoded as this pair.
+        let now = self.clock.now();
         let (out, fresh) = idempotency::run_reporting(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let now = qualify_platform::db::now();
                 let mut o = load(txn, &tenant, &id).await?;
                 check_expected(expected, &o)?;
                 let from = state_of(&o);
@@ -588,17 +588,11 @@ impl AcceptanceApi {
         c: Caller,
         req: pb::RecordActivityRequest,
     ) -> Result<pb::RecordActivityResponse, ApiError> {
-        use qualify_domain::Role;
-        if !c.has_any(&[Role::Ae, Role::Manager, Role::Service]) {
-            return Err(ApiError::forbidden(
-                "ROLE_REQUIRED",
-                "only account executives, managers and CRM sync record activities",
-            ));
-        }
+        qualify_domain::permission::record_activity(&c)?;
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         v.id("opportunity_id", &req.opportunity_id);
-        let now = qualify_platform::db::now();
+        let now = self.clock.now();
         let Some(mut a) = req.activity.clone() else {
             return Err(ApiError::field("activity", "is required"));
         };
@@ -675,9 +669,9 @@ impl AcceptanceApi {
         close: Option<(Option<cpb::Money>, String)>,
     ) -> Result<pb::Opportunity, ApiError> {
         let (tenant, id, c) = (c.tenant.clone(), id.to_string(), c.clone());
+        let now = self.clock.now();
         let out = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let now = qualify_platform::db::now();
                 let mut o = load(txn, &tenant, &id).await?;
                 check_expected(expected, &o)?;
                 let from = state_of(&o);
@@ -757,7 +751,7 @@ impl AcceptanceApi {
         v.check((0..=365).contains(&req.follow_up_days), "follow_up_days", "must be between 0 and 365");
         v.finish()?;
         let days = if req.follow_up_days == 0 { DEFAULT_FOLLOW_UP_DAYS } else { req.follow_up_days };
-        let (now, window) = (Utc::now(), Duration::days(i64::from(days)));
+        let (now, window) = (self.clock.now(), Duration::days(i64::from(days)));
         let open: Vec<&str> =
             OpportunityState::ALL.into_iter().filter(|s| s.is_open_pipeline()).map(|s| s.as_str()).collect();
         let rows = opportunity::Entity::find()

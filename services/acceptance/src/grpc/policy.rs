@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use prost::Message;
 use qualify_domain::gate::{self, GateStakeholder};
+use qualify_domain::permission;
 use qualify_domain::{
-    Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, OpportunityState, Role, Segment,
-    StakeholderRole,
+    Caller, Criterion, EvidenceStatus, Framework, GateCandidate, GatePolicy, OpportunityState, Segment, StakeholderRole,
 };
 use qualify_platform::validate::{Item, month_range};
 use qualify_platform::{ApiError, Violations, idempotency};
@@ -192,9 +192,7 @@ impl AcceptanceApi {
         req: pb::UpdateGatePolicyRequest,
     ) -> Result<pb::UpdateGatePolicyResponse, ApiError> {
         // Permission before anything else: a refused caller learns nothing.
-        if c.is_automation() || !c.has_any(&[Role::Revops, Role::Manager]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can change a gate policy"));
-        }
+        permission::administer(&c, "change a gate policy")?;
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         v.check(req.expected_version >= 0, "expected_version", "must not be negative");
@@ -207,6 +205,7 @@ impl AcceptanceApi {
         let key = idempotency::Key { tenant: &c.tenant, method: "UpdateGatePolicy", request_id: &req.request_id };
         let expected = req.expected_version;
         let (tenant, subject) = (c.tenant.clone(), c.subject.clone());
+        let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let current = policy_in_force(txn, &tenant, segment).await?;
@@ -217,7 +216,6 @@ impl AcceptanceApi {
                         current.version
                     )));
                 }
-                let now = qualify_platform::db::now();
                 let version = current.version + 1;
                 let row = gate_policy::ActiveModel {
                     tenant_id: Set(tenant),
@@ -280,7 +278,7 @@ impl AcceptanceApi {
         v.finish()?;
         let (segment, candidate) = decoded.ok_or_else(|| ApiError::field("candidate", "is invalid"))?;
         let stored = policy_in_force(&self.db, &c.tenant, segment).await?;
-        Ok(encode_result(gate::evaluate(&stored.policy, &candidate, Utc::now()), stored.version))
+        Ok(encode_result(gate::evaluate(&stored.policy, &candidate, self.clock.now()), stored.version))
     }
 }
 
@@ -317,9 +315,7 @@ impl AcceptanceApi {
         c: Caller,
         req: pb::BacktestGatePolicyRequest,
     ) -> Result<pb::BacktestGatePolicyResponse, ApiError> {
-        if c.is_automation() || !c.has_any(&[Role::Revops, Role::Manager]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can backtest a gate policy"));
-        }
+        permission::administer(&c, "backtest a gate policy")?;
         let mut v = Violations::new();
         let decoded = match req.policy.as_ref() {
             Some(p) => decode_policy(&mut v, p),

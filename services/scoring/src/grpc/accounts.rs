@@ -1,5 +1,6 @@
 //! Accounts and leads.
 
+use chrono::{DateTime, Utc};
 use prost::Message;
 use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
 use qualify_platform::db::is_unique_violation;
@@ -68,8 +69,8 @@ async fn insert_account(
     tenant: &str,
     a: &pb::Account,
     segment: Option<Segment>,
+    now: DateTime<Utc>,
 ) -> Result<account::Model, ApiError> {
-    let now = qualify_platform::db::now();
     let row = account::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         account_id: Set(a.account_id.clone()),
@@ -109,9 +110,10 @@ impl ScoringApi {
         let key = idempotency::Key { tenant: &c.tenant, method: "CreateAccount", request_id: &req.request_id };
         let tenant = c.tenant.clone();
         let a = a.clone();
+        let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                let m = insert_account(txn, &tenant, &a, segment).await?;
+                let m = insert_account(txn, &tenant, &a, segment, now).await?;
                 Ok(pb::CreateAccountResponse { account: Some(encode_account(m)) })
             })
         })
@@ -177,6 +179,7 @@ impl ScoringApi {
         v.finish()?;
         let key = idempotency::Key { tenant: &c.tenant, method: "UpdateAccount", request_id: &req.request_id };
         let (tenant, a, allow_missing) = (c.tenant.clone(), a.clone(), req.allow_missing);
+        let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let current = account::Entity::find_by_id((tenant.clone(), a.account_id.clone())).one(txn).await?;
@@ -184,7 +187,7 @@ impl ScoringApi {
                     if !allow_missing {
                         return Err(ApiError::NotFound { kind: "account", id: a.account_id.clone() });
                     }
-                    let m = insert_account(txn, &tenant, &a, segment).await?;
+                    let m = insert_account(txn, &tenant, &a, segment, now).await?;
                     return Ok(pb::UpdateAccountResponse { account: Some(encode_account(m)) });
                 };
                 if !a.etag.is_empty() && a.etag != current.version.to_string() {
@@ -206,7 +209,7 @@ impl ScoringApi {
                     }
                 }
                 next.version = current.version + 1;
-                next.updated_at = qualify_platform::db::now();
+                next.updated_at = now;
                 // Optimistic: the write only lands on the version that was read.
                 let done = account::Entity::update_many()
                     .col_expr(account::Column::DisplayName, Expr::value(next.display_name.clone()))
@@ -251,6 +254,7 @@ impl ScoringApi {
         let source = source.ok_or_else(|| ApiError::field("lead.source", "is required"))?;
         let key = idempotency::Key { tenant: &c.tenant, method: "CreateLead", request_id: &req.request_id };
         let (tenant, l) = (c.tenant.clone(), l.clone());
+        let now = self.clock.now();
         let created = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let Some(acct) = account::Entity::find_by_id((tenant.clone(), l.account_id.clone())).one(txn).await?
@@ -279,7 +283,6 @@ impl ScoringApi {
                         });
                     }
                 }
-                let now = qualify_platform::db::now();
                 let row = lead::ActiveModel {
                     tenant_id: Set(tenant.clone()),
                     lead_id: Set(l.lead_id.clone()),

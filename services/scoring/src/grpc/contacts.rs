@@ -133,9 +133,9 @@ async fn insert(
     tenant: &str,
     c: &pb::Contact,
     d: &Decoded,
+    now: DateTime<Utc>,
 ) -> Result<contact::Model, ApiError> {
     require_account(db, tenant, &c.account_id).await?;
-    let now = qualify_platform::db::now();
     contact::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         contact_id: Set(c.contact_id.clone()),
@@ -181,9 +181,10 @@ impl ScoringApi {
         v.finish()?;
         let key = idempotency::Key { tenant: &caller.tenant, method: "CreateContact", request_id: &req.request_id };
         let tenant = caller.tenant.clone();
+        let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                let m = insert(txn, &tenant, &c, &d).await?;
+                let m = insert(txn, &tenant, &c, &d, now).await?;
                 Ok(pb::CreateContactResponse { contact: Some(encode(m)) })
             })
         })
@@ -261,6 +262,7 @@ impl ScoringApi {
         v.finish()?;
         let key = idempotency::Key { tenant: &caller.tenant, method: "UpdateContact", request_id: &req.request_id };
         let (tenant, allow_missing) = (caller.tenant.clone(), req.allow_missing);
+        let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let Some(cur) = contact::Entity::find_by_id((tenant.clone(), c.contact_id.clone())).one(txn).await?
@@ -271,7 +273,7 @@ impl ScoringApi {
                     if c.account_id.is_empty() {
                         return Err(ApiError::field("contact.account_id", "is required to create a contact"));
                     }
-                    let m = insert(txn, &tenant, &c, &d).await?;
+                    let m = insert(txn, &tenant, &c, &d, now).await?;
                     return Ok(pb::UpdateContactResponse { contact: Some(encode(m)) });
                 };
                 if !c.etag.is_empty() && c.etag != cur.version.to_string() {
@@ -296,7 +298,7 @@ impl ScoringApi {
                     }
                 }
                 am.version = Set(version + 1);
-                am.updated_at = Set(qualify_platform::db::now());
+                am.updated_at = Set(now);
                 // Optimistic: the write only lands on the version that was read.
                 let done = contact::Entity::update_many()
                     .set(am.clone())

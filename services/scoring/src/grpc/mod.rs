@@ -13,10 +13,15 @@ use std::pin::Pin;
 
 use futures::Stream;
 use qualify_platform::outbox::Relay;
-use qualify_platform::{ApiError, caller};
-use qualify_proto::scoring::{self as pb, lead_scoring_service_server::LeadScoringService};
+use qualify_platform::{Authenticator, Clock, caller, rpc};
+use qualify_proto::scoring::{
+    self as pb,
+    lead_scoring_service_server::{LeadScoringService, LeadScoringServiceServer},
+};
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 pub use qualify_platform::outbox::SYSTEM_TENANT;
@@ -35,29 +40,31 @@ pub struct ScoringApi {
     cards: Cards,
     relay: Relay,
     reads: leads::ScoreReads,
+    clock: Clock,
 }
 
 impl ScoringApi {
     /// An API over `db`, its scorecard cache and its outbox relay.
-    /// `read_slots`: batched score reads running at once (see [`leads::ScoreReads`]).
-    pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize) -> Self {
+    /// `read_slots`: batched score reads running at once (see [`leads::ScoreReads`]);
+    /// `clock`: where every use case reads the time.
+    pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = leads::ScoreReads::new(db.clone(), read_slots);
-        ScoringApi { db, cards, relay, reads }
+        ScoringApi { db, cards, relay, reads, clock }
     }
 }
 
-type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// The fully-qualified gRPC name of the service (health and reflection).
+pub use qualify_proto::scoring::lead_scoring_service_server::SERVICE_NAME;
 
-/// Runs a unary use case with the verified caller.
-macro_rules! unary {
-    ($self:ident, $req:ident, $method:ident) => {{
-        let c = caller(&$req).map_err(|e| e.into_status(DOMAIN))?;
-        ScoringApi::$method($self, c, $req.into_inner())
-            .await
-            .map(Response::new)
-            .map_err(|e: ApiError| e.into_status(DOMAIN))
-    }};
+/// The service's routes behind `auth`, with messages bounded by `max_message_bytes` both ways.
+pub fn routes(api: ScoringApi, auth: Authenticator, max_message_bytes: usize) -> Routes {
+    let server = LeadScoringServiceServer::new(api)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    Routes::new(InterceptedService::new(server, auth))
 }
+
+type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl LeadScoringService for ScoringApi {
@@ -68,79 +75,79 @@ impl LeadScoringService for ScoringApi {
         &self,
         r: Request<pb::CreateAccountRequest>,
     ) -> Result<Response<pb::CreateAccountResponse>, Status> {
-        unary!(self, r, create_account)
+        rpc::unary(DOMAIN, r, |call, m| self.create_account(call.caller, m)).await
     }
     async fn get_account(&self, r: Request<pb::GetAccountRequest>) -> Result<Response<pb::GetAccountResponse>, Status> {
-        unary!(self, r, get_account)
+        rpc::unary(DOMAIN, r, |call, m| self.get_account(call.caller, m)).await
     }
     async fn list_accounts(
         &self,
         r: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        unary!(self, r, list_accounts)
+        rpc::unary(DOMAIN, r, |call, m| self.list_accounts(call.caller, m)).await
     }
     async fn update_account(
         &self,
         r: Request<pb::UpdateAccountRequest>,
     ) -> Result<Response<pb::UpdateAccountResponse>, Status> {
-        unary!(self, r, update_account)
+        rpc::unary(DOMAIN, r, |call, m| self.update_account(call.caller, m)).await
     }
     async fn create_lead(&self, r: Request<pb::CreateLeadRequest>) -> Result<Response<pb::CreateLeadResponse>, Status> {
-        unary!(self, r, create_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.create_lead(call.caller, m)).await
     }
     async fn get_lead(&self, r: Request<pb::GetLeadRequest>) -> Result<Response<pb::GetLeadResponse>, Status> {
-        unary!(self, r, get_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.get_lead(call.caller, m)).await
     }
     async fn list_leads(&self, r: Request<pb::ListLeadsRequest>) -> Result<Response<pb::ListLeadsResponse>, Status> {
-        unary!(self, r, list_leads)
+        rpc::unary(DOMAIN, r, |call, m| self.list_leads(call.caller, m)).await
     }
     async fn create_contact(
         &self,
         r: Request<pb::CreateContactRequest>,
     ) -> Result<Response<pb::CreateContactResponse>, Status> {
-        unary!(self, r, create_contact)
+        rpc::unary(DOMAIN, r, |call, m| self.create_contact(call.caller, m)).await
     }
     async fn get_contact(&self, r: Request<pb::GetContactRequest>) -> Result<Response<pb::GetContactResponse>, Status> {
-        unary!(self, r, get_contact)
+        rpc::unary(DOMAIN, r, |call, m| self.get_contact(call.caller, m)).await
     }
     async fn batch_get_contacts(
         &self,
         r: Request<pb::BatchGetContactsRequest>,
     ) -> Result<Response<pb::BatchGetContactsResponse>, Status> {
-        unary!(self, r, batch_get_contacts)
+        rpc::unary(DOMAIN, r, |call, m| self.batch_get_contacts(call.caller, m)).await
     }
     async fn update_contact(
         &self,
         r: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
-        unary!(self, r, update_contact)
+        rpc::unary(DOMAIN, r, |call, m| self.update_contact(call.caller, m)).await
     }
     async fn ingest_signals(
         &self,
         r: Request<pb::IngestSignalsRequest>,
     ) -> Result<Response<pb::IngestSignalsResponse>, Status> {
-        unary!(self, r, ingest_signals)
+        rpc::unary(DOMAIN, r, |call, m| self.ingest_signals(call.caller, m)).await
     }
     async fn publish_scorecard(
         &self,
         r: Request<pb::PublishScorecardRequest>,
     ) -> Result<Response<pb::PublishScorecardResponse>, Status> {
-        unary!(self, r, publish_scorecard)
+        rpc::unary(DOMAIN, r, |call, m| self.publish_scorecard(call.caller, m)).await
     }
     async fn get_scorecard(
         &self,
         r: Request<pb::GetScorecardRequest>,
     ) -> Result<Response<pb::GetScorecardResponse>, Status> {
-        unary!(self, r, get_scorecard)
+        rpc::unary(DOMAIN, r, |call, m| self.get_scorecard(call.caller, m)).await
     }
     async fn list_scorecards(
         &self,
         r: Request<pb::ListScorecardsRequest>,
     ) -> Result<Response<pb::ListScorecardsResponse>, Status> {
-        unary!(self, r, list_scorecards)
+        rpc::unary(DOMAIN, r, |call, m| self.list_scorecards(call.caller, m)).await
     }
     async fn score_lead(&self, r: Request<pb::ScoreLeadRequest>) -> Result<Response<pb::ScoreLeadResponse>, Status> {
-        unary!(self, r, score_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.score_lead(call.caller, m)).await
     }
     async fn score_leads(&self, r: Request<pb::ScoreLeadsRequest>) -> Result<Response<Self::ScoreLeadsStream>, Status> {
         let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
@@ -151,34 +158,34 @@ impl LeadScoringService for ScoringApi {
         &self,
         r: Request<pb::GetAccountRollupRequest>,
     ) -> Result<Response<pb::GetAccountRollupResponse>, Status> {
-        unary!(self, r, get_account_rollup)
+        rpc::unary(DOMAIN, r, |call, m| self.get_account_rollup(call.caller, m)).await
     }
     async fn accept_lead(&self, r: Request<pb::AcceptLeadRequest>) -> Result<Response<pb::AcceptLeadResponse>, Status> {
-        unary!(self, r, accept_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.accept_lead(call.caller, m)).await
     }
     async fn qualify_lead(
         &self,
         r: Request<pb::QualifyLeadRequest>,
     ) -> Result<Response<pb::QualifyLeadResponse>, Status> {
-        unary!(self, r, qualify_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.qualify_lead(call.caller, m)).await
     }
     async fn disqualify_lead(
         &self,
         r: Request<pb::DisqualifyLeadRequest>,
     ) -> Result<Response<pb::DisqualifyLeadResponse>, Status> {
-        unary!(self, r, disqualify_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.disqualify_lead(call.caller, m)).await
     }
     async fn recycle_lead(
         &self,
         r: Request<pb::RecycleLeadRequest>,
     ) -> Result<Response<pb::RecycleLeadResponse>, Status> {
-        unary!(self, r, recycle_lead)
+        rpc::unary(DOMAIN, r, |call, m| self.recycle_lead(call.caller, m)).await
     }
     async fn list_lead_stage_changes(
         &self,
         r: Request<pb::ListLeadStageChangesRequest>,
     ) -> Result<Response<pb::ListLeadStageChangesResponse>, Status> {
-        unary!(self, r, list_lead_stage_changes)
+        rpc::unary(DOMAIN, r, |call, m| self.list_lead_stage_changes(call.caller, m)).await
     }
     async fn stream_events(
         &self,

@@ -3,7 +3,7 @@
 //! same next version collide, and exactly one wins.
 
 use prost::Message;
-use qualify_domain::{Caller, Role, Segment};
+use qualify_domain::{Caller, Segment, permission};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::convert::timestamp;
 use qualify_proto::scoring as pb;
@@ -21,9 +21,7 @@ impl ScoringApi {
         caller: Caller,
         req: pb::PublishScorecardRequest,
     ) -> Result<pb::PublishScorecardResponse, ApiError> {
-        if caller.is_automation() || !caller.has_any(&[Role::Revops, Role::Manager]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can publish a scorecard"));
-        }
+        permission::administer(&caller, "publish a scorecard")?;
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         v.check(req.expected_version >= 0, "expected_version", "must not be negative");
@@ -34,6 +32,7 @@ impl ScoringApi {
         let seg = segment_key(segment);
         let key = idempotency::Key { tenant: &caller.tenant, method: "PublishScorecard", request_id: &req.request_id };
         let (tenant, subject, expected) = (caller.tenant.clone(), caller.subject.clone(), req.expected_version);
+        let now = self.clock.now();
         let published = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let current = Cards::db_active(txn, &tenant, seg).await?.unwrap_or(0);
@@ -42,7 +41,6 @@ impl ScoringApi {
                         "scorecard {seg} is at version {current}, not {expected}; read it again"
                     )));
                 }
-                let now = qualify_platform::db::now();
                 let mut body = sc;
                 body.version = current + 1;
                 body.publish_time = Some(timestamp(now));

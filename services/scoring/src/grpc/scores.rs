@@ -1,7 +1,7 @@
 //! Scores: one lead (stored or inline), many leads as a stream, and the
 //! account roll-up.
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use qualify_domain::scoring::{Profile, Signal, SignalType};
 use qualify_domain::{Caller, Segment, StakeholderRole};
 use qualify_platform::validate::{Item, MAX_TEXT};
@@ -66,7 +66,7 @@ impl ScoringApi {
     ) -> Result<pb::ScoreLeadResponse, ApiError> {
         let mut v = Violations::new();
         v.check(req.scorecard_version >= 0, "scorecard_version", "must not be negative");
-        let now = Utc::now();
+        let now = self.clock.now();
         match req.target {
             None => Err(ApiError::field("target", "lead_id or inline is required")),
             Some(Target::LeadId(id)) => {
@@ -98,9 +98,8 @@ impl ScoringApi {
             v.id(Item("lead_ids", i, ""), id);
         }
         v.finish()?;
-        use qualify_domain::Role;
-        if req.apply && !c.has_any(&[Role::Revops, Role::Manager, Role::Service]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps, managers and services re-score with apply"));
+        if req.apply {
+            qualify_domain::permission::rescore_and_store(&c)?;
         }
         let (tx, rx) = mpsc::channel(64);
         let api = self.clone();
@@ -141,7 +140,7 @@ impl ScoringApi {
             }
             after = batch.last().cloned();
             for id in batch {
-                let now = qualify_platform::db::now();
+                let now = self.clock.now();
                 let item = if req.apply {
                     let txn = self.db.begin().await?;
                     let data = leads::load(&txn, tenant, &id).await?;
@@ -179,7 +178,7 @@ impl ScoringApi {
             return Err(ApiError::NotFound { kind: "account", id: req.account_id });
         }
         let window = if req.window_days == 0 { 90 } else { req.window_days };
-        let since = Utc::now() - Duration::days(i64::from(window));
+        let since = self.clock.now() - Duration::days(i64::from(window));
         let in_window = || {
             signal::Entity::find()
                 .filter(signal::Column::TenantId.eq(t))

@@ -25,7 +25,10 @@ fn violation(field: &str, description: &str) -> pb::ItemViolation {
 }
 
 /// Checks one signal on its own; the lead's existence is checked against the batch.
-fn check(s: &pb::Signal) -> Result<(SignalType, chrono::DateTime<Utc>), Vec<pb::ItemViolation>> {
+fn check(
+    s: &pb::Signal,
+    now: chrono::DateTime<Utc>,
+) -> Result<(SignalType, chrono::DateTime<Utc>), Vec<pb::ItemViolation>> {
     let mut errors = Vec::new();
     if !is_resource_id(&s.signal_id) {
         errors.push(violation("signal_id", "must be 1 to 128 characters of [A-Za-z0-9._:-]"));
@@ -44,7 +47,7 @@ fn check(s: &pb::Signal) -> Result<(SignalType, chrono::DateTime<Utc>), Vec<pb::
     match at {
         None => errors.push(violation("occur_time", "is required and must be a valid time")),
         // A day of clock skew is tolerated; further in the future is a bug upstream.
-        Some(t) if t > Utc::now() + Duration::days(1) => errors.push(violation("occur_time", "is in the future")),
+        Some(t) if t > now + Duration::days(1) => errors.push(violation("occur_time", "is in the future")),
         Some(_) => {}
     }
     match (kind, at) {
@@ -64,9 +67,9 @@ impl ScoringApi {
         v.check(req.signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
         v.finish()?;
         let tenant = caller.tenant.as_str();
-        let now = qualify_platform::db::now();
+        let now = self.clock.now();
 
-        let checked: Vec<_> = req.signals.iter().map(check).collect();
+        let checked: Vec<_> = req.signals.iter().map(|s| check(s, now)).collect();
         let lead_ids: BTreeSet<&str> =
             req.signals.iter().map(|s| s.lead_id.as_str()).filter(|id| is_resource_id(id)).collect();
 

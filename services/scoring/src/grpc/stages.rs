@@ -1,8 +1,8 @@
 //! Explicit stage moves by people: accept (SAL), qualify with discovery
 //! evidence (SQL), disqualify and recycle with a reason; and the history.
 
-use qualify_domain::{Caller, LeadStage, Mover, Role};
-use qualify_platform::{ApiError, Violations, db, idempotency, page};
+use qualify_domain::{Caller, LeadStage, Mover, permission};
+use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::scoring as pb;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -13,13 +13,7 @@ use crate::leads::{self, Actor};
 
 /// Roles that move leads by hand, strongest first: the mover the stage machine checks.
 fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {
-    if caller.is_automation() {
-        return Err(ApiError::forbidden("HUMAN_REQUIRED", "automation cannot move leads through sales stages"));
-    }
-    let role = [Role::Manager, Role::Sdr, Role::Ae]
-        .into_iter()
-        .find(|r| caller.has(*r))
-        .ok_or_else(|| ApiError::forbidden("ROLE_REQUIRED", "only sales roles move leads"))?;
+    let role = permission::move_leads_by_hand(caller)?;
     Ok(Actor { subject: caller.subject.clone(), roles: caller.roles.clone(), mover: Mover::Role(role) })
 }
 
@@ -50,11 +44,11 @@ impl ScoringApi {
         }
         let key = idempotency::Key { tenant: &caller.tenant, method, request_id };
         let (tenant, lead_id) = (caller.tenant.clone(), lead_id.to_string());
+        let now = self.clock.now();
         let out: pb::AcceptLeadResponse = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {
                 let data = leads::load(txn, &tenant, &lead_id).await?;
                 let score = data.lead.score_total.unwrap_or(0);
-                let now = db::now();
                 let change = leads::move_stage(txn, &tenant, &data.lead, to, &actor, &reason, score, 0, now).await?;
                 let mut lead = encode_lead(data.lead);
                 lead.stage = change.to_stage;

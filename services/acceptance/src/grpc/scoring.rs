@@ -30,11 +30,6 @@ impl ScoringClient {
         Ok(ScoringClient { channel })
     }
 
-    /// A client with no endpoint: every call is UNAVAILABLE.
-    pub fn unconfigured() -> Self {
-        ScoringClient { channel: None }
-    }
-
     fn client(&self) -> Result<LeadScoringServiceClient<ServiceChannel>, ApiError> {
         self.channel.clone().map(LeadScoringServiceClient::new).ok_or(ApiError::Unavailable { dependency: DEPENDENCY })
     }

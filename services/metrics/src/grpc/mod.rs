@@ -1,15 +1,17 @@
 //! The gRPC adapter of metrics.
 
-use qualify_domain::{Caller, Role};
-use qualify_platform::outbox::SYSTEM_TENANT;
+use qualify_domain::{Caller, permission};
 use qualify_platform::validate::{is_month, month_range};
-use qualify_platform::{ApiError, Violations, caller, idempotency, page};
+use qualify_platform::{ApiError, Authenticator, Clock, Violations, idempotency, page, rpc};
 use qualify_proto::common::Money;
 use qualify_proto::convert::WireEnum;
 use qualify_proto::convert::timestamp;
-use qualify_proto::metrics::{self as pb, FunnelDimension, QuotaOwnerKind, metrics_service_server::MetricsService};
+use qualify_proto::metrics::metrics_service_server::{MetricsService, MetricsServiceServer};
+use qualify_proto::metrics::{self as pb, FunnelDimension, QuotaOwnerKind};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::entity::quota;
@@ -19,8 +21,15 @@ use crate::{funnel, health};
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "metrics.qualify";
 
-fn reply<T>(r: Result<T, ApiError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(|e| e.into_status(DOMAIN))
+/// The fully-qualified gRPC name of the service (health and reflection).
+pub use qualify_proto::metrics::metrics_service_server::SERVICE_NAME;
+
+/// The service's routes behind `auth`, with messages bounded by `max_message_bytes` both ways.
+pub fn routes(api: MetricsApi, auth: Authenticator, max_message_bytes: usize) -> Routes {
+    let server = MetricsServiceServer::new(api)
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    Routes::new(InterceptedService::new(server, auth))
 }
 
 /// The metrics API.
@@ -30,12 +39,14 @@ pub struct MetricsApi {
     ingestor: Ingestor,
     /// The stream consumers live as long as the service.
     _consumers: std::sync::Arc<ingest::Consumers>,
+    clock: Clock,
 }
 
 impl MetricsApi {
-    /// An API over `db`, with the ingestor that fills it and its running consumers.
-    pub fn new(db: DatabaseConnection, ingestor: Ingestor, consumers: ingest::Consumers) -> Self {
-        MetricsApi { db, ingestor, _consumers: std::sync::Arc::new(consumers) }
+    /// An API over `db`, with the ingestor that fills it and its running consumers,
+    /// reading the time from `clock`.
+    pub fn new(db: DatabaseConnection, ingestor: Ingestor, consumers: ingest::Consumers, clock: Clock) -> Self {
+        MetricsApi { db, ingestor, _consumers: std::sync::Arc::new(consumers), clock }
     }
 }
 
@@ -69,9 +80,7 @@ fn encode(m: quota::Model) -> pb::Quota {
 
 impl MetricsApi {
     async fn update_quota(&self, c: Caller, req: pb::UpdateQuotaRequest) -> Result<pb::UpdateQuotaResponse, ApiError> {
-        if c.is_automation() || !c.has_any(&[Role::Revops, Role::Manager]) {
-            return Err(ApiError::forbidden("ROLE_REQUIRED", "only RevOps or a manager can set quotas"));
-        }
+        permission::administer(&c, "set quotas")?;
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         let Some(q) = req.quota.as_ref() else {
@@ -100,7 +109,7 @@ impl MetricsApi {
             owner_id: q.owner_id.clone(),
             amount_minor: amount.amount_minor,
             currency_code: amount.currency_code,
-            updated_at: qualify_platform::db::now(),
+            updated_at: self.clock.now(),
         };
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -222,7 +231,7 @@ impl MetricsApi {
 
     async fn get_ingestion_status(&self, c: Caller) -> Result<pb::GetIngestionStatusResponse, ApiError> {
         // Stream positions count every tenant's events: the platform's business, not a tenant's.
-        platform_operator(&c, "reads ingestion status")?;
+        permission::operate_platform(&c, "reads ingestion status")?;
         Ok(pb::GetIngestionStatusResponse {
             streams: ingest::positions(&self.db).await?.into_iter().map(position).collect(),
         })
@@ -230,65 +239,47 @@ impl MetricsApi {
 
     async fn rebuild_rollups(&self, c: Caller) -> Result<pb::RebuildRollupsResponse, ApiError> {
         // Roll-ups span every tenant: only the platform's own operators rebuild them.
-        platform_operator(&c, "rebuilds roll-ups")?;
+        permission::operate_platform(&c, "rebuilds roll-ups")?;
         Ok(pb::RebuildRollupsResponse { streams: self.ingestor.rebuild().await?.into_iter().map(position).collect() })
     }
-}
-
-/// Cluster-wide operations are for the platform tenant's RevOps operators and
-/// service accounts only.
-fn platform_operator(c: &Caller, what: &str) -> Result<(), ApiError> {
-    if c.tenant != SYSTEM_TENANT || !c.has_any(&[Role::Revops, Role::Service]) {
-        return Err(ApiError::forbidden(
-            "PLATFORM_OPERATOR_REQUIRED",
-            format!("only a RevOps operator or service account of the platform tenant {what}"),
-        ));
-    }
-    Ok(())
 }
 
 #[tonic::async_trait]
 impl MetricsService for MetricsApi {
     async fn get_funnel(&self, r: Request<pb::GetFunnelRequest>) -> Result<Response<pb::GetFunnelResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::get_funnel(self, c, r.into_inner()).await)
+        rpc::unary(DOMAIN, r, |call, m| self.get_funnel(call.caller, m)).await
     }
 
     async fn get_funnel_health(
         &self,
         r: Request<pb::GetFunnelHealthRequest>,
     ) -> Result<Response<pb::GetFunnelHealthResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::get_funnel_health(self, c, r.into_inner()).await)
+        rpc::unary(DOMAIN, r, |call, m| self.get_funnel_health(call.caller, m)).await
     }
 
     async fn get_ingestion_status(
         &self,
         r: Request<pb::GetIngestionStatusRequest>,
     ) -> Result<Response<pb::GetIngestionStatusResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::get_ingestion_status(self, c).await)
+        rpc::unary(DOMAIN, r, |call, _| self.get_ingestion_status(call.caller)).await
     }
 
     async fn rebuild_rollups(
         &self,
         r: Request<pb::RebuildRollupsRequest>,
     ) -> Result<Response<pb::RebuildRollupsResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::rebuild_rollups(self, c).await)
+        rpc::unary(DOMAIN, r, |call, _| self.rebuild_rollups(call.caller)).await
     }
 
     async fn update_quota(
         &self,
         r: Request<pb::UpdateQuotaRequest>,
     ) -> Result<Response<pb::UpdateQuotaResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::update_quota(self, c, r.into_inner()).await)
+        rpc::unary(DOMAIN, r, |call, m| self.update_quota(call.caller, m)).await
     }
 
     async fn list_quotas(&self, r: Request<pb::ListQuotasRequest>) -> Result<Response<pb::ListQuotasResponse>, Status> {
-        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
-        reply(MetricsApi::list_quotas(self, c, r.into_inner()).await)
+        rpc::unary(DOMAIN, r, |call, m| self.list_quotas(call.caller, m)).await
     }
 }
 
