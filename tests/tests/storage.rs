@@ -120,7 +120,7 @@ async fn migrations_started_together_apply_once() {
         .await
         .unwrap();
     use sea_orm_migration::MigratorTrait;
-    let expected = qualify_scoring::migration::Migrator::migrations().len();
+    let expected = qualify_scoring::store::migration::Migrator::migrations().len();
     assert_eq!(rows.len(), expected, "each migration recorded exactly once");
     conn.close().await.unwrap();
     db.drop().await;

@@ -1,8 +1,7 @@
 //! Opportunity acceptance (`qualify.acceptance.v1`): the SQO gate.
 
-pub mod entity;
 pub mod grpc;
-pub mod migration;
+pub mod store;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -22,7 +21,7 @@ impl QualifyService for Acceptance {
         listener: TcpListener,
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        run_service::<migration::Migrator>(
+        run_service::<store::migration::Migrator>(
             Self::NAME,
             grpc::SERVICE_NAME,
             config,
@@ -38,6 +37,6 @@ impl QualifyService for Acceptance {
     }
 
     fn migrate(config: ServiceConfig) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        migrate_only::<migration::Migrator>(Self::NAME, config)
+        migrate_only::<store::migration::Migrator>(Self::NAME, config)
     }
 }

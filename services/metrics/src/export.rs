@@ -14,8 +14,8 @@ use qualify_proto::convert::WireEnum;
 use qualify_proto::metrics::{FunnelDimension, FunnelRow};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 
-use crate::entity::rollup::{self, Column as R};
 use crate::funnel::{Query, funnel};
+use crate::store::entity::rollup::{self, Column as R};
 
 /// How often the gauges are refreshed.
 pub const EXPORT_EVERY: Duration = Duration::from_secs(30);

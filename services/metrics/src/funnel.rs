@@ -13,9 +13,9 @@ use qualify_proto::metrics::{self as pb, FunnelDimension};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QuerySelect};
 
-use crate::entity::quota;
-use crate::entity::rollup::{self, Column as R};
 use crate::ingest::{Grain, figure as f};
+use crate::store::entity::quota;
+use crate::store::entity::rollup::{self, Column as R};
 
 #[derive(Debug, FromQueryResult)]
 struct Cell {

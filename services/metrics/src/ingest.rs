@@ -29,7 +29,7 @@ use sea_orm::{
 };
 use tokio::sync::Mutex;
 
-use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
+use crate::store::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
 
 /// Most events applied in one transaction. Large batches let a catch-up or a
 /// rebuild fold many events into each roll-up row it writes.

@@ -1,12 +1,11 @@
 //! Metrics (`qualify.metrics.v1`): funnel figures and the quotas they are measured against.
 
-pub mod entity;
 pub mod export;
 pub mod funnel;
 pub mod grpc;
 pub mod health;
 pub mod ingest;
-pub mod migration;
+pub mod store;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -25,7 +24,7 @@ impl QualifyService for Metrics {
         listener: TcpListener,
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        run_service::<migration::Migrator>(
+        run_service::<store::migration::Migrator>(
             Self::NAME,
             grpc::SERVICE_NAME,
             config,
@@ -48,6 +47,6 @@ impl QualifyService for Metrics {
     }
 
     fn migrate(config: ServiceConfig) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        migrate_only::<migration::Migrator>(Self::NAME, config)
+        migrate_only::<store::migration::Migrator>(Self::NAME, config)
     }
 }

@@ -2,9 +2,9 @@
 //! Several metrics replicas (as the Helm chart runs them) apply the same
 //! events at the same moment: each event still counts once.
 
-use qualify_metrics::entity::rollup;
 use qualify_metrics::ingest::{Event, Upstream, apply_batch, figure};
-use qualify_metrics::migration::Migrator;
+use qualify_metrics::store::entity::rollup;
+use qualify_metrics::store::migration::Migrator;
 use qualify_proto::acceptance as acc;
 use qualify_proto::scoring as sc;
 use qualify_testkit::{Backend, config};

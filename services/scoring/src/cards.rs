@@ -22,8 +22,8 @@ use qualify_platform::cache::Redis;
 use qualify_proto::scoring as pb;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
-use crate::entity::scorecard;
 use crate::scorecard::{decode_stored, segment_key};
+use crate::store::entity::scorecard;
 
 /// How long a version pointer lives in Redis; bounds staleness if a publish
 /// could not reach Redis and the publisher died before its retry succeeded.

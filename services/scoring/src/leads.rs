@@ -22,7 +22,7 @@ use sea_orm::{
 use tracing::Instrument;
 
 use crate::cards::{Card, Cards};
-use crate::entity::{account, contact, lead, signal, stage_change};
+use crate::store::entity::{account, contact, lead, signal, stage_change};
 
 /// Most recent signals of a lead that a score reads.
 pub const MAX_SIGNALS_PER_LEAD: usize = 5000;

@@ -1,11 +1,10 @@
 //! Lead scoring (`qualify.scoring.v1`): accounts and leads enter Qualify here.
 
 pub mod cards;
-pub mod entity;
 pub mod grpc;
 pub mod leads;
-pub mod migration;
 pub mod scorecard;
+pub mod store;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
@@ -28,7 +27,7 @@ impl QualifyService for Scoring {
         listener: TcpListener,
         shutdown: BoxFuture<'static, ()>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        run_service::<migration::Migrator>(
+        run_service::<store::migration::Migrator>(
             Self::NAME,
             grpc::SERVICE_NAME,
             config,
@@ -49,6 +48,6 @@ impl QualifyService for Scoring {
     }
 
     fn migrate(config: ServiceConfig) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
-        migrate_only::<migration::Migrator>(Self::NAME, config)
+        migrate_only::<store::migration::Migrator>(Self::NAME, config)
     }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::AcceptanceApi;
 use super::opportunities::{decode_decision, emit};
-use crate::entity::{calibration_review, calibration_sample, decision};
+use crate::store::entity::{calibration_review, calibration_sample, decision};
 
 /// Most decisions one sample draws.
 const MAX_SAMPLE: i32 = 500;

@@ -22,7 +22,7 @@ use sea_orm::{
 
 use super::policy::{decode_gate_inputs, encode_result, policy_in_force};
 use super::{AcceptanceApi, MAX_ITEMS};
-use crate::entity::{activity, decision, opportunity};
+use crate::store::entity::{activity, decision, opportunity};
 
 /// Follow-up window after acceptance when none is given.
 const DEFAULT_FOLLOW_UP_DAYS: i32 = 14;

@@ -15,7 +15,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::{AcceptanceApi, MAX_ITEMS};
-use crate::entity::{gate_policy, opportunity};
+use crate::store::entity::{gate_policy, opportunity};
 
 /// A stored policy with its version.
 pub(crate) struct StoredPolicy {

@@ -14,8 +14,8 @@ use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-use crate::entity::quota;
 use crate::ingest::{self, Ingestor};
+use crate::store::entity::quota;
 use crate::{funnel, health};
 
 /// ErrorInfo domain of this service.
@@ -168,13 +168,13 @@ impl MetricsApi {
     }
 }
 
-fn position(c: crate::entity::cursor::Model) -> pb::StreamPosition {
+fn position(c: crate::store::entity::cursor::Model) -> pb::StreamPosition {
     pb::StreamPosition { stream: c.stream, applied_sequence: c.applied_sequence, applied_events: c.applied_events }
 }
 
 impl MetricsApi {
     async fn get_funnel(&self, c: Caller, req: pb::GetFunnelRequest) -> Result<pb::GetFunnelResponse, ApiError> {
-        use crate::entity::rollup::Column as R;
+        use crate::store::entity::rollup::Column as R;
         let mut v = Violations::new();
         month_range(&mut v, &req.start_period, &req.end_period);
         let mut group_by = Vec::new();

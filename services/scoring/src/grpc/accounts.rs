@@ -14,8 +14,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use tracing::Instrument;
 
 use super::ScoringApi;
-use crate::entity::{account, contact, lead};
 use crate::leads::emit;
+use crate::store::entity::{account, contact, lead};
 
 const ACCOUNT_FIELDS: [&str; 6] = ["display_name", "industry", "employee_count", "revenue_band", "region", "segment"];
 const MAX_EMPLOYEES: i32 = 10_000_000;

@@ -13,7 +13,7 @@ use sea_orm::{
 use tracing::Instrument;
 
 use super::ScoringApi;
-use crate::entity::{account, contact};
+use crate::store::entity::{account, contact};
 use qualify_platform::db::is_unique_violation;
 
 /// Most contacts one BatchGetContacts may name.

@@ -11,8 +11,8 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 
 use super::ScoringApi;
 use crate::cards::Cards;
-use crate::entity::scorecard;
 use crate::scorecard::{decode, segment_key};
+use crate::store::entity::scorecard;
 use qualify_platform::db::is_unique_violation;
 
 impl ScoringApi {

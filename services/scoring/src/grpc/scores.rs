@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 
 use super::ScoringApi;
 use super::signals::MAX_BATCH as MAX_INLINE_SIGNALS;
-use crate::entity::{account, contact, lead, signal};
 use crate::leads;
+use crate::store::entity::{account, contact, lead, signal};
 
 /// Most leads one ScoreLeads call names.
 const MAX_LEAD_IDS: usize = 10_000;

@@ -14,8 +14,8 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult};
 
 use super::ScoringApi;
-use crate::entity::{lead, signal};
 use crate::leads;
+use crate::store::entity::{lead, signal};
 
 /// Most signals one call may carry.
 pub const MAX_BATCH: usize = 1000;

@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::ScoringApi;
 use super::accounts::encode_lead;
-use crate::entity::{lead, stage_change};
 use crate::leads::{self, Actor};
+use crate::store::entity::{lead, stage_change};
 
 /// Roles that move leads by hand, strongest first: the mover the stage machine checks.
 fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {

@@ -2,7 +2,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::entity::{activity, calibration_review, calibration_sample, decision, gate_policy, opportunity};
+use crate::store::entity::{activity, calibration_review, calibration_sample, decision, gate_policy, opportunity};
 
 /// All migrations, in order.
 pub struct Migrator;

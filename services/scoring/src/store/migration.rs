@@ -4,7 +4,7 @@ use sea_orm_migration::prelude::*;
 
 use qualify_domain::scoring::signal_log;
 
-use crate::entity::{account, contact, lead, scorecard, signal, stage_change};
+use crate::store::entity::{account, contact, lead, scorecard, signal, stage_change};
 
 /// All migrations, in order.
 pub struct Migrator;

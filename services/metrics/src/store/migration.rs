@@ -2,7 +2,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::entity::quota;
+use crate::store::entity::quota;
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -59,7 +59,7 @@ impl MigrationName for M002Rollups {
 #[async_trait::async_trait]
 impl MigrationTrait for M002Rollups {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use crate::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
+        use crate::store::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
         m.create_table(
             Table::create()
                 .table(cursor::Entity)

@@ -1,0 +1,5 @@
+//! Storage: the tables (entities), the migrations that shape them, and the
+//! queries of the service. Rows never leave this folder's callers as wire types.
+
+pub mod entity;
+pub mod migration;
