@@ -75,7 +75,7 @@ fn scorecard() -> Scorecard {
         mql_threshold: 80,
         pql_threshold: 50,
         bands: GradeBands { fit: [60, 40, 20], engagement: [60, 30, 10] },
-        framework: Framework::Bant,
+        framework: Some(Framework::Bant),
     }
 }
 

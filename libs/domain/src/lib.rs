@@ -6,6 +6,7 @@
 
 pub mod framework;
 pub mod gate;
+pub mod lead;
 pub mod metrics;
 pub mod opportunity;
 pub mod permission;
@@ -15,10 +16,11 @@ pub mod stage;
 
 pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, StakeholderRole};
+pub use lead::Lead;
 pub use opportunity::{OpportunityAction, OpportunityState, TransitionError};
 pub use permission::Denied;
 pub use role::{Caller, Role};
-pub use stage::{LeadStage, Mover, StageError};
+pub use stage::{LeadStage, Mover, StageChange, StageError};
 
 /// Market segment of an account; scorecards, gate policies and SDR targets differ per segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -170,6 +170,37 @@ pub enum Attribute {
 }
 
 impl Attribute {
+    /// Every attribute, in order.
+    pub const ALL: [Attribute; 8] = [
+        Attribute::Industry,
+        Attribute::EmployeeCount,
+        Attribute::RevenueBand,
+        Attribute::Region,
+        Attribute::Title,
+        Attribute::Seniority,
+        Attribute::Department,
+        Attribute::BuyingRole,
+    ];
+
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Attribute::Industry => "industry",
+            Attribute::EmployeeCount => "employee_count",
+            Attribute::RevenueBand => "revenue_band",
+            Attribute::Region => "region",
+            Attribute::Title => "title",
+            Attribute::Seniority => "seniority",
+            Attribute::Department => "department",
+            Attribute::BuyingRole => "buying_role",
+        }
+    }
+
+    /// Parses a storage name written by [`Attribute::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
     /// Whether the attribute is numeric (tested with ranges).
     pub fn is_numeric(self) -> bool {
         self == Attribute::EmployeeCount
@@ -244,8 +275,35 @@ pub struct Scorecard {
     pub pql_threshold: i32,
     /// Grade bands.
     pub bands: GradeBands,
-    /// Framework the segment qualifies with.
-    pub framework: Framework,
+    /// Framework the segment qualifies with, when the scorecard names one
+    /// (otherwise the segment's default applies; scoring never reads it).
+    pub framework: Option<Framework>,
+}
+
+/// A published, immutable version of a segment's scorecard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublishedScorecard {
+    /// Segment it applies to; `None` is the tenant-wide default.
+    pub segment: Option<crate::Segment>,
+    /// Version, from 1, linear per segment.
+    pub version: i64,
+    /// The rules.
+    pub scorecard: Scorecard,
+    /// Subject who published it.
+    pub published_by: String,
+    /// When it was published.
+    pub published_at: DateTime<Utc>,
+}
+
+/// A score as stored on a lead: the score, the version that computed it, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredScore {
+    /// The score.
+    pub score: Score,
+    /// Scorecard version that computed it.
+    pub scorecard_version: i64,
+    /// When it was computed.
+    pub scored_at: DateTime<Utc>,
 }
 
 /// Limits that keep a scorecard cheap to evaluate.
@@ -419,6 +477,21 @@ pub enum RuleKind {
     Fit,
     /// An engagement rule.
     Engagement,
+}
+
+impl RuleKind {
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Fit => "fit",
+            RuleKind::Engagement => "engagement",
+        }
+    }
+
+    /// Parses a storage name written by [`RuleKind::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        [RuleKind::Fit, RuleKind::Engagement].into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// One rule that fired and the integer points it contributed.
@@ -665,7 +738,7 @@ mod tests {
             mql_threshold: 60,
             pql_threshold: 50,
             bands: GradeBands { fit: [40, 25, 10], engagement: [60, 30, 10] },
-            framework: Framework::Bant,
+            framework: Some(Framework::Bant),
         }
     }
 
@@ -774,6 +847,12 @@ mod tests {
     fn storage_names_round_trip() {
         for s in SignalType::ALL {
             assert_eq!(SignalType::parse(s.as_str()), Some(s));
+        }
+        for a in Attribute::ALL {
+            assert_eq!(Attribute::parse(a.as_str()), Some(a));
+        }
+        for k in [RuleKind::Fit, RuleKind::Engagement] {
+            assert_eq!(RuleKind::parse(k.as_str()), Some(k));
         }
     }
 

@@ -40,6 +40,29 @@ pub enum Mover {
     Role(Role),
 }
 
+/// A recorded move of a lead: who made it, why, and with what score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageChange {
+    /// The lead moved.
+    pub lead_id: String,
+    /// Stage before.
+    pub from: LeadStage,
+    /// Stage after.
+    pub to: LeadStage,
+    /// Subject who moved it ("scoring" for a threshold move).
+    pub actor: String,
+    /// Roles the actor held.
+    pub actor_roles: Vec<Role>,
+    /// Why.
+    pub reason: String,
+    /// The lead's score at the move.
+    pub score: i32,
+    /// Scorecard version of that score (0 when none).
+    pub scorecard_version: i64,
+    /// When.
+    pub changed_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Why a move was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StageError {

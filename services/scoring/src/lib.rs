@@ -1,9 +1,8 @@
 //! Lead scoring (`qualify.scoring.v1`): accounts and leads enter Qualify here.
 
-pub mod cards;
 pub mod grpc;
 pub mod leads;
-pub mod scorecard;
+pub mod scorecards;
 pub mod store;
 
 use anyhow::Context;
@@ -12,7 +11,7 @@ use qualify_platform::cache::Redis;
 use qualify_platform::outbox::Relay;
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
 
-use crate::cards::Cards;
+use crate::scorecards::Cards;
 use tokio::net::TcpListener;
 
 /// The lead scoring service.

@@ -1,8 +1,8 @@
 //! Accounts and leads.
 
 use chrono::{DateTime, Utc};
-use prost::Message;
-use qualify_domain::{Caller, LeadSource, LeadStage, Segment};
+
+use qualify_domain::{Caller, Lead, LeadSource, LeadStage, Segment};
 use qualify_platform::db::is_unique_violation;
 use qualify_platform::error::PreconditionViolation;
 use qualify_platform::validate::{Item, MAX_TEXT};
@@ -14,8 +14,10 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use tracing::Instrument;
 
 use super::ScoringApi;
-use crate::leads::emit;
+use super::events::emit;
+use super::scores::encode_stored;
 use crate::store::entity::{account, contact, lead};
+use crate::store::leads::to_lead;
 
 const ACCOUNT_FIELDS: [&str; 6] = ["display_name", "industry", "employee_count", "revenue_band", "region", "segment"];
 const MAX_EMPLOYEES: i32 = 10_000_000;
@@ -49,18 +51,18 @@ fn encode_account(m: account::Model) -> pb::Account {
     }
 }
 
-pub(crate) fn encode_lead(m: lead::Model) -> pb::Lead {
+pub(crate) fn encode_lead(l: Lead) -> pb::Lead {
     pb::Lead {
-        lead_id: m.lead_id,
-        account_id: m.account_id,
-        source: LeadSource::parse(&m.source).map_or(0, WireEnum::to_wire),
-        campaign: m.campaign,
-        owner_sdr: m.owner_sdr,
-        stage: LeadStage::parse(&m.stage).map_or(0, WireEnum::to_wire),
-        create_time: Some(timestamp(m.created_at)),
-        update_time: Some(timestamp(m.updated_at)),
-        contact_id: m.contact_id.unwrap_or_default(),
-        score: m.score.as_deref().and_then(|b| pb::Score::decode(b).ok()),
+        lead_id: l.lead_id,
+        account_id: l.account_id,
+        source: l.source.map_or(0, WireEnum::to_wire),
+        campaign: l.campaign,
+        owner_sdr: l.owner_sdr,
+        stage: l.stage.to_wire(),
+        create_time: Some(timestamp(l.created_at)),
+        update_time: Some(timestamp(l.updated_at)),
+        contact_id: l.contact_id.unwrap_or_default(),
+        score: l.score.as_ref().map(encode_stored),
     }
 }
 
@@ -292,7 +294,7 @@ impl ScoringApi {
                     owner_sdr: Set(l.owner_sdr.clone()),
                     stage: Set(LeadStage::New.as_str().to_string()),
                     contact_id: Set((!l.contact_id.is_empty()).then(|| l.contact_id.clone())),
-                    score: Set(None),
+                    score_doc: Set(None),
                     score_total: Set(None),
                     created_at: Set(now),
                     updated_at: Set(now),
@@ -305,7 +307,7 @@ impl ScoringApi {
                         e.into()
                     }
                 })?;
-                let lead = encode_lead(m);
+                let lead = encode_lead(to_lead(m));
                 let segment = acct.segment.as_deref().and_then(Segment::parse).map_or(0, WireEnum::to_wire);
                 let created = pb::LeadCreated { lead: Some(lead.clone()), segment };
                 emit(txn, &tenant, now, pb::event::Payload::LeadCreated(created)).await?;
@@ -326,7 +328,7 @@ impl ScoringApi {
             .instrument(db::span(&self.db, "SELECT leads"))
             .await?
             .ok_or(ApiError::NotFound { kind: "lead", id: req.lead_id })?;
-        Ok(pb::GetLeadResponse { lead: Some(encode_lead(m)) })
+        Ok(pb::GetLeadResponse { lead: Some(encode_lead(to_lead(m))) })
     }
 
     pub(crate) async fn list_leads(
@@ -350,6 +352,9 @@ impl ScoringApi {
         let fetched = rows.len();
         rows.truncate(p.size as usize);
         let next_page_token = page::next_token(&query, rows.last().map(|r| r.lead_id.as_str()), fetched, p.size);
-        Ok(pb::ListLeadsResponse { leads: rows.into_iter().map(encode_lead).collect(), next_page_token })
+        Ok(pb::ListLeadsResponse {
+            leads: rows.into_iter().map(|m| encode_lead(to_lead(m))).collect(),
+            next_page_token,
+        })
     }
 }

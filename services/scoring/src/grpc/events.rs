@@ -3,11 +3,15 @@
 //! resumes from its last processed sequence sees nothing twice unless it
 //! crashed between processing and saving its cursor, and dedupes by event id.
 
+use chrono::{DateTime, Utc};
 use prost::Message;
-use qualify_domain::Caller;
+use qualify_domain::{Caller, StageChange};
 use qualify_platform::ApiError;
 use qualify_platform::outbox;
+use qualify_proto::common as cpb;
+use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring as pb;
+use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 
 use super::ScoringApi;
@@ -32,5 +36,47 @@ impl ScoringApi {
             super::DOMAIN,
             decode,
         ))
+    }
+}
+
+/// Appends an event to the outbox in the caller's transaction: the event
+/// stream's wire form is written here, beside the other encoders.
+pub(crate) async fn emit(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    now: DateTime<Utc>,
+    payload: pb::event::Payload,
+) -> Result<(), ApiError> {
+    let event_id = uuid::Uuid::now_v7().to_string();
+    let event = pb::Event {
+        event_id: event_id.clone(),
+        sequence: 0,
+        tenant: tenant.to_string(),
+        occur_time: Some(timestamp(now)),
+        payload: Some(payload),
+    };
+    outbox::append(txn, tenant, [(event_id, event.encode_to_vec())]).await?;
+    Ok(())
+}
+
+/// Appends the event of a stage move, in the transaction that made it.
+pub(crate) async fn stage_changed(txn: &impl ConnectionTrait, tenant: &str, c: &StageChange) -> Result<(), ApiError> {
+    emit(txn, tenant, c.changed_at, pb::event::Payload::LeadStageChanged(encode_change(c))).await
+}
+
+/// The wire form of a stage move.
+pub(crate) fn encode_change(c: &StageChange) -> pb::LeadStageChange {
+    pb::LeadStageChange {
+        lead_id: c.lead_id.clone(),
+        from_stage: c.from.to_wire(),
+        to_stage: c.to.to_wire(),
+        actor: Some(cpb::Actor {
+            subject: c.actor.clone(),
+            roles: c.actor_roles.iter().map(|r| r.to_wire()).collect(),
+        }),
+        reason: c.reason.clone(),
+        score: c.score,
+        scorecard_version: c.scorecard_version,
+        change_time: Some(timestamp(c.changed_at)),
     }
 }

@@ -27,8 +27,8 @@ use tonic::{Request, Response, Status};
 pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use signals::MAX_BATCH;
 
-use crate::cards::Cards;
 use crate::leads;
+use crate::scorecards::Cards;
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "scoring.qualify";

@@ -1,19 +1,138 @@
-//! Scorecard publishing and reading. Versions are immutable and linear: the
-//! primary key (tenant, segment, version) makes concurrent publishes of the
-//! same next version collide, and exactly one wins.
+//! Scorecards on the wire: decoding a scorecard sent for publishing (with
+//! validation that names every bad field by its path in the request), encoding
+//! a published version, and the publish, get and list RPCs.
 
-use prost::Message;
-use qualify_domain::{Caller, Segment, permission};
+use qualify_domain::scoring::{
+    Attribute, EngagementRule, FitRule, GradeBands, Predicate, PublishedScorecard, Scorecard, SignalType,
+};
+use qualify_domain::{Caller, Framework, Segment};
 use qualify_platform::{ApiError, Violations, idempotency, page};
-use qualify_proto::convert::timestamp;
-use qualify_proto::scoring as pb;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use qualify_proto::convert::{WireEnum, timestamp};
+use qualify_proto::scoring::{self as pb, fit_rule};
 
 use super::ScoringApi;
-use crate::cards::Cards;
-use crate::scorecard::{decode, segment_key};
-use crate::store::entity::scorecard;
-use qualify_platform::db::is_unique_violation;
+use crate::scorecards;
+use crate::store::scorecards::{self as store, segment_key};
+
+/// Decodes and validates a scorecard sent for publishing.
+pub fn decode(v: &mut Violations, sc: &pb::Scorecard) -> Option<(Option<Segment>, Scorecard)> {
+    let segment = v.optional_enum::<Segment>("scorecard.segment", sc.segment);
+    let framework = v.optional_enum::<Framework>("scorecard.framework", sc.framework);
+    let mut fit_rules = Vec::new();
+    for (i, r) in sc.fit_rules.iter().enumerate() {
+        let p = format!("scorecard.fit_rules[{i}]");
+        let attribute = v.required_enum::<Attribute>(&format!("{p}.attribute"), r.attribute);
+        let predicate = match &r.predicate {
+            None => {
+                v.add(format!("{p}.predicate"), "one of one_of, contains or between is required");
+                None
+            }
+            Some(fit_rule::Predicate::OneOf(list)) => {
+                for (j, s) in list.values.iter().enumerate() {
+                    v.text(format!("{p}.one_of.values[{j}]"), s, 256);
+                }
+                Some(Predicate::OneOf(list.values.clone()))
+            }
+            Some(fit_rule::Predicate::Contains(s)) => {
+                v.text(format!("{p}.contains"), s, 256);
+                Some(Predicate::Contains(s.clone()))
+            }
+            Some(fit_rule::Predicate::Between(r)) => Some(Predicate::Between { min: r.min, max: r.max }),
+        };
+        if let (Some(attribute), Some(predicate)) = (attribute, predicate) {
+            fit_rules.push(FitRule { id: r.id.clone(), attribute, predicate, points: r.points });
+        }
+    }
+    let mut engagement_rules = Vec::new();
+    for (i, r) in sc.engagement_rules.iter().enumerate() {
+        let p = format!("scorecard.engagement_rules[{i}]");
+        let signal = v.required_enum::<SignalType>(&format!("{p}.signal_type"), r.signal_type);
+        v.check(r.window_days >= 0, format!("{p}.window_days"), "must not be negative");
+        if let Some(signal) = signal {
+            engagement_rules.push(EngagementRule {
+                id: r.id.clone(),
+                signal,
+                points: r.points,
+                half_life_days: r.half_life_days,
+                cap: r.cap,
+                window_days: r.window_days.max(0) as u32,
+            });
+        }
+    }
+    let Some(b) = sc.grade_bands.as_ref() else {
+        v.add("scorecard.grade_bands", "is required");
+        return None;
+    };
+    let card = Scorecard {
+        fit_rules,
+        engagement_rules,
+        mql_threshold: sc.mql_threshold,
+        pql_threshold: sc.pql_threshold,
+        bands: GradeBands {
+            fit: [b.fit_a, b.fit_b, b.fit_c],
+            engagement: [b.engagement_1, b.engagement_2, b.engagement_3],
+        },
+        framework,
+    };
+    if !v.is_empty() {
+        return None;
+    }
+    if let Err(errors) = card.validate() {
+        for (field, msg) in errors {
+            v.add(format!("scorecard.{field}"), msg);
+        }
+        return None;
+    }
+    Some((segment, card))
+}
+
+/// The wire form of a published version.
+pub(crate) fn encode(p: &PublishedScorecard) -> pb::Scorecard {
+    let c = &p.scorecard;
+    pb::Scorecard {
+        segment: p.segment.map_or(0, WireEnum::to_wire),
+        version: p.version,
+        fit_rules: c
+            .fit_rules
+            .iter()
+            .map(|r| pb::FitRule {
+                id: r.id.clone(),
+                attribute: r.attribute.to_wire(),
+                points: r.points,
+                predicate: Some(match &r.predicate {
+                    Predicate::OneOf(values) => fit_rule::Predicate::OneOf(pb::StringList { values: values.clone() }),
+                    Predicate::Contains(s) => fit_rule::Predicate::Contains(s.clone()),
+                    Predicate::Between { min, max } => fit_rule::Predicate::Between(pb::Range { min: *min, max: *max }),
+                }),
+            })
+            .collect(),
+        engagement_rules: c
+            .engagement_rules
+            .iter()
+            .map(|r| pb::EngagementRule {
+                id: r.id.clone(),
+                signal_type: r.signal.to_wire(),
+                points: r.points,
+                half_life_days: r.half_life_days,
+                cap: r.cap,
+                window_days: r.window_days as i32,
+            })
+            .collect(),
+        mql_threshold: c.mql_threshold,
+        pql_threshold: c.pql_threshold,
+        grade_bands: Some(pb::GradeBands {
+            fit_a: c.bands.fit[0],
+            fit_b: c.bands.fit[1],
+            fit_c: c.bands.fit[2],
+            engagement_1: c.bands.engagement[0],
+            engagement_2: c.bands.engagement[1],
+            engagement_3: c.bands.engagement[2],
+        }),
+        framework: c.framework.map_or(0, WireEnum::to_wire),
+        publish_time: Some(timestamp(p.published_at)),
+        published_by: p.published_by.clone(),
+    }
+}
 
 impl ScoringApi {
     pub(crate) async fn publish_scorecard(
@@ -21,55 +140,29 @@ impl ScoringApi {
         caller: Caller,
         req: pb::PublishScorecardRequest,
     ) -> Result<pb::PublishScorecardResponse, ApiError> {
-        permission::administer(&caller, "publish a scorecard")?;
+        // Permission before anything else: a refused caller learns nothing.
+        qualify_domain::permission::administer(&caller, "publish a scorecard")?;
         let mut v = Violations::new();
         v.request_id(&req.request_id);
         v.check(req.expected_version >= 0, "expected_version", "must not be negative");
-        let Some(sc) = req.scorecard.clone() else { return Err(ApiError::field("scorecard", "is required")) };
-        let decoded = decode(&mut v, &sc);
+        let Some(sc) = req.scorecard.as_ref() else { return Err(ApiError::field("scorecard", "is required")) };
+        let decoded = decode(&mut v, sc);
         v.finish()?;
-        let (segment, _) = decoded.ok_or_else(|| ApiError::field("scorecard", "is invalid"))?;
-        let seg = segment_key(segment);
+        let (segment, card) = decoded.ok_or_else(|| ApiError::field("scorecard", "is invalid"))?;
         let key = idempotency::Key { tenant: &caller.tenant, method: "PublishScorecard", request_id: &req.request_id };
-        let (tenant, subject, expected) = (caller.tenant.clone(), caller.subject.clone(), req.expected_version);
-        let now = self.clock.now();
+        let (c, expected, now) = (caller.clone(), req.expected_version, self.clock.now());
         let published = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                let current = Cards::db_active(txn, &tenant, seg).await?.unwrap_or(0);
-                if expected != 0 && expected != current {
-                    return Err(ApiError::Aborted(format!(
-                        "scorecard {seg} is at version {current}, not {expected}; read it again"
-                    )));
-                }
-                let mut body = sc;
-                body.version = current + 1;
-                body.publish_time = Some(timestamp(now));
-                body.published_by = subject.clone();
-                scorecard::ActiveModel {
-                    tenant_id: Set(tenant.clone()),
-                    segment: Set(seg.to_string()),
-                    version: Set(body.version),
-                    body: Set(body.encode_to_vec()),
-                    published_by: Set(subject),
-                    published_at: Set(now),
-                }
-                .insert(txn)
-                .await
-                .map_err(|e| {
-                    if is_unique_violation(&e) {
-                        ApiError::Aborted(format!(
-                            "another version of scorecard {seg} was published concurrently; retry"
-                        ))
-                    } else {
-                        e.into()
-                    }
-                })?;
-                Ok(pb::PublishScorecardResponse { scorecard: Some(body) })
+                let p = scorecards::publish(txn, &c, segment, card, expected, now).await?;
+                Ok(pb::PublishScorecardResponse { scorecard: Some(encode(&p)) })
             })
         })
         .await?;
         if let Some(sc) = &published.scorecard {
-            self.cards.published(&caller.tenant, seg, sc.version, sc.encode_to_vec()).await;
+            // Replays too: the cache learns of a version whichever call stored it.
+            let seg = segment_key(segment);
+            let p = store::get(&self.db, &caller.tenant, seg, sc.version).await?;
+            self.cards.published(&caller.tenant, &p).await;
             tracing::info!(tenant = %caller.tenant, segment = seg, version = sc.version, "scorecard published");
         }
         Ok(published)
@@ -94,7 +187,7 @@ impl ScoringApi {
             v => v,
         };
         let card = self.cards.get(&self.db, &caller.tenant, seg, version).await?;
-        Ok(pb::GetScorecardResponse { scorecard: Some(card.wire.clone()) })
+        Ok(pb::GetScorecardResponse { scorecard: Some(encode(&card.published)) })
     }
 
     pub(crate) async fn list_scorecards(
@@ -108,23 +201,17 @@ impl ScoringApi {
         let seg = segment_key(segment);
         let query = format!("scorecards|{}|{seg}", caller.tenant);
         let p = page::decode(req.page_size, &req.page_token, &query)?;
-        let mut q = scorecard::Entity::find()
-            .filter(scorecard::Column::TenantId.eq(&caller.tenant))
-            .filter(scorecard::Column::Segment.eq(seg));
-        if let Some(after) = &p.after {
-            let after: i64 =
-                after.parse().map_err(|_| ApiError::field("page_token", "is not a token from this query"))?;
-            q = q.filter(scorecard::Column::Version.lt(after));
-        }
-        let mut rows = q.order_by_desc(scorecard::Column::Version).limit(p.size + 1).all(&self.db).await?;
+        let before = match &p.after {
+            Some(after) => {
+                Some(after.parse().map_err(|_| ApiError::field("page_token", "is not a token from this query"))?)
+            }
+            None => None,
+        };
+        let mut rows = store::list(&self.db, &caller.tenant, seg, before, p.size + 1).await?;
         let fetched = rows.len();
         rows.truncate(p.size as usize);
         let last = rows.last().map(|r| r.version.to_string());
         let next_page_token = page::next_token(&query, last.as_deref(), fetched, p.size);
-        let scorecards = rows
-            .into_iter()
-            .map(|r| pb::Scorecard::decode(r.body.as_slice()).map_err(|e| ApiError::Internal(e.into())))
-            .collect::<Result<_, _>>()?;
-        Ok(pb::ListScorecardsResponse { scorecards, next_page_token })
+        Ok(pb::ListScorecardsResponse { scorecards: rows.iter().map(encode).collect(), next_page_token })
     }
 }

@@ -2,7 +2,8 @@
 //! account roll-up.
 
 use chrono::Duration;
-use qualify_domain::scoring::{Profile, Signal, SignalType};
+use chrono::{DateTime, Utc};
+use qualify_domain::scoring::{Profile, Score, Signal, SignalType, StoredScore};
 use qualify_domain::{Caller, Segment, StakeholderRole};
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations};
@@ -11,8 +12,8 @@ use qualify_proto::scoring::{self as pb, score_lead_request::Target};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use tokio::sync::mpsc;
 
-use super::ScoringApi;
 use super::signals::MAX_BATCH as MAX_INLINE_SIGNALS;
+use super::{ScoringApi, events};
 use crate::leads;
 use crate::store::entity::{account, contact, lead, signal};
 
@@ -73,16 +74,16 @@ impl ScoringApi {
                 v.id("lead_id", &id);
                 v.finish()?;
                 let data = self.reads.load(&c.tenant, &id).await?;
-                let card = self.cards.resolve(&self.db, &c.tenant, data.segment(), req.scorecard_version).await?;
-                let score = card.compiled.score(&data.profile(), &data.signals(), now);
-                Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
+                let (score, card) =
+                    leads::score(&self.db, &self.cards, &c.tenant, &data, req.scorecard_version, now).await?;
+                Ok(pb::ScoreLeadResponse { score: Some(encode_score(&score, card.version(), now)) })
             }
             Some(Target::Inline(l)) => {
                 let (segment, profile, signals) = decode_inline(&mut v, &l);
                 v.finish()?;
                 let card = self.cards.resolve(&self.db, &c.tenant, segment, req.scorecard_version).await?;
                 let score = card.compiled.score(&profile, &signals, now);
-                Ok(pb::ScoreLeadResponse { score: Some(leads::encode_score(&score, card.version, now)) })
+                Ok(pb::ScoreLeadResponse { score: Some(encode_score(&score, card.version(), now)) })
             }
         }
     }
@@ -145,7 +146,11 @@ impl ScoringApi {
                     let txn = self.db.begin().await?;
                     let data = leads::load(&txn, tenant, &id).await?;
                     let (score, card) = leads::score(&txn, &self.cards, tenant, &data, 0, now).await?;
-                    let (wire, change) = leads::apply_score(&txn, tenant, &data, &score, card.version, now).await?;
+                    let (stored, change) = leads::apply_score(&txn, tenant, &data, &score, card.version(), now).await?;
+                    if let Some(c) = &change {
+                        events::stage_changed(&txn, tenant, c).await?;
+                    }
+                    let (wire, change) = (encode_stored(&stored), change.as_ref().map(events::encode_change));
                     txn.commit().await?;
                     if change.is_some() {
                         self.relay.nudge();
@@ -154,7 +159,7 @@ impl ScoringApi {
                 } else {
                     let data = leads::load(&self.db, tenant, &id).await?;
                     let (score, card) = leads::score(&self.db, &self.cards, tenant, &data, 0, now).await?;
-                    let wire = leads::encode_score(&score, card.version, now);
+                    let wire = encode_score(&score, card.version(), now);
                     pb::ScoreLeadsResponse { lead_id: id, score: Some(wire), stage_change: None }
                 };
                 if tx.send(Ok(item)).await.is_err() {
@@ -229,4 +234,33 @@ impl ScoringApi {
             signal_count: signal_count as i32,
         })
     }
+}
+
+/// The wire form of a score computed by `version` at `at`.
+pub(crate) fn encode_score(s: &Score, version: i64, at: DateTime<Utc>) -> pb::Score {
+    pb::Score {
+        total: s.total,
+        fit: s.fit,
+        engagement: s.engagement,
+        product: s.product,
+        grade: s.grade.clone(),
+        recommended_stage: s.recommended.to_wire(),
+        scorecard_version: version,
+        contributions: s
+            .contributions
+            .iter()
+            .map(|c| pb::RuleContribution {
+                rule_id: c.rule_id.clone(),
+                kind: c.kind.to_wire(),
+                points: c.points,
+                signal_count: c.signals as i32,
+            })
+            .collect(),
+        score_time: Some(timestamp(at)),
+    }
+}
+
+/// The wire form of a stored score.
+pub(crate) fn encode_stored(s: &StoredScore) -> pb::Score {
+    encode_score(&s.score, s.scorecard_version, s.scored_at)
 }

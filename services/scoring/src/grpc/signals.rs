@@ -13,7 +13,7 @@ use qualify_proto::scoring::{self as pb, SignalOutcome};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait, TryInsertResult};
 
-use super::ScoringApi;
+use super::{ScoringApi, events};
 use crate::leads;
 use crate::store::entity::{lead, signal};
 
@@ -147,8 +147,11 @@ impl ScoringApi {
                 Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => break,
                 Err(e) => return Err(e),
             };
-            let (_, change) = leads::apply_score(&txn, tenant, &data, &score, card.version, now).await?;
-            out.stage_changes.extend(change);
+            let (_, change) = leads::apply_score(&txn, tenant, &data, &score, card.version(), now).await?;
+            if let Some(c) = change {
+                events::stage_changed(&txn, tenant, &c).await?;
+                out.stage_changes.push(events::encode_change(&c));
+            }
         }
         txn.commit().await?;
         if !out.stage_changes.is_empty() {

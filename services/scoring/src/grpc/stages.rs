@@ -4,12 +4,12 @@
 use qualify_domain::{Caller, LeadStage, Mover, permission};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::scoring as pb;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::ScoringApi;
 use super::accounts::encode_lead;
+use super::events::{self, encode_change};
 use crate::leads::{self, Actor};
-use crate::store::entity::{lead, stage_change};
+use crate::store::leads as store;
 
 /// Roles that move leads by hand, strongest first: the mover the stage machine checks.
 fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {
@@ -48,12 +48,12 @@ impl ScoringApi {
         let out: pb::AcceptLeadResponse = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {
                 let data = leads::load(txn, &tenant, &lead_id).await?;
-                let score = data.lead.score_total.unwrap_or(0);
+                let score = data.lead.score_total();
                 let change = leads::move_stage(txn, &tenant, &data.lead, to, &actor, &reason, score, 0, now).await?;
-                let mut lead = encode_lead(data.lead);
-                lead.stage = change.to_stage;
-                lead.update_time = change.change_time;
-                Ok(pb::AcceptLeadResponse { lead: Some(lead), stage_change: Some(change) })
+                events::stage_changed(txn, &tenant, &change).await?;
+                let mut lead = data.lead;
+                (lead.stage, lead.updated_at) = (change.to, change.changed_at);
+                Ok(pb::AcceptLeadResponse { lead: Some(encode_lead(lead)), stage_change: Some(encode_change(&change)) })
             })
         })
         .await?;
@@ -181,26 +181,24 @@ impl ScoringApi {
         let mut v = Violations::new();
         v.id("lead_id", &req.lead_id);
         v.finish()?;
-        if lead::Entity::find_by_id((c.tenant.clone(), req.lead_id.clone())).one(&self.db).await?.is_none() {
+        if !store::exists(&self.db, &c.tenant, &req.lead_id).await? {
             return Err(ApiError::NotFound { kind: "lead", id: req.lead_id });
         }
         let query = format!("stage-changes|{}|{}", c.tenant, req.lead_id);
         let p = page::decode(req.page_size, &req.page_token, &query)?;
-        let mut q = stage_change::Entity::find()
-            .filter(stage_change::Column::TenantId.eq(&c.tenant))
-            .filter(stage_change::Column::LeadId.eq(&req.lead_id));
-        if let Some(after) = &p.after {
-            let after: i64 =
-                after.parse().map_err(|_| ApiError::field("page_token", "is not a token from this query"))?;
-            q = q.filter(stage_change::Column::Id.gt(after));
-        }
-        let mut rows = q.order_by_asc(stage_change::Column::Id).limit(p.size + 1).all(&self.db).await?;
+        let after = match &p.after {
+            Some(after) => {
+                Some(after.parse().map_err(|_| ApiError::field("page_token", "is not a token from this query"))?)
+            }
+            None => None,
+        };
+        let mut rows = store::changes(&self.db, &c.tenant, &req.lead_id, after, p.size + 1).await?;
         let fetched = rows.len();
         rows.truncate(p.size as usize);
-        let last = rows.last().map(|r| r.id.to_string());
+        let last = rows.last().map(|(id, _)| id.to_string());
         let next_page_token = page::next_token(&query, last.as_deref(), fetched, p.size);
         Ok(pb::ListLeadStageChangesResponse {
-            stage_changes: rows.into_iter().map(leads::encode_change).collect(),
+            stage_changes: rows.iter().map(|(_, c)| encode_change(c)).collect(),
             next_page_token,
         })
     }

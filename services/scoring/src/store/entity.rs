@@ -47,8 +47,8 @@ pub mod lead {
         pub owner_sdr: String,
         pub stage: String,
         pub contact_id: Option<String>,
-        /// Encoded `qualify.scoring.v1.Score` of the last scoring, if any.
-        pub score: Option<Vec<u8>>,
+        /// The last stored score, a versioned JSON document (see `store::leads`), if any.
+        pub score_doc: Option<String>,
         pub score_total: Option<i32>,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
@@ -140,8 +140,8 @@ pub mod scorecard {
         pub segment: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub version: i64,
-        /// Encoded `qualify.scoring.v1.Scorecard`, version and publish fields included.
-        pub body: Vec<u8>,
+        /// The rules, a versioned JSON document (see `store::scorecards`).
+        pub doc: String,
         pub published_by: String,
         pub published_at: ChronoDateTimeUtc,
     }

@@ -2,4 +2,6 @@
 //! queries of the service. Rows never leave this folder's callers as wire types.
 
 pub mod entity;
+pub mod leads;
 pub mod migration;
+pub mod scorecards;

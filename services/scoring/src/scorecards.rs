@@ -1,4 +1,5 @@
-//! The scorecard cache. Published versions are immutable, so their compiled
+//! Scorecards: publishing a version, and the cache every score reads them
+//! through. Published versions are immutable, so their compiled
 //! bodies are cached in process by version forever (filled from Redis, then
 //! the database). Only the pointer to the active version must be fresh: it is
 //! read from Redis (a GET shared by concurrent scores but never one that began
@@ -14,16 +15,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prost::Message;
-use qualify_domain::Segment;
-use qualify_domain::scoring::CompiledScorecard;
+use chrono::{DateTime, Utc};
+use qualify_domain::scoring::{CompiledScorecard, PublishedScorecard, Scorecard};
+use qualify_domain::{Caller, Segment, permission};
 use qualify_platform::ApiError;
 use qualify_platform::cache::Redis;
-use qualify_proto::scoring as pb;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::ConnectionTrait;
 
-use crate::scorecard::{decode_stored, segment_key};
-use crate::store::entity::scorecard;
+use crate::store::scorecards::{self as store, segment_key};
 
 /// How long a version pointer lives in Redis; bounds staleness if a publish
 /// could not reach Redis and the publisher died before its retry succeeded.
@@ -37,12 +36,47 @@ const BODY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// A published version, ready to score with.
 pub struct Card {
-    /// Its version.
-    pub version: i64,
-    /// Its wire form, as published.
-    pub wire: pb::Scorecard,
+    /// The version as published.
+    pub published: PublishedScorecard,
     /// Compiled rules.
     pub compiled: CompiledScorecard,
+}
+
+impl Card {
+    /// Its version.
+    pub fn version(&self) -> i64 {
+        self.published.version
+    }
+}
+
+/// Publishes `scorecard` for `segment` as the next version, in the caller's
+/// transaction; `expected` (when not 0) must be the version in force, or the
+/// publish is ABORTED. Only people in RevOps or sales management publish.
+pub async fn publish(
+    txn: &impl ConnectionTrait,
+    caller: &Caller,
+    segment: Option<Segment>,
+    scorecard: Scorecard,
+    expected: i64,
+    now: DateTime<Utc>,
+) -> Result<PublishedScorecard, ApiError> {
+    permission::administer(caller, "publish a scorecard")?;
+    let seg = segment_key(segment);
+    let current = store::active_version(txn, &caller.tenant, seg).await?.unwrap_or(0);
+    if expected != 0 && expected != current {
+        return Err(ApiError::Aborted(format!(
+            "scorecard {seg} is at version {current}, not {expected}; read it again"
+        )));
+    }
+    let published = PublishedScorecard {
+        segment,
+        version: current + 1,
+        scorecard,
+        published_by: caller.subject.clone(),
+        published_at: now,
+    };
+    store::insert(txn, &caller.tenant, &published).await?;
+    Ok(published)
 }
 
 /// Active-version pointers and compiled bodies. Database reads go through the
@@ -61,8 +95,10 @@ fn pointer_key(tenant: &str, seg: &str) -> String {
     format!("qualify:scorecard:active:{tenant}:{seg}")
 }
 
+/// Bodies are JSON documents of the domain type (`store::scorecards::encode_published`);
+/// "doc" in the key keeps them apart from the protobuf bodies older releases cached.
 fn body_key(tenant: &str, seg: &str, version: i64) -> String {
-    format!("qualify:scorecard:body:{tenant}:{seg}:{version}")
+    format!("qualify:scorecard:doc:{tenant}:{seg}:{version}")
 }
 
 impl Cards {
@@ -74,21 +110,6 @@ impl Cards {
             pointers: moka::future::Cache::builder().max_capacity(100_000).time_to_live(POINTER_TTL).build(),
             leases: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(LEASE).build(),
         }
-    }
-
-    /// The newest published version of a segment's scorecard, from the database.
-    pub async fn db_active(db: &impl ConnectionTrait, tenant: &str, seg: &str) -> Result<Option<i64>, ApiError> {
-        let row = scorecard::Entity::find()
-            .select_only()
-            .column(scorecard::Column::Version)
-            .filter(scorecard::Column::TenantId.eq(tenant))
-            .filter(scorecard::Column::Segment.eq(seg))
-            .order_by_desc(scorecard::Column::Version)
-            .limit(1)
-            .into_tuple::<i64>()
-            .one(db)
-            .await?;
-        Ok(row)
     }
 
     /// The active version of a segment's scorecard, if any was published.
@@ -117,10 +138,10 @@ impl Cards {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::debug!(error = %e, "scorecard pointer from the database (cache unavailable)");
-                    return Self::db_active(db, tenant, seg).await;
+                    return store::active_version(db, tenant, seg).await;
                 }
             }
-            let v = Self::db_active(db, tenant, seg).await?;
+            let v = store::active_version(db, tenant, seg).await?;
             if let Some(v) = v {
                 let _ = redis.set_if_greater(&key, v, POINTER_TTL).await;
             }
@@ -129,7 +150,7 @@ impl Cards {
         if let Some(v) = self.pointers.get(&(tenant.to_string(), seg)).await {
             return Ok(Some(v));
         }
-        let v = Self::db_active(db, tenant, seg).await?;
+        let v = store::active_version(db, tenant, seg).await?;
         if let Some(v) = v {
             self.pointers.insert((tenant.to_string(), seg), v).await;
         }
@@ -154,22 +175,18 @@ impl Cards {
                     Some(r) => r.get(&rkey).await.ok().flatten(),
                     None => None,
                 };
-                let bytes = match cached {
-                    Some(b) => b,
-                    None => {
-                        let row = scorecard::Entity::find_by_id((tenant.clone(), seg.to_string(), version))
-                            .one(db)
-                            .await?
-                            .ok_or(ApiError::NotFound { kind: "scorecard version", id: version.to_string() })?;
+                let published = match cached.map(|b| store::decode_published(&b)) {
+                    Some(Ok(p)) => p,
+                    _ => {
+                        let p = store::get(db, &tenant, seg, version).await?;
                         if let Some(r) = &redis {
-                            let _ = r.set_ex(&rkey, &row.body, BODY_TTL).await;
+                            let _ = r.set_ex(&rkey, &store::encode_published(&p), BODY_TTL).await;
                         }
-                        row.body
+                        p
                     }
                 };
-                let wire = pb::Scorecard::decode(bytes.as_slice()).map_err(|e| ApiError::Internal(e.into()))?;
-                let compiled = decode_stored(&wire)?.compile();
-                Ok::<_, ApiError>(Arc::new(Card { version, wire, compiled }))
+                let compiled = published.scorecard.compile();
+                Ok::<_, ApiError>(Arc::new(Card { published, compiled }))
             })
             .await
             .map_err(|e: Arc<ApiError>| match &*e {
@@ -206,7 +223,8 @@ impl Cards {
 
     /// Records a newly published version: the in-process pointer, and Redis
     /// (retried in the background while Redis does not answer).
-    pub async fn published(&self, tenant: &str, seg: &'static str, version: i64, body: Vec<u8>) {
+    pub async fn published(&self, tenant: &str, p: &PublishedScorecard) {
+        let (seg, version, body) = (segment_key(p.segment), p.version, store::encode_published(p));
         self.pointers.insert((tenant.to_string(), seg), version).await;
         let Some(redis) = self.redis.clone() else { return };
         let (pkey, bkey) = (pointer_key(tenant, seg), body_key(tenant, seg, version));

@@ -1,0 +1,349 @@
+//! The `leads` table and its `lead_stage_changes` history, read and written in
+//! domain types. A lead row carries what its score reads (its signals packed in
+//! `signal_log`) and its last score as a versioned JSON document (`score_doc`).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use qualify_domain::scoring::{Contribution, Profile, RuleKind, Score, Signal, StoredScore, signal_log};
+use qualify_domain::{Lead, LeadSource, LeadStage, Role, Segment, StageChange};
+use qualify_platform::ApiError;
+use qualify_platform::batch::{BatchFailed, Batcher};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+};
+use serde::{Deserialize, Serialize};
+use tracing::Instrument;
+
+use super::entity::{account, contact, lead, stage_change};
+
+/// Everything a stored lead's score depends on.
+#[derive(Clone)]
+pub struct LeadData {
+    /// The lead.
+    pub lead: Lead,
+    /// Its account's segment.
+    pub segment: Option<Segment>,
+    /// The attributes fit rules test (account and contact).
+    pub profile: Profile,
+    signal_log: Option<Vec<u8>>,
+}
+
+impl LeadData {
+    /// Its most recent signals, newest first (from the packed log).
+    pub fn signals(&self) -> Vec<Signal> {
+        self.signal_log.as_deref().map(signal_log::decode).unwrap_or_default()
+    }
+
+    fn from_rows(lead: lead::Model, account: account::Model, contact: Option<contact::Model>) -> Self {
+        let c = contact.as_ref();
+        let profile = Profile {
+            industry: account.industry.clone(),
+            employee_count: i64::from(account.employee_count),
+            revenue_band: account.revenue_band.clone(),
+            region: account.region.clone(),
+            title: c.map(|c| c.title.clone()).unwrap_or_default(),
+            seniority: c.map(|c| c.seniority.clone()).unwrap_or_default(),
+            department: c.map(|c| c.department.clone()).unwrap_or_default(),
+            buying_role: c.and_then(|c| c.buying_role.clone()).unwrap_or_default(),
+        };
+        let segment = account.segment.as_deref().and_then(Segment::parse);
+        let signal_log = lead.signal_log.clone();
+        LeadData { lead: to_lead(lead), segment, profile, signal_log }
+    }
+}
+
+/// A lead row in domain terms.
+pub fn to_lead(m: lead::Model) -> Lead {
+    Lead {
+        score: m.score_doc.as_deref().and_then(|d| decode_score(d).ok()),
+        lead_id: m.lead_id,
+        account_id: m.account_id,
+        source: LeadSource::parse(&m.source),
+        campaign: m.campaign,
+        owner_sdr: m.owner_sdr,
+        stage: LeadStage::parse(&m.stage).unwrap_or(LeadStage::New),
+        contact_id: m.contact_id,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+/// Loads a lead with its account and contact, or NOT_FOUND.
+pub async fn load(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Result<LeadData, ApiError> {
+    let lead = lead::Entity::find_by_id((tenant.to_string(), lead_id.to_string()))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound { kind: "lead", id: lead_id.to_string() })?;
+    let account = account::Entity::find_by_id((tenant.to_string(), lead.account_id.clone()))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead {lead_id} has no account")))?;
+    let contact = match &lead.contact_id {
+        Some(id) => contact::Entity::find_by_id((tenant.to_string(), id.clone())).one(db).await?,
+        None => None,
+    };
+    Ok(LeadData::from_rows(lead, account, contact))
+}
+
+/// Reads of stored leads for scoring. On PostgreSQL one statement reads a lead
+/// joined to its account and contact, for every lead that concurrent scorings
+/// asked for while the previous such statement ran (see [`Batcher`]); on
+/// SQLite these are the plain primary-key reads of [`load`].
+#[derive(Clone)]
+pub struct ScoreReads {
+    db: DatabaseConnection,
+    batch: Option<Batcher<(String, String), LeadData>>,
+}
+
+/// Leads one statement reads at most.
+const SCORE_READ_BATCH: usize = 256;
+
+impl ScoreReads {
+    /// Reads on `db`; `slots` batched statements at most run at once (and hold a connection each).
+    pub fn new(db: DatabaseConnection, slots: usize) -> Self {
+        let batch = (db.get_database_backend() == DbBackend::Postgres).then(|| {
+            let conn = db.clone();
+            Batcher::spawn("leads for scoring", SCORE_READ_BATCH, slots, move |keys| {
+                let conn = conn.clone();
+                async move { read_for_score(&conn, keys).await }
+            })
+        });
+        ScoreReads { db, batch }
+    }
+
+    /// The lead with its account and contact, or NOT_FOUND.
+    pub async fn load(&self, tenant: &str, lead_id: &str) -> Result<LeadData, ApiError> {
+        if let Some(batch) = &self.batch {
+            match batch.get((tenant.to_string(), lead_id.to_string())).await {
+                Ok(Some(data)) => return Ok(data),
+                Ok(None) => return Err(ApiError::NotFound { kind: "lead", id: lead_id.to_string() }),
+                Err(BatchFailed) => {} // read alone, to answer with this read's own error
+            }
+        }
+        load(&self.db, tenant, lead_id).await
+    }
+}
+
+/// The leads `keys` name (tenant, lead id), each joined to its account and contact, in one statement.
+async fn read_for_score(
+    db: &DatabaseConnection,
+    keys: Vec<(String, String)>,
+) -> anyhow::Result<HashMap<(String, String), LeadData>> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let cols = |alias: &str, names: Vec<&str>| {
+            names.iter().map(|c| format!("{alias}.\"{c}\" AS \"{alias}_{c}\"")).collect::<Vec<_>>().join(", ")
+        };
+        format!(
+            // Each key is a primary-key lookup whatever the tables' statistics say: a LATERAL
+            // subquery with a LIMIT is not flattened into a join, which the planner would run
+            // as a hash join scanning every lead for each batch.
+            "SELECT {}, {}, {} \
+             FROM json_to_recordset($1::json) AS k(t text, id text) \
+             CROSS JOIN LATERAL (SELECT * FROM leads WHERE tenant_id = k.t AND lead_id = k.id LIMIT 1) l \
+             CROSS JOIN LATERAL (SELECT * FROM accounts WHERE tenant_id = l.tenant_id AND account_id = l.account_id LIMIT 1) a \
+             LEFT JOIN LATERAL (SELECT * FROM contacts WHERE tenant_id = l.tenant_id AND contact_id = l.contact_id LIMIT 1) c \
+               ON true",
+            cols("l", lead::Column::iter().map(|c| c.as_str()).collect()),
+            cols("a", account::Column::iter().map(|c| c.as_str()).collect()),
+            cols("c", contact::Column::iter().map(|c| c.as_str()).collect()),
+        )
+    });
+    let json = serde_json::Value::Array(keys.iter().map(|(t, id)| serde_json::json!({ "t": t, "id": id })).collect());
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, SQL.as_str(), [json.to_string().into()]))
+        .instrument(qualify_platform::db::span(db, "SELECT leads for scoring"))
+        .await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let lead = lead::Model::from_query_result(&row, "l_")?;
+        let account = account::Model::from_query_result(&row, "a_")?;
+        let contact = match row.try_get::<Option<String>>("", "c_contact_id")? {
+            Some(_) => Some(contact::Model::from_query_result(&row, "c_")?),
+            None => None,
+        };
+        let key = (lead.tenant_id.clone(), lead.lead_id.clone());
+        found.insert(key, LeadData::from_rows(lead, account, contact));
+    }
+    Ok(found)
+}
+
+/// Stores a lead's new score.
+pub async fn store_score(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    lead_id: &str,
+    s: &StoredScore,
+) -> Result<(), ApiError> {
+    lead::Entity::update_many()
+        .col_expr(lead::Column::ScoreDoc, Expr::value(encode_score(s)))
+        .col_expr(lead::Column::ScoreTotal, Expr::value(s.score.total))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(s.scored_at))
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.eq(lead_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Moves a lead from `from` to `to` only if it still stands at `from`;
+/// `false` when a concurrent move got there first.
+pub async fn set_stage(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    lead_id: &str,
+    from: LeadStage,
+    to: LeadStage,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let done = lead::Entity::update_many()
+        .col_expr(lead::Column::Stage, Expr::value(to.as_str()))
+        .col_expr(lead::Column::UpdatedAt, Expr::value(now))
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.eq(lead_id))
+        .filter(lead::Column::Stage.eq(from.as_str()))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected > 0)
+}
+
+/// Appends a move to the lead's history.
+pub async fn record_change(db: &impl ConnectionTrait, tenant: &str, c: &StageChange) -> Result<(), ApiError> {
+    stage_change::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(c.lead_id.clone()),
+        from_stage: Set(c.from.as_str().to_string()),
+        to_stage: Set(c.to.as_str().to_string()),
+        actor: Set(c.actor.clone()),
+        actor_roles: Set(c.actor_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")),
+        reason: Set(c.reason.clone()),
+        score: Set(c.score),
+        scorecard_version: Set(c.scorecard_version),
+        changed_at: Set(c.changed_at),
+        ..Default::default()
+    }
+    .insert(db)
+    .await?;
+    Ok(())
+}
+
+/// A lead's moves in order, after position `after`; each with its position (for page tokens).
+pub async fn changes(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    lead_id: &str,
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<(i64, StageChange)>, ApiError> {
+    let mut q = stage_change::Entity::find()
+        .filter(stage_change::Column::TenantId.eq(tenant))
+        .filter(stage_change::Column::LeadId.eq(lead_id));
+    if let Some(after) = after {
+        q = q.filter(stage_change::Column::Id.gt(after));
+    }
+    let rows = q.order_by_asc(stage_change::Column::Id).limit(limit).all(db).await?;
+    let stage = |s: &str| LeadStage::parse(s).unwrap_or(LeadStage::New);
+    Ok(rows
+        .into_iter()
+        .map(|m| {
+            let change = StageChange {
+                from: stage(&m.from_stage),
+                to: stage(&m.to_stage),
+                actor_roles: m.actor_roles.split(',').filter_map(Role::parse).collect(),
+                lead_id: m.lead_id,
+                actor: m.actor,
+                reason: m.reason,
+                score: m.score,
+                scorecard_version: m.scorecard_version,
+                changed_at: m.changed_at,
+            };
+            (m.id, change)
+        })
+        .collect())
+}
+
+/// Whether the lead exists.
+pub async fn exists(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Result<bool, ApiError> {
+    Ok(lead::Entity::find_by_id((tenant.to_string(), lead_id.to_string())).one(db).await?.is_some())
+}
+
+/// The stored document of a score, version 1.
+#[derive(Debug, Serialize, Deserialize)]
+struct ScoreDocV1 {
+    v: u32,
+    total: i32,
+    fit: i32,
+    engagement: i32,
+    product: i32,
+    grade: String,
+    recommended: String,
+    scorecard_version: i64,
+    scored_at: DateTime<Utc>,
+    contributions: Vec<ContributionDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ContributionDoc {
+    rule_id: String,
+    kind: String,
+    points: i32,
+    signals: u32,
+}
+
+/// The document form of a stored score.
+pub fn encode_score(s: &StoredScore) -> String {
+    let doc = ScoreDocV1 {
+        v: 1,
+        total: s.score.total,
+        fit: s.score.fit,
+        engagement: s.score.engagement,
+        product: s.score.product,
+        grade: s.score.grade.clone(),
+        recommended: s.score.recommended.as_str().to_string(),
+        scorecard_version: s.scorecard_version,
+        scored_at: s.scored_at,
+        contributions: s
+            .score
+            .contributions
+            .iter()
+            .map(|c| ContributionDoc {
+                rule_id: c.rule_id.clone(),
+                kind: c.kind.as_str().to_string(),
+                points: c.points,
+                signals: c.signals,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&doc).unwrap_or_default()
+}
+
+/// Reads a stored score document.
+pub fn decode_score(doc: &str) -> anyhow::Result<StoredScore> {
+    let d: ScoreDocV1 = serde_json::from_str(doc)?;
+    anyhow::ensure!(d.v == 1, "unknown score document version {}", d.v);
+    let recommended =
+        LeadStage::parse(&d.recommended).ok_or_else(|| anyhow::anyhow!("unknown stage {:?}", d.recommended))?;
+    let contributions = d
+        .contributions
+        .into_iter()
+        .map(|c| {
+            let kind = RuleKind::parse(&c.kind).ok_or_else(|| anyhow::anyhow!("unknown rule kind {:?}", c.kind))?;
+            Ok(Contribution { rule_id: c.rule_id, kind, points: c.points, signals: c.signals })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(StoredScore {
+        score: Score {
+            total: d.total,
+            fit: d.fit,
+            engagement: d.engagement,
+            product: d.product,
+            grade: d.grade,
+            recommended,
+            contributions,
+        },
+        scorecard_version: d.scorecard_version,
+        scored_at: d.scored_at,
+    })
+}
