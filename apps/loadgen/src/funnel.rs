@@ -56,7 +56,7 @@ fn scoring_events(leads: usize, now: i64) -> impl Iterator<Item = Event> {
         let mut out = Vec::with_capacity(3);
         let mut push = |payload, t: i64| {
             seq += 1;
-            out.push(Event::Scoring(sc::Event {
+            out.push(Event::from(sc::Event {
                 // Ids as the services make them: UUIDv7, in time order.
                 event_id: uuid::Uuid::now_v7().to_string(),
                 sequence: seq,
@@ -124,7 +124,7 @@ fn acceptance_events(n: usize, now: i64) -> impl Iterator<Item = Event> {
         let mut push = |o: &acc::Opportunity, from: acc::OpportunityState, t: i64| {
             seq += 1;
             let change = acc::OpportunityChanged { opportunity: Some(o.clone()), from_state: from as i32 };
-            out.push(Event::Acceptance(acc::Event {
+            out.push(Event::from(acc::Event {
                 event_id: uuid::Uuid::now_v7().to_string(),
                 sequence: seq,
                 tenant: TENANT.into(),

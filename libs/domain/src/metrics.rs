@@ -71,6 +71,22 @@ pub fn forecast(open_pipeline_minor: i64, close_rate: Ratio) -> i64 {
     div_round(i128::from(open_pipeline_minor) * i128::from(close_rate.num), i128::from(close_rate.den)) as i64
 }
 
+/// Sales velocity: the average days from acceptance to close, over the `closed`
+/// opportunities that took `seconds_to_close` in all; `None` when none closed.
+pub fn velocity_days(seconds_to_close: i64, closed: u64) -> Option<f64> {
+    (closed > 0).then(|| seconds_to_close as f64 / closed as f64 / 86_400.0)
+}
+
+/// Share of the submitted opportunities that were accepted; `None` when none was submitted.
+pub fn acceptance_rate(accepted: u64, submitted: u64) -> Option<Ratio> {
+    Ratio::new(accepted, submitted)
+}
+
+/// Share of the acceptances that overrode the gate; `None` when none was accepted.
+pub fn override_share(overrides: u64, accepted: u64) -> Option<Ratio> {
+    Ratio::new(overrides, accepted)
+}
+
 /// Nearest-rank percentile (`p` in 0..=100) of an unsorted sample; `None` when empty.
 pub fn percentile(sample: &[i64], p: u8) -> Option<i64> {
     if sample.is_empty() {
@@ -224,6 +240,13 @@ mod tests {
         assert_eq!(forecast(-1, Ratio::new(1, 2).unwrap()), -1);
         assert_eq!(forecast(10, Ratio::new(1, 3).unwrap()), 3);
         assert_eq!(average_deal_size(5, 2), Some(3));
+    }
+
+    #[test]
+    fn velocity_is_the_average_of_days_to_close() {
+        // Two deals closed after 10 and 20 days: 15 days on average.
+        assert_eq!(velocity_days(30 * 86_400, 2), Some(15.0));
+        assert_eq!(velocity_days(0, 0), None);
     }
 
     #[test]

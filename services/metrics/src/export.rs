@@ -8,14 +8,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use qualify_domain::{LeadSource, Segment};
 use qualify_platform::{ApiError, Clock};
-use qualify_proto::convert::WireEnum;
-use qualify_proto::metrics::{FunnelDimension, FunnelRow};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::DatabaseConnection;
 
-use crate::funnel::{Query, funnel};
-use crate::store::entity::rollup::{self, Column as R};
+use crate::funnel::{Dimension, Query, Row, funnel};
+use crate::rollup::period;
+use crate::store;
 
 /// How often the gauges are refreshed.
 pub const EXPORT_EVERY: Duration = Duration::from_secs(30);
@@ -34,42 +32,28 @@ pub fn spawn(db: DatabaseConnection, clock: Clock, every: Duration) -> tokio::ta
     })
 }
 
-fn labels(row: &FunnelRow) -> (String, String) {
-    let g = row.group.clone().unwrap_or_default();
-    let source = LeadSource::from_wire(g.source).map_or("unknown", |s| s.as_str());
-    let segment = Segment::from_wire(g.segment).map_or("unknown", |s| s.as_str());
+fn labels(row: &Row) -> (String, String) {
+    let source = row.group.source.map_or("unknown", |s| s.as_str());
+    let segment = row.group.segment.map_or("unknown", |s| s.as_str());
     (source.to_string(), segment.to_string())
 }
 
 /// Sets the gauges from the roll-ups of the month of `now`.
 pub async fn export_once(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<(), ApiError> {
-    let month = now.format("%Y-%m").to_string();
-    let tenants: Vec<String> = rollup::Entity::find()
-        .select_only()
-        .column(R::TenantId)
-        .distinct()
-        .filter(R::Period.eq(&month))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let query = |tenant: &str, group_by| Query {
-        tenant: tenant.to_string(),
-        start: month.clone(),
-        end: month.clone(),
-        group_by,
-        filters: Vec::new(),
-    };
+    let month = period(now);
+    let tenants = store::rollup::tenants_in(db, &month).await?;
+    let query = |tenant: &str, group_by| Query::grouped(tenant, &month, &month, group_by);
     for tenant in tenants {
-        for row in funnel(db, &query(&tenant, vec![FunnelDimension::Source, FunnelDimension::Segment])).await? {
+        for row in funnel(db, &query(&tenant, vec![Dimension::Source, Dimension::Segment])).await? {
             let (source, segment) = labels(&row);
-            let f = row.figures.unwrap_or_default();
+            let f = &row.figures;
             let l = [("tenant", tenant.clone()), ("source", source), ("segment", segment)];
             metrics::gauge!("qualify_pipeline_open_amount", &l).set(f.open_pipeline_minor as f64 / 100.0);
             metrics::gauge!("qualify_forecast_amount", &l).set(f.forecast_minor as f64 / 100.0);
         }
-        for row in funnel(db, &query(&tenant, vec![FunnelDimension::Source])).await? {
+        for row in funnel(db, &query(&tenant, vec![Dimension::Source])).await? {
             let (source, _) = labels(&row);
-            let f = row.figures.unwrap_or_default();
+            let f = &row.figures;
             for (from, to, ratio) in [
                 ("mql", "sql", f.mql_to_sql),
                 ("sql", "sqo", f.sql_to_sqo),
@@ -88,7 +72,7 @@ pub async fn export_once(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<
             }
         }
         if let Some(row) = funnel(db, &query(&tenant, Vec::new())).await?.into_iter().next() {
-            let f = row.figures.unwrap_or_default();
+            let f = &row.figures;
             for (quantile, days) in [("0.5", f.followthrough_median_days), ("0.9", f.followthrough_p90_days)] {
                 if let Some(d) = days {
                     let l = [("tenant", tenant.clone()), ("quantile", quantile.to_string())];

@@ -4,32 +4,76 @@
 use std::collections::{BTreeMap, HashMap};
 
 use qualify_domain::metrics::{
-    Ratio, average_deal_size, conversion, coverage, forecast, percentile_of_counts, win_rate,
+    Ratio, average_deal_size, conversion, coverage, forecast, percentile_of_counts, velocity_days, win_rate,
 };
 use qualify_domain::{LeadSource, Segment};
 use qualify_platform::ApiError;
-use qualify_proto::convert::WireEnum;
-use qualify_proto::metrics::{self as pb, FunnelDimension};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QuerySelect};
+use sea_orm::DatabaseConnection;
 
-use crate::ingest::{Grain, figure as f};
-use crate::store::entity::quota;
-use crate::store::entity::rollup::{self, Column as R};
+use crate::quotas::OwnerKind;
+use crate::rollup::{Grain, figure as f};
+use crate::store;
+use crate::store::rollup::Cell;
 
-#[derive(Debug, FromQueryResult)]
-struct Cell {
-    period: String,
-    source: String,
-    segment: String,
-    team: String,
-    rep: String,
-    campaign: String,
-    figure: String,
-    value: i64,
+/// A dimension the funnel is grouped or filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    /// Month.
+    Period,
+    /// Lead source.
+    Source,
+    /// Segment.
+    Segment,
+    /// Team.
+    Team,
+    /// SDR.
+    Rep,
+    /// Campaign.
+    Campaign,
+}
+
+impl Dimension {
+    /// Every dimension, in the order of a group's values.
+    pub const ALL: [Dimension; 6] = [
+        Dimension::Period,
+        Dimension::Source,
+        Dimension::Segment,
+        Dimension::Team,
+        Dimension::Rep,
+        Dimension::Campaign,
+    ];
+}
+
+/// The groups a query keeps: only those with these values.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    /// Lead source.
+    pub source: Option<LeadSource>,
+    /// Segment.
+    pub segment: Option<Segment>,
+    /// Team.
+    pub team: Option<String>,
+    /// SDR.
+    pub rep: Option<String>,
+    /// Campaign.
+    pub campaign: Option<String>,
+}
+
+impl Filters {
+    /// Each filter as (dimension, stored value).
+    fn pairs(&self) -> Vec<(Dimension, &str)> {
+        let mut out = Vec::new();
+        out.extend(self.source.map(|s| (Dimension::Source, s.as_str())));
+        out.extend(self.segment.map(|s| (Dimension::Segment, s.as_str())));
+        out.extend(self.team.as_deref().map(|v| (Dimension::Team, v)));
+        out.extend(self.rep.as_deref().map(|v| (Dimension::Rep, v)));
+        out.extend(self.campaign.as_deref().map(|v| (Dimension::Campaign, v)));
+        out
+    }
 }
 
 /// A funnel query, validated.
+#[derive(Debug, Clone)]
 pub struct Query {
     /// Tenant.
     pub tenant: String,
@@ -38,89 +82,124 @@ pub struct Query {
     /// Last month (inclusive).
     pub end: String,
     /// Dimensions grouped by.
-    pub group_by: Vec<FunnelDimension>,
-    /// Filters: (column, value).
-    pub filters: Vec<(R, String)>,
+    pub group_by: Vec<Dimension>,
+    /// Filters.
+    pub filters: Filters,
 }
 
-fn column(d: FunnelDimension) -> Option<R> {
-    Some(match d {
-        FunnelDimension::Period => R::Period,
-        FunnelDimension::Source => R::Source,
-        FunnelDimension::Segment => R::Segment,
-        FunnelDimension::Team => R::Team,
-        FunnelDimension::Rep => R::Rep,
-        FunnelDimension::Campaign => R::Campaign,
-        FunnelDimension::Unspecified => return None,
-    })
-}
-
-type Figures = HashMap<String, i64>;
-
-/// Runs `q`: the figures of every group, ordered by the group's values.
-pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::FunnelRow>, ApiError> {
-    let grouped: Vec<&str> = q.group_by.iter().filter_map(|d| column(*d)).map(|c| c.as_str()).collect();
-    let wants = |c: R| grouped.contains(&c.as_str()) || q.filters.iter().any(|(f, _)| f.as_str() == c.as_str());
-    let grain = Grain::for_dimensions(wants(R::Team), wants(R::Rep), wants(R::Campaign))
-        .ok_or_else(|| ApiError::field("group_by", "may group or filter by at most one of team, rep and campaign"))?;
-    // Source and segment are always read apart: the forecast applies each one's own close rate.
-    let mut select = rollup::Entity::find().select_only();
-    for c in [R::Period, R::Source, R::Segment, R::Team, R::Rep, R::Campaign] {
-        let name = c.as_str();
-        if grouped.contains(&name) || matches!(c, R::Source | R::Segment) {
-            select = select.column(c).group_by(c);
-        } else {
-            select = select.expr_as(Expr::val(""), name);
+impl Query {
+    /// The whole of `tenant`'s `start..=end` grouped by `group_by`, unfiltered.
+    pub fn grouped(tenant: &str, start: &str, end: &str, group_by: Vec<Dimension>) -> Self {
+        Query {
+            tenant: tenant.to_string(),
+            start: start.to_string(),
+            end: end.to_string(),
+            group_by,
+            filters: Filters::default(),
         }
     }
-    let mut select = select
-        .column(R::Figure)
-        .group_by(R::Figure)
-        .expr_as(Expr::cust("CAST(SUM(value) AS BIGINT)"), "value")
-        .filter(R::TenantId.eq(&q.tenant))
-        .filter(R::Grain.eq(grain.as_str()))
-        .filter(R::Period.between(q.start.as_str(), q.end.as_str()));
-    for (c, v) in &q.filters {
-        select = select.filter(c.eq(v.as_str()));
-    }
-    let cells: Vec<Cell> = select.into_model().all(db).await?;
+}
+
+/// The values of a group; a dimension not grouped by is empty (`None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Group {
+    /// Month.
+    pub period: String,
+    /// Lead source.
+    pub source: Option<LeadSource>,
+    /// Segment.
+    pub segment: Option<Segment>,
+    /// Team.
+    pub team: String,
+    /// SDR.
+    pub rep: String,
+    /// Campaign.
+    pub campaign: String,
+}
+
+/// The figures of a group (see `FunnelFigures` in the contract): counts and
+/// amounts in minor units; rates as fractions, `None` without data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Figures {
+    pub leads: i64,
+    pub mqls: i64,
+    pub sqls: i64,
+    pub sqos_submitted: i64,
+    pub sqos_accepted: i64,
+    pub sqos_rejected: i64,
+    pub overrides: i64,
+    pub won: i64,
+    pub lost: i64,
+    pub pipeline_generated_minor: i64,
+    pub won_amount_minor: i64,
+    pub open_pipeline_minor: i64,
+    pub mql_to_sql: Option<f64>,
+    pub sql_to_sqo: Option<f64>,
+    pub sqo_to_won: Option<f64>,
+    pub sql_to_won: Option<f64>,
+    pub win_rate: Option<f64>,
+    pub average_deal_size_minor: Option<i64>,
+    pub velocity_days: Option<f64>,
+    pub forecast_minor: i64,
+    pub accepted_without_activity: i64,
+    pub followthrough_median_days: Option<i64>,
+    pub followthrough_p90_days: Option<i64>,
+    pub meaningful_within_30_days: Option<f64>,
+    /// Rejections per reason name (`NO_BUDGET`), those not zero.
+    pub rejection_reasons: BTreeMap<String, i64>,
+    pub accepted_with_stale_contacts: i64,
+    pub quota_minor: i64,
+    pub coverage: Option<f64>,
+    pub calibration_reviewed: i64,
+    pub calibration_agreed: i64,
+    pub calibration_agreement: Option<f64>,
+}
+
+/// One group and its figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The group.
+    pub group: Group,
+    /// Its figures.
+    pub figures: Figures,
+}
+
+/// A group's values in [`Dimension::ALL`] order, as stored.
+type Key = [String; 6];
+type Sums = HashMap<String, i64>;
+
+/// Runs `q`: the figures of every group, ordered by the group's values.
+pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiError> {
+    let filters = q.filters.pairs();
+    let grouped = |d: Dimension| q.group_by.contains(&d);
+    let wants = |d: Dimension| grouped(d) || filters.iter().any(|(f, _)| *f == d);
+    let grain = Grain::for_dimensions(wants(Dimension::Team), wants(Dimension::Rep), wants(Dimension::Campaign))
+        .ok_or_else(|| ApiError::field("group_by", "may group or filter by at most one of team, rep and campaign"))?;
+    // Source and segment are always read apart: the forecast applies each one's own close rate.
+    let range = (q.start.as_str(), q.end.as_str());
+    let cells = store::rollup::cells(db, &q.tenant, grain, range, &q.group_by, &filters).await?;
 
     // Historical close rate per source and segment, over every month.
-    let history: Vec<(String, String, String, i64)> = rollup::Entity::find()
-        .select_only()
-        .column(R::Source)
-        .column(R::Segment)
-        .column(R::Figure)
-        .expr_as(Expr::cust("CAST(SUM(value) AS BIGINT)"), "value")
-        .filter(R::TenantId.eq(&q.tenant))
-        .filter(R::Grain.eq(Grain::Base.as_str()))
-        .filter(R::Figure.is_in([f::WON, f::LOST]))
-        .group_by(R::Source)
-        .group_by(R::Segment)
-        .group_by(R::Figure)
-        .into_tuple()
-        .all(db)
-        .await?;
     let mut rates: HashMap<(String, String), (u64, u64)> = HashMap::new();
-    for (source, segment, figure, value) in history {
+    for (source, segment, figure, value) in store::rollup::closed_deals(db, &q.tenant).await? {
         let e = rates.entry((source, segment)).or_default();
         if figure == f::WON { e.0 += value.max(0) as u64 } else { e.1 += value.max(0) as u64 }
     }
 
     // Fold the fine cells (group + source + segment) into the requested groups.
-    let key = |c: &Cell| -> [String; 6] {
-        let keep = |col: R, v: &str| if grouped.contains(&col.as_str()) { v.to_string() } else { String::new() };
+    let key = |c: &Cell| -> Key {
+        let keep = |d: Dimension, v: &str| if grouped(d) { v.to_string() } else { String::new() };
         [
-            keep(R::Period, &c.period),
-            keep(R::Source, &c.source),
-            keep(R::Segment, &c.segment),
-            keep(R::Team, &c.team),
-            keep(R::Rep, &c.rep),
-            keep(R::Campaign, &c.campaign),
+            keep(Dimension::Period, &c.period),
+            keep(Dimension::Source, &c.source),
+            keep(Dimension::Segment, &c.segment),
+            keep(Dimension::Team, &c.team),
+            keep(Dimension::Rep, &c.rep),
+            keep(Dimension::Campaign, &c.campaign),
         ]
     };
-    let mut groups: BTreeMap<[String; 6], (Figures, i64)> = BTreeMap::new();
-    let mut fine: HashMap<([String; 6], String, String), i64> = HashMap::new();
+    let mut groups: BTreeMap<Key, (Sums, i64)> = BTreeMap::new();
+    let mut fine: HashMap<(Key, String, String), i64> = HashMap::new();
     for c in &cells {
         let g = groups.entry(key(c)).or_default();
         *g.0.entry(c.figure.clone()).or_default() += c.value;
@@ -135,17 +214,13 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::Funnel
         }
     }
     // Quotas of the range, once; each group takes its team's, its rep's or every team's.
-    let quotas: Vec<quota::Model> = quota::Entity::find()
-        .filter(quota::Column::TenantId.eq(&q.tenant))
-        .filter(quota::Column::Period.between(q.start.as_str(), q.end.as_str()))
-        .all(db)
-        .await?;
-    let quota_of = |k: &[String; 6]| -> i64 {
+    let quotas = store::quota::in_range(db, &q.tenant, range).await?;
+    let quota_of = |k: &Key| -> i64 {
         let [period, _, _, team, rep, _] = k;
-        let (kind, owner) = match (grouped.contains(&"team"), grouped.contains(&"rep")) {
-            (true, _) if !team.is_empty() => ("team", Some(team)),
-            (_, true) if !rep.is_empty() => ("rep", Some(rep)),
-            _ => ("team", None),
+        let (kind, owner) = match (grouped(Dimension::Team), grouped(Dimension::Rep)) {
+            (true, _) if !team.is_empty() => (OwnerKind::Team, Some(team)),
+            (_, true) if !rep.is_empty() => (OwnerKind::Rep, Some(rep)),
+            _ => (OwnerKind::Team, None),
         };
         quotas
             .iter()
@@ -156,69 +231,67 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<pb::Funnel
     };
     Ok(groups
         .into_iter()
-        .map(|(k, (figs, fc))| {
-            let quota = quota_of(&k);
-            row(k, &figs, fc, quota)
+        .map(|(k, (sums, forecast_minor))| {
+            let quota_minor = quota_of(&k);
+            let [period, source, segment, team, rep, campaign] = k;
+            Row {
+                group: Group {
+                    period,
+                    source: LeadSource::parse(&source),
+                    segment: Segment::parse(&segment),
+                    team,
+                    rep,
+                    campaign,
+                },
+                figures: figures(&sums, forecast_minor, quota_minor),
+            }
         })
         .collect())
 }
 
-fn row(k: [String; 6], figs: &Figures, forecast_minor: i64, quota_minor: i64) -> pb::FunnelRow {
-    let g = |name: &str| figs.get(name).copied().unwrap_or(0);
+fn figures(sums: &Sums, forecast_minor: i64, quota_minor: i64) -> Figures {
+    let g = |name: &str| sums.get(name).copied().unwrap_or(0);
     let n = |name: &str| g(name).max(0) as u64;
     let ratio = |r: Option<Ratio>| r.map(Ratio::value);
-    let [period, source, segment, team, rep, campaign] = k;
-    let followthrough: Vec<(i64, u64)> = figs
+    let followthrough: Vec<(i64, u64)> = sums
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(f::FOLLOWTHROUGH_DAY)?.parse().ok()?, (*v).max(0) as u64)))
         .collect();
-    let velocity =
-        (n(f::CLOSED_ACCEPTED) > 0).then(|| g(f::VELOCITY_SECS) as f64 / n(f::CLOSED_ACCEPTED) as f64 / 86_400.0);
-    pb::FunnelRow {
-        group: Some(pb::FunnelGroup {
-            period,
-            source: LeadSource::parse(&source).map_or(0, WireEnum::to_wire),
-            segment: Segment::parse(&segment).map_or(0, WireEnum::to_wire),
-            team,
-            rep,
-            campaign,
-        }),
-        figures: Some(pb::FunnelFigures {
-            leads: g(f::LEADS),
-            mqls: g(f::MQLS),
-            sqls: g(f::SQLS),
-            sqos_submitted: g(f::SUBMITTED),
-            sqos_accepted: g(f::ACCEPTED),
-            sqos_rejected: g(f::REJECTED),
-            overrides: g(f::OVERRIDES),
-            won: g(f::WON),
-            lost: g(f::LOST),
-            pipeline_generated_minor: g(f::PIPELINE),
-            won_amount_minor: g(f::WON_AMOUNT),
-            open_pipeline_minor: g(f::OPEN),
-            mql_to_sql: ratio(conversion(n(f::MQLS), n(f::COHORT_MQL_SQL))),
-            sql_to_sqo: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_SQO))),
-            sqo_to_won: ratio(conversion(n(f::ACCEPTED), n(f::COHORT_SQO_WON))),
-            sql_to_won: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_WON))),
-            win_rate: ratio(win_rate(n(f::WON), n(f::LOST))),
-            average_deal_size_minor: average_deal_size(g(f::PIPELINE), n(f::ACCEPTED)),
-            velocity_days: velocity,
-            forecast_minor,
-            accepted_without_activity: g(f::NO_ACTIVITY),
-            followthrough_median_days: percentile_of_counts(&followthrough, 50),
-            followthrough_p90_days: percentile_of_counts(&followthrough, 90),
-            meaningful_within_30_days: ratio(conversion(n(f::ACCEPTED), n(f::WITHIN_30))),
-            rejection_reasons: figs
-                .iter()
-                .filter_map(|(k, v)| Some((k.strip_prefix(f::REJECT_REASON)?.to_string(), *v)))
-                .filter(|(_, v)| *v != 0)
-                .collect(),
-            accepted_with_stale_contacts: g(f::STALE_CONTACTS),
-            quota_minor,
-            coverage: coverage(g(f::OPEN), quota_minor),
-            calibration_reviewed: g(f::CALIBRATION_REVIEWED),
-            calibration_agreed: g(f::CALIBRATION_AGREED),
-            calibration_agreement: ratio(Ratio::new(n(f::CALIBRATION_AGREED), n(f::CALIBRATION_REVIEWED))),
-        }),
+    Figures {
+        leads: g(f::LEADS),
+        mqls: g(f::MQLS),
+        sqls: g(f::SQLS),
+        sqos_submitted: g(f::SUBMITTED),
+        sqos_accepted: g(f::ACCEPTED),
+        sqos_rejected: g(f::REJECTED),
+        overrides: g(f::OVERRIDES),
+        won: g(f::WON),
+        lost: g(f::LOST),
+        pipeline_generated_minor: g(f::PIPELINE),
+        won_amount_minor: g(f::WON_AMOUNT),
+        open_pipeline_minor: g(f::OPEN),
+        mql_to_sql: ratio(conversion(n(f::MQLS), n(f::COHORT_MQL_SQL))),
+        sql_to_sqo: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_SQO))),
+        sqo_to_won: ratio(conversion(n(f::ACCEPTED), n(f::COHORT_SQO_WON))),
+        sql_to_won: ratio(conversion(n(f::SQLS), n(f::COHORT_SQL_WON))),
+        win_rate: ratio(win_rate(n(f::WON), n(f::LOST))),
+        average_deal_size_minor: average_deal_size(g(f::PIPELINE), n(f::ACCEPTED)),
+        velocity_days: velocity_days(g(f::VELOCITY_SECS), n(f::CLOSED_ACCEPTED)),
+        forecast_minor,
+        accepted_without_activity: g(f::NO_ACTIVITY),
+        followthrough_median_days: percentile_of_counts(&followthrough, 50),
+        followthrough_p90_days: percentile_of_counts(&followthrough, 90),
+        meaningful_within_30_days: ratio(conversion(n(f::ACCEPTED), n(f::WITHIN_30))),
+        rejection_reasons: sums
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(f::REJECT_REASON)?.to_string(), *v)))
+            .filter(|(_, v)| *v != 0)
+            .collect(),
+        accepted_with_stale_contacts: g(f::STALE_CONTACTS),
+        quota_minor,
+        coverage: coverage(g(f::OPEN), quota_minor),
+        calibration_reviewed: g(f::CALIBRATION_REVIEWED),
+        calibration_agreed: g(f::CALIBRATION_AGREED),
+        calibration_agreement: ratio(Ratio::new(n(f::CALIBRATION_AGREED), n(f::CALIBRATION_REVIEWED))),
     }
 }

@@ -1,42 +1,72 @@
 //! Funnel health: the figures of a range of months against the domain's
 //! benchmarks, each finding with the figures behind it.
 
-use qualify_domain::Segment;
 use qualify_domain::metrics::benchmarks as b;
+use qualify_domain::metrics::{Ratio, acceptance_rate, override_share};
 use qualify_platform::ApiError;
-use qualify_proto::convert::WireEnum;
-use qualify_proto::metrics::{self as pb, FindingCode, FunnelDimension};
 use sea_orm::DatabaseConnection;
 
-use crate::funnel::{self, Query};
+use crate::funnel::{self, Dimension, Group, Query};
 
-fn evidence(name: &str, value: f64, benchmark: Option<f64>) -> pb::Evidence {
-    pb::Evidence { name: name.into(), value, benchmark }
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingCode {
+    /// Many SQLs become SQOs, but few of those are won: the criteria let too much through.
+    LooseCriteria,
+    /// Few closed SQOs are won: tighten the acceptance criteria.
+    TightenCriteria,
+    /// A team's open pipeline is a small multiple of its quota.
+    LowCoverage,
+    /// Nearly every submission accepted, but few SQOs reached soon after.
+    StageInflation,
+    /// A larger share of acceptances overrode the gate than the month before.
+    OverridesRising,
+    /// Deals accepted over stale or unverified contact data.
+    StaleContactData,
+    /// An SDR's SQOs of a month are outside the segment's target.
+    SdrOffTarget,
 }
 
-fn finding(code: FindingCode, group: Option<pb::FunnelGroup>, message: String, ev: Vec<pb::Evidence>) -> pb::Finding {
-    pb::Finding { code: code as i32, group: Some(group.unwrap_or_default()), message, evidence: ev }
+/// A figure behind a finding, with the benchmark it was held against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    /// Figure name.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// The benchmark, if any.
+    pub benchmark: Option<f64>,
+}
+
+/// One finding: what, where (`None`: the whole range), why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What.
+    pub code: FindingCode,
+    /// The group it concerns; `None` for the whole range.
+    pub group: Option<Group>,
+    /// An explanation for people.
+    pub message: String,
+    /// The figures behind it.
+    pub evidence: Vec<Evidence>,
+}
+
+fn evidence(name: &str, value: f64, benchmark: Option<f64>) -> Evidence {
+    Evidence { name: name.into(), value, benchmark }
+}
+
+fn finding(code: FindingCode, group: Option<Group>, message: String, evidence: Vec<Evidence>) -> Finding {
+    Finding { code, group, message, evidence }
 }
 
 /// The findings for `tenant` over `start..=end`.
-pub async fn findings(
-    db: &DatabaseConnection,
-    tenant: &str,
-    start: &str,
-    end: &str,
-) -> Result<Vec<pb::Finding>, ApiError> {
-    let query = |group_by: Vec<FunnelDimension>| Query {
-        tenant: tenant.to_string(),
-        start: start.to_string(),
-        end: end.to_string(),
-        group_by,
-        filters: vec![],
-    };
+pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &str) -> Result<Vec<Finding>, ApiError> {
+    let query = |group_by: Vec<Dimension>| Query::grouped(tenant, start, end, group_by);
     let mut out = Vec::new();
 
     // The whole range.
     let all = funnel::funnel(db, &query(vec![])).await?;
-    if let Some(f) = all.first().and_then(|r| r.figures.as_ref()) {
+    if let Some(f) = all.first().map(|r| &r.figures) {
         if let (Some(s), Some(w)) = (f.sql_to_sqo, f.win_rate)
             && s > b::SQL_TO_SQO_LOOSE
             && w < b::CLOSE_RATE_FLOOR
@@ -75,8 +105,8 @@ pub async fn findings(
     }
 
     // Coverage per team that has a quota.
-    for r in funnel::funnel(db, &query(vec![FunnelDimension::Team])).await? {
-        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
+    for r in funnel::funnel(db, &query(vec![Dimension::Team])).await? {
+        let (g, f) = (r.group, r.figures);
         if let Some(c) = f.coverage
             && !g.team.is_empty()
             && c < b::COVERAGE_FLOOR
@@ -96,10 +126,13 @@ pub async fn findings(
 
     // Month by month: stage inflation, and overrides on the rise.
     let mut previous_share: Option<f64> = None;
-    for r in funnel::funnel(db, &query(vec![FunnelDimension::Period])).await? {
-        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
-        if f.sqos_submitted > 0 && f.sqos_accepted > 0 {
-            let acceptance = f.sqos_accepted as f64 / f.sqos_submitted as f64;
+    for r in funnel::funnel(db, &query(vec![Dimension::Period])).await? {
+        let (g, f) = (r.group, r.figures);
+        // Only months with acceptances: no acceptance is no inflation.
+        if f.sqos_accepted > 0
+            && let Some(acceptance) = acceptance_rate(f.sqos_accepted as u64, f.sqos_submitted.max(0) as u64)
+        {
+            let acceptance = acceptance.value();
             let contact = f.meaningful_within_30_days.unwrap_or(0.0);
             if acceptance >= b::INFLATION_ACCEPTANCE && contact < b::INFLATION_CONTACT {
                 out.push(finding(
@@ -118,7 +151,7 @@ pub async fn findings(
                 ));
             }
         }
-        let share = (f.sqos_accepted > 0).then(|| f.overrides as f64 / f.sqos_accepted as f64);
+        let share = override_share(f.overrides.max(0) as u64, f.sqos_accepted.max(0) as u64).map(Ratio::value);
         if let (Some(now), Some(before)) = (share, previous_share)
             && now > before
         {
@@ -140,10 +173,10 @@ pub async fn findings(
     }
 
     // SQOs per SDR per month against the segment's target.
-    let by_rep = query(vec![FunnelDimension::Period, FunnelDimension::Rep, FunnelDimension::Segment]);
+    let by_rep = query(vec![Dimension::Period, Dimension::Rep, Dimension::Segment]);
     for r in funnel::funnel(db, &by_rep).await? {
-        let (Some(g), Some(f)) = (r.group, r.figures) else { continue };
-        let Some((low, high)) = Segment::from_wire(g.segment).and_then(b::sqo_target) else { continue };
+        let (g, f) = (r.group, r.figures);
+        let Some((low, high)) = g.segment.and_then(b::sqo_target) else { continue };
         let sqos = f.sqos_accepted.max(0) as u64;
         if g.rep.is_empty() || (sqos == 0 && f.sqos_submitted == 0) || (low..=high).contains(&sqos) {
             continue;

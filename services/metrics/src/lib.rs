@@ -5,6 +5,8 @@ pub mod funnel;
 pub mod grpc;
 pub mod health;
 pub mod ingest;
+pub mod quotas;
+pub mod rollup;
 pub mod store;
 
 use anyhow::Context;

@@ -2,7 +2,8 @@
 //! Several metrics replicas (as the Helm chart runs them) apply the same
 //! events at the same moment: each event still counts once.
 
-use qualify_metrics::ingest::{Event, Upstream, apply_batch, figure};
+use qualify_metrics::ingest::{Event, Upstream, apply_batch};
+use qualify_metrics::rollup::figure;
 use qualify_metrics::store::entity::rollup;
 use qualify_metrics::store::migration::Migrator;
 use qualify_proto::acceptance as acc;
@@ -12,7 +13,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 fn lead_created(round: usize, i: usize) -> Event {
     let seq = (round * 50 + i + 1) as i64;
-    Event::Scoring(sc::Event {
+    Event::from(sc::Event {
         event_id: format!("evt-{seq}"),
         sequence: seq,
         tenant: "acme".into(),
@@ -34,7 +35,7 @@ const AT: prost_types::Timestamp = prost_types::Timestamp { seconds: 1_767_225_6
 fn submitted_then_rejected(round: usize) -> [Event; 2] {
     let id = format!("opp-{round}");
     let event = |seq: i64, payload| {
-        Event::Acceptance(acc::Event {
+        Event::from(acc::Event {
             event_id: format!("acc-{seq}"),
             sequence: seq,
             tenant: "acme".into(),

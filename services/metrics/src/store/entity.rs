@@ -140,7 +140,7 @@ pub mod rollup {
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
-        /// Which dimensions the row keeps (see `ingest::Grain`); the others are empty.
+        /// Which dimensions the row keeps (see `crate::rollup::Grain`); the others are empty.
         #[sea_orm(primary_key, auto_increment = false)]
         pub grain: String,
         #[sea_orm(primary_key, auto_increment = false)]

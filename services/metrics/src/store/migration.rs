@@ -2,7 +2,96 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::store::entity::quota;
+use frozen::{FunnelRollups, LeadFacts, OpportunityFacts, ProcessedEvents, Quotas, StreamCursors};
+
+/// The tables as these migrations made them: each migration names its own
+/// columns, so a later change to the service's entities never changes what
+/// an old migration does.
+mod frozen {
+    use sea_orm_migration::prelude::*;
+
+    #[derive(DeriveIden)]
+    pub enum Quotas {
+        #[sea_orm(iden = "quotas")]
+        Table,
+        TenantId,
+        Period,
+        OwnerKind,
+        OwnerId,
+        AmountMinor,
+        CurrencyCode,
+        UpdatedAt,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum StreamCursors {
+        #[sea_orm(iden = "stream_cursors")]
+        Table,
+        Stream,
+        AppliedSequence,
+        AppliedEvents,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum ProcessedEvents {
+        #[sea_orm(iden = "processed_events")]
+        Table,
+        EventId,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum LeadFacts {
+        #[sea_orm(iden = "lead_facts")]
+        Table,
+        TenantId,
+        LeadId,
+        Known,
+        CreatedPeriod,
+        Source,
+        Segment,
+        Rep,
+        Campaign,
+        MqlPeriod,
+        SqlPeriod,
+        ReachedSqo,
+        ReachedWon,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum OpportunityFacts {
+        #[sea_orm(iden = "opportunity_facts")]
+        Table,
+        TenantId,
+        OpportunityId,
+        LeadId,
+        Source,
+        Segment,
+        Team,
+        Rep,
+        Campaign,
+        AmountMinor,
+        AcceptPeriod,
+        AcceptedAt,
+        MeaningfulActivity,
+        Closed,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum FunnelRollups {
+        #[sea_orm(iden = "funnel_rollups")]
+        Table,
+        TenantId,
+        Grain,
+        Period,
+        Source,
+        Segment,
+        Team,
+        Rep,
+        Campaign,
+        Figure,
+        Value,
+    }
+}
 
 /// All migrations, in order.
 pub struct Migrator;
@@ -25,10 +114,10 @@ impl MigrationName for M001Quotas {
 #[async_trait::async_trait]
 impl MigrationTrait for M001Quotas {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use quota::Column as Q;
+        use Quotas as Q;
         m.create_table(
             Table::create()
-                .table(quota::Entity)
+                .table(Quotas::Table)
                 .col(ColumnDef::new(Q::TenantId).string().not_null())
                 .col(ColumnDef::new(Q::Period).string().not_null())
                 .col(ColumnDef::new(Q::OwnerKind).string().not_null())
@@ -59,24 +148,23 @@ impl MigrationName for M002Rollups {
 #[async_trait::async_trait]
 impl MigrationTrait for M002Rollups {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use crate::store::entity::{cursor, lead_fact, opportunity_fact, processed, rollup};
         m.create_table(
             Table::create()
-                .table(cursor::Entity)
-                .col(text(cursor::Column::Stream).primary_key())
-                .col(ColumnDef::new(cursor::Column::AppliedSequence).big_integer().not_null())
-                .col(ColumnDef::new(cursor::Column::AppliedEvents).big_integer().not_null())
+                .table(StreamCursors::Table)
+                .col(text(StreamCursors::Stream).primary_key())
+                .col(ColumnDef::new(StreamCursors::AppliedSequence).big_integer().not_null())
+                .col(ColumnDef::new(StreamCursors::AppliedEvents).big_integer().not_null())
                 .to_owned(),
         )
         .await?;
         m.create_table(
-            Table::create().table(processed::Entity).col(text(processed::Column::EventId).primary_key()).to_owned(),
+            Table::create().table(ProcessedEvents::Table).col(text(ProcessedEvents::EventId).primary_key()).to_owned(),
         )
         .await?;
-        use lead_fact::Column as L;
+        use LeadFacts as L;
         m.create_table(
             Table::create()
-                .table(lead_fact::Entity)
+                .table(LeadFacts::Table)
                 .col(text(L::TenantId))
                 .col(text(L::LeadId))
                 .col(ColumnDef::new(L::Known).boolean().not_null())
@@ -93,10 +181,10 @@ impl MigrationTrait for M002Rollups {
                 .to_owned(),
         )
         .await?;
-        use opportunity_fact::Column as O;
+        use OpportunityFacts as O;
         m.create_table(
             Table::create()
-                .table(opportunity_fact::Entity)
+                .table(OpportunityFacts::Table)
                 .col(text(O::TenantId))
                 .col(text(O::OpportunityId))
                 .col(text(O::LeadId))
@@ -114,10 +202,10 @@ impl MigrationTrait for M002Rollups {
                 .to_owned(),
         )
         .await?;
-        use rollup::Column as R;
+        use FunnelRollups as R;
         m.create_table(
             Table::create()
-                .table(rollup::Entity)
+                .table(FunnelRollups::Table)
                 .col(text(R::TenantId))
                 .col(text(R::Period))
                 .col(text(R::Grain))
