@@ -211,5 +211,7 @@ async fn scorecards_and_scores_read_back_unchanged_after_the_upgrade(b: Backend)
         .unwrap();
     assert_eq!((scored.scorecard_version, scored.fit), (2, 20), "{scored:?}");
     svc.stop().await.unwrap();
-    let _ = std::fs::remove_file(&file);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
 }
