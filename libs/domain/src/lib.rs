@@ -4,6 +4,9 @@
 //! Everything here is pure: no I/O, no wire or storage types. Services decode
 //! requests into these types, call the rules, and encode the results.
 
+pub mod account;
+pub mod contact;
+pub mod engagement;
 pub mod framework;
 pub mod gate;
 pub mod lead;
@@ -14,6 +17,9 @@ pub mod role;
 pub mod scoring;
 pub mod stage;
 
+pub use account::{Account, AccountDetails, AccountField};
+pub use contact::{Contact, ContactDetails, ContactField, Verification};
+pub use engagement::{AccountRollup, RecordedSignal};
 pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, StakeholderRole};
 pub use lead::Lead;

@@ -1,8 +1,11 @@
 //! Lead scoring (`qualify.scoring.v1`): accounts and leads enter Qualify here.
 
+pub mod accounts;
+pub mod contacts;
 pub mod grpc;
 pub mod leads;
 pub mod scorecards;
+pub mod signals;
 pub mod store;
 
 use anyhow::Context;

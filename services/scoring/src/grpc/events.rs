@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use prost::Message;
-use qualify_domain::{Caller, StageChange};
+use qualify_domain::{Caller, Lead, Segment, StageChange};
 use qualify_platform::ApiError;
 use qualify_platform::outbox;
 use qualify_proto::common as cpb;
@@ -15,6 +15,7 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 
 use super::ScoringApi;
+use super::leads::encode_lead;
 
 impl ScoringApi {
     pub(crate) async fn stream_events(
@@ -41,7 +42,7 @@ impl ScoringApi {
 
 /// Appends an event to the outbox in the caller's transaction: the event
 /// stream's wire form is written here, beside the other encoders.
-pub(crate) async fn emit(
+async fn emit(
     txn: &impl ConnectionTrait,
     tenant: &str,
     now: DateTime<Utc>,
@@ -57,6 +58,19 @@ pub(crate) async fn emit(
     };
     outbox::append(txn, tenant, [(event_id, event.encode_to_vec())]).await?;
     Ok(())
+}
+
+/// Appends the event of a lead's creation at an account of `segment`, in the transaction that made it.
+pub(crate) async fn lead_created(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    lead: &Lead,
+    segment: Option<Segment>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let created =
+        pb::LeadCreated { lead: Some(encode_lead(lead.clone())), segment: segment.map_or(0, WireEnum::to_wire) };
+    emit(txn, tenant, now, pb::event::Payload::LeadCreated(created)).await
 }
 
 /// Appends the event of a stage move, in the transaction that made it.

@@ -4,6 +4,7 @@
 mod accounts;
 mod contacts;
 mod events;
+mod leads;
 mod scorecards;
 mod scores;
 mod signals;
@@ -13,7 +14,9 @@ use std::pin::Pin;
 
 use futures::Stream;
 use qualify_platform::outbox::Relay;
-use qualify_platform::{Authenticator, Clock, caller, rpc};
+use qualify_platform::page::{self, PageRequest};
+use qualify_platform::validate::Item;
+use qualify_platform::{Authenticator, Clock, Violations, caller, rpc};
 use qualify_proto::scoring::{
     self as pb,
     lead_scoring_service_server::{LeadScoringService, LeadScoringServiceServer},
@@ -27,7 +30,7 @@ use tonic::{Request, Response, Status};
 pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use signals::MAX_BATCH;
 
-use crate::leads;
+use crate::leads::ScoreReads;
 use crate::scorecards::Cards;
 
 /// ErrorInfo domain of this service.
@@ -39,16 +42,16 @@ pub struct ScoringApi {
     db: DatabaseConnection,
     cards: Cards,
     relay: Relay,
-    reads: leads::ScoreReads,
+    reads: ScoreReads,
     clock: Clock,
 }
 
 impl ScoringApi {
     /// An API over `db`, its scorecard cache and its outbox relay.
-    /// `read_slots`: batched score reads running at once (see [`leads::ScoreReads`]);
+    /// `read_slots`: batched score reads running at once (see [`ScoreReads`]);
     /// `clock`: where every use case reads the time.
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
-        let reads = leads::ScoreReads::new(db.clone(), read_slots);
+        let reads = ScoreReads::new(db.clone(), read_slots);
         ScoringApi { db, cards, relay, reads, clock }
     }
 }
@@ -62,6 +65,40 @@ pub fn routes(api: ScoringApi, auth: Authenticator, max_message_bytes: usize) ->
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     Routes::new(InterceptedService::new(server, auth))
+}
+
+/// One page of `rows`, read with one row more than the page holds: the rows to
+/// send, and the token of the page after them (empty after the last page).
+fn page_of<T>(mut rows: Vec<T>, query: &str, p: &PageRequest, key: impl Fn(&T) -> String) -> (Vec<T>, String) {
+    let fetched = rows.len();
+    rows.truncate(p.size as usize);
+    let last = rows.last().map(key);
+    let next_page_token = page::next_token(query, last.as_deref(), fetched, p.size);
+    (rows, next_page_token)
+}
+
+/// Decodes an update mask into the fields it names (each must `parse`, or is a
+/// violation with `description`); `all` when it names none.
+fn decode_mask<F: Copy>(
+    v: &mut Violations,
+    mask: Option<&prost_types::FieldMask>,
+    all: &[F],
+    parse: fn(&str) -> Option<F>,
+    description: &str,
+) -> Vec<F> {
+    match mask {
+        Some(m) if !m.paths.is_empty() => m
+            .paths
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                let field = parse(p);
+                v.check(field.is_some(), Item("update_mask.paths", i, ""), description);
+                field
+            })
+            .collect(),
+        _ => all.to_vec(),
+    }
 }
 
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

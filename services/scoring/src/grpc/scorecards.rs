@@ -10,7 +10,7 @@ use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::convert::{WireEnum, timestamp};
 use qualify_proto::scoring::{self as pb, fit_rule};
 
-use super::ScoringApi;
+use super::{ScoringApi, page_of};
 use crate::scorecards;
 use crate::store::scorecards::{self as store, segment_key};
 
@@ -207,11 +207,8 @@ impl ScoringApi {
             }
             None => None,
         };
-        let mut rows = store::list(&self.db, &caller.tenant, seg, before, p.size + 1).await?;
-        let fetched = rows.len();
-        rows.truncate(p.size as usize);
-        let last = rows.last().map(|r| r.version.to_string());
-        let next_page_token = page::next_token(&query, last.as_deref(), fetched, p.size);
+        let rows = store::list(&self.db, &caller.tenant, seg, before, p.size + 1).await?;
+        let (rows, next_page_token) = page_of(rows, &query, &p, |r| r.version.to_string());
         Ok(pb::ListScorecardsResponse { scorecards: rows.iter().map(encode).collect(), next_page_token })
     }
 }

@@ -1,7 +1,5 @@
-//! Scores: one lead (stored or inline), many leads as a stream, and the
-//! account roll-up.
+//! Scores on the wire: one lead (stored or inline), many leads as a stream.
 
-use chrono::Duration;
 use chrono::{DateTime, Utc};
 use qualify_domain::scoring::{Profile, Score, Signal, SignalType, StoredScore};
 use qualify_domain::{Caller, Segment, StakeholderRole};
@@ -9,13 +7,13 @@ use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use qualify_proto::scoring::{self as pb, score_lead_request::Target};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::TransactionTrait;
 use tokio::sync::mpsc;
 
 use super::signals::MAX_BATCH as MAX_INLINE_SIGNALS;
 use super::{ScoringApi, events};
 use crate::leads;
-use crate::store::entity::{account, contact, lead, signal};
+use crate::store::leads as store;
 
 /// Most leads one ScoreLeads call names.
 const MAX_LEAD_IDS: usize = 10_000;
@@ -125,14 +123,7 @@ impl ScoringApi {
         loop {
             // Named leads in the given order, or every lead of the tenant by id, 500 at a time.
             let batch: Vec<String> = if all {
-                let mut q = lead::Entity::find()
-                    .select_only()
-                    .column(lead::Column::LeadId)
-                    .filter(lead::Column::TenantId.eq(tenant));
-                if let Some(a) = &after {
-                    q = q.filter(lead::Column::LeadId.gt(a.as_str()));
-                }
-                q.order_by_asc(lead::Column::LeadId).limit(500).into_tuple().all(&self.db).await?
+                store::ids(&self.db, tenant, after.as_deref(), 500).await?
             } else {
                 ids.by_ref().take(500).collect()
             };
@@ -144,9 +135,7 @@ impl ScoringApi {
                 let now = self.clock.now();
                 let item = if req.apply {
                     let txn = self.db.begin().await?;
-                    let data = leads::load(&txn, tenant, &id).await?;
-                    let (score, card) = leads::score(&txn, &self.cards, tenant, &data, 0, now).await?;
-                    let (stored, change) = leads::apply_score(&txn, tenant, &data, &score, card.version(), now).await?;
+                    let (stored, change) = leads::rescore(&txn, &self.cards, tenant, &id, now).await?;
                     if let Some(c) = &change {
                         events::stage_changed(&txn, tenant, c).await?;
                     }
@@ -167,72 +156,6 @@ impl ScoringApi {
                 }
             }
         }
-    }
-
-    pub(crate) async fn get_account_rollup(
-        &self,
-        c: Caller,
-        req: pb::GetAccountRollupRequest,
-    ) -> Result<pb::GetAccountRollupResponse, ApiError> {
-        let mut v = Violations::new();
-        v.id("account_id", &req.account_id);
-        v.check((0..=3650).contains(&req.window_days), "window_days", "must be between 0 and 3650");
-        v.finish()?;
-        let t = c.tenant.as_str();
-        if account::Entity::find_by_id((t.to_string(), req.account_id.clone())).one(&self.db).await?.is_none() {
-            return Err(ApiError::NotFound { kind: "account", id: req.account_id });
-        }
-        let window = if req.window_days == 0 { 90 } else { req.window_days };
-        let since = self.clock.now() - Duration::days(i64::from(window));
-        let in_window = || {
-            signal::Entity::find()
-                .filter(signal::Column::TenantId.eq(t))
-                .filter(signal::Column::AccountId.eq(&req.account_id))
-                .filter(signal::Column::OccurredAt.gte(since))
-        };
-        let engaged: Vec<Option<String>> = in_window()
-            .select_only()
-            .column(signal::Column::ContactId)
-            .filter(signal::Column::ContactId.is_not_null())
-            .distinct()
-            .into_tuple()
-            .all(&self.db)
-            .await?;
-        let signal_count = in_window().count(&self.db).await?;
-        let timing: Vec<&str> = SignalType::ALL.into_iter().filter(|s| s.is_timing()).map(SignalType::as_str).collect();
-        let latest = in_window()
-            .filter(signal::Column::Kind.is_in(timing))
-            .order_by_desc(signal::Column::OccurredAt)
-            .one(&self.db)
-            .await?;
-        let influence = contact::Entity::find()
-            .filter(contact::Column::TenantId.eq(t))
-            .filter(contact::Column::AccountId.eq(&req.account_id))
-            .filter(
-                contact::Column::BuyingRole
-                    .is_in([StakeholderRole::EconomicBuyer.as_str(), StakeholderRole::DecisionMaker.as_str()]),
-            )
-            .count(&self.db)
-            .await?;
-        let lead_count = lead::Entity::find()
-            .filter(lead::Column::TenantId.eq(t))
-            .filter(lead::Column::AccountId.eq(&req.account_id))
-            .count(&self.db)
-            .await?;
-        Ok(pb::GetAccountRollupResponse {
-            account_id: req.account_id,
-            engaged_contact_count: engaged.len() as i32,
-            purchase_influence_identified: influence > 0,
-            latest_timing_signal: latest.map(|s| pb::Signal {
-                signal_id: s.signal_id,
-                lead_id: s.lead_id,
-                contact_id: s.contact_id.unwrap_or_default(),
-                r#type: SignalType::parse(&s.kind).map_or(0, WireEnum::to_wire),
-                occur_time: Some(timestamp(s.occurred_at)),
-            }),
-            lead_count: lead_count as i32,
-            signal_count: signal_count as i32,
-        })
     }
 }
 

@@ -1,21 +1,15 @@
 //! Explicit stage moves by people: accept (SAL), qualify with discovery
 //! evidence (SQL), disqualify and recycle with a reason; and the history.
 
-use qualify_domain::{Caller, LeadStage, Mover, permission};
+use qualify_domain::{Caller, LeadStage};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::scoring as pb;
 
-use super::ScoringApi;
-use super::accounts::encode_lead;
 use super::events::{self, encode_change};
-use crate::leads::{self, Actor};
+use super::leads::encode_lead;
+use super::{ScoringApi, page_of};
+use crate::leads;
 use crate::store::leads as store;
-
-/// Roles that move leads by hand, strongest first: the mover the stage machine checks.
-fn human_mover(caller: &Caller) -> Result<Actor, ApiError> {
-    let role = permission::move_leads_by_hand(caller)?;
-    Ok(Actor { subject: caller.subject.clone(), roles: caller.roles.clone(), mover: Mover::Role(role) })
-}
 
 /// One requested move.
 struct Move<'a> {
@@ -35,24 +29,14 @@ impl ScoringApi {
         request: &impl prost::Message,
     ) -> Result<(pb::Lead, pb::LeadStageChange), ApiError> {
         let Move { method, request_id, lead_id, to, reason } = m;
-        let actor = human_mover(caller)?;
-        if !LeadStage::may_move(actor.mover, to) {
-            return Err(ApiError::forbidden(
-                "ROLE_REQUIRED",
-                format!("{} cannot move a lead to {}", actor.subject, to.as_str()),
-            ));
-        }
+        // Permission before anything else: a refused caller learns nothing.
+        leads::hand_mover(caller, to)?;
         let key = idempotency::Key { tenant: &caller.tenant, method, request_id };
-        let (tenant, lead_id) = (caller.tenant.clone(), lead_id.to_string());
-        let now = self.clock.now();
+        let (c, lead_id, now) = (caller.clone(), lead_id.to_string(), self.clock.now());
         let out: pb::AcceptLeadResponse = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let data = leads::load(txn, &tenant, &lead_id).await?;
-                let score = data.lead.score_total();
-                let change = leads::move_stage(txn, &tenant, &data.lead, to, &actor, &reason, score, 0, now).await?;
-                events::stage_changed(txn, &tenant, &change).await?;
-                let mut lead = data.lead;
-                (lead.stage, lead.updated_at) = (change.to, change.changed_at);
+                let (lead, change) = leads::move_by_hand(txn, &c, &lead_id, to, &reason, now).await?;
+                events::stage_changed(txn, &c.tenant, &change).await?;
                 Ok(pb::AcceptLeadResponse { lead: Some(encode_lead(lead)), stage_change: Some(encode_change(&change)) })
             })
         })
@@ -192,11 +176,8 @@ impl ScoringApi {
             }
             None => None,
         };
-        let mut rows = store::changes(&self.db, &c.tenant, &req.lead_id, after, p.size + 1).await?;
-        let fetched = rows.len();
-        rows.truncate(p.size as usize);
-        let last = rows.last().map(|(id, _)| id.to_string());
-        let next_page_token = page::next_token(&query, last.as_deref(), fetched, p.size);
+        let rows = store::changes(&self.db, &c.tenant, &req.lead_id, after, p.size + 1).await?;
+        let (rows, next_page_token) = page_of(rows, &query, &p, |(id, _)| id.to_string());
         Ok(pb::ListLeadStageChangesResponse {
             stage_changes: rows.iter().map(|(_, c)| encode_change(c)).collect(),
             next_page_token,

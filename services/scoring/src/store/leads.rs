@@ -12,7 +12,7 @@ use qualify_platform::batch::{BatchFailed, Batcher};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
+    IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set, Statement,
 };
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
@@ -69,6 +69,80 @@ pub fn to_lead(m: lead::Model) -> Lead {
         created_at: m.created_at,
         updated_at: m.updated_at,
     }
+}
+
+/// The lead, or NOT_FOUND.
+pub async fn get(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Result<Lead, ApiError> {
+    let row = lead::Entity::find_by_id((tenant.to_string(), lead_id.to_string()))
+        .one(db)
+        .instrument(qualify_platform::db::span(db, "SELECT leads"))
+        .await?
+        .ok_or_else(|| ApiError::NotFound { kind: "lead", id: lead_id.to_string() })?;
+    Ok(to_lead(row))
+}
+
+/// A tenant's leads by id (at one account when given), after `after` when given.
+pub async fn list(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Lead>, ApiError> {
+    let mut q = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant));
+    if let Some(account_id) = account_id {
+        q = q.filter(lead::Column::AccountId.eq(account_id));
+    }
+    if let Some(after) = after {
+        q = q.filter(lead::Column::LeadId.gt(after));
+    }
+    let rows = q.order_by_asc(lead::Column::LeadId).limit(limit).all(db).await?;
+    Ok(rows.into_iter().map(to_lead).collect())
+}
+
+/// The ids of a tenant's leads in order, after `after` when given.
+pub async fn ids(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<String>, ApiError> {
+    let mut q =
+        lead::Entity::find().select_only().column(lead::Column::LeadId).filter(lead::Column::TenantId.eq(tenant));
+    if let Some(after) = after {
+        q = q.filter(lead::Column::LeadId.gt(after));
+    }
+    Ok(q.order_by_asc(lead::Column::LeadId).limit(limit).into_tuple().all(db).await?)
+}
+
+/// The leads of an account.
+pub async fn count_at_account(db: &impl ConnectionTrait, tenant: &str, account_id: &str) -> Result<u64, ApiError> {
+    Ok(lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::AccountId.eq(account_id))
+        .count(db)
+        .await?)
+}
+
+/// Stores a new lead (no score, no signals yet), as the database returns it;
+/// a taken id is ALREADY_EXISTS.
+pub async fn insert(db: &impl ConnectionTrait, tenant: &str, l: &Lead) -> Result<Lead, ApiError> {
+    let row = lead::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(l.lead_id.clone()),
+        account_id: Set(l.account_id.clone()),
+        source: Set(l.source.map(LeadSource::as_str).unwrap_or_default().to_string()),
+        campaign: Set(l.campaign.clone()),
+        owner_sdr: Set(l.owner_sdr.clone()),
+        stage: Set(l.stage.as_str().to_string()),
+        contact_id: Set(l.contact_id.clone()),
+        score_doc: Set(l.score.as_ref().map(encode_score)),
+        score_total: Set(l.score.as_ref().map(|s| s.score.total)),
+        created_at: Set(l.created_at),
+        updated_at: Set(l.updated_at),
+        signal_log: Set(None),
+    };
+    Ok(to_lead(row.insert(db).await.map_err(super::insert_error("lead", &l.lead_id))?))
 }
 
 /// Loads a lead with its account and contact, or NOT_FOUND.

@@ -1,0 +1,115 @@
+//! Signal ingestion: an outcome per signal, duplicates counted once, and the
+//! affected leads re-scored (and moved on thresholds) in the caller's
+//! transaction. The moves' events are the caller's to append (`grpc::events`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use qualify_domain::scoring::{Signal, signal_log};
+use qualify_domain::{RecordedSignal, StageChange};
+use qualify_platform::ApiError;
+use qualify_platform::validate::is_resource_id;
+use sea_orm::ConnectionTrait;
+
+use crate::leads::{self, MAX_SIGNALS_PER_LEAD};
+use crate::scorecards::Cards;
+use crate::store::signals as store;
+
+/// Why a signal was rejected: the field at fault and what is wrong with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    /// The field, in the signal.
+    pub field: &'static str,
+    /// What is wrong.
+    pub description: &'static str,
+}
+
+/// One signal of a batch, as sent.
+pub struct Incoming {
+    /// The client's id.
+    pub signal_id: String,
+    /// The lead it engaged (as sent, even when the signal was rejected on its own).
+    pub lead_id: String,
+    /// The contact it came from, if known.
+    pub contact_id: Option<String>,
+    /// The signal, or why it was rejected on its own (its lead is checked against the batch).
+    pub checked: Result<Signal, Vec<Rejection>>,
+}
+
+/// What became of one signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Recorded.
+    Accepted,
+    /// Recorded before, under its id.
+    Duplicate,
+    /// Not recorded.
+    Rejected(Vec<Rejection>),
+}
+
+/// What a batch did.
+pub struct Ingested {
+    /// An outcome per signal, in the batch's order.
+    pub outcomes: Vec<Outcome>,
+    /// The threshold moves of the re-scored leads.
+    pub stage_changes: Vec<StageChange>,
+}
+
+/// Records a batch of signals received at `now`, adds each touched lead's new
+/// signals to its packed log, and re-scores those leads. Without a scorecard
+/// the signals are kept and count as soon as one is published.
+pub async fn ingest(
+    txn: &impl ConnectionTrait,
+    cards: &Cards,
+    tenant: &str,
+    batch: Vec<Incoming>,
+    now: DateTime<Utc>,
+) -> Result<Ingested, ApiError> {
+    // The leads are locked because their signal logs are rewritten below.
+    let lead_ids: BTreeSet<&str> = batch.iter().map(|s| s.lead_id.as_str()).filter(|id| is_resource_id(id)).collect();
+    let leads = store::lock_recipients(txn, tenant, lead_ids).await?;
+
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut touched: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
+    for s in batch {
+        let checked = s.checked.and_then(|signal| match leads.get(&s.lead_id) {
+            Some(l) => Ok((signal, l)),
+            None => Err(vec![Rejection { field: "lead_id", description: "no such lead" }]),
+        });
+        let outcome = match checked {
+            Err(rejections) => Outcome::Rejected(rejections),
+            Ok((signal, l)) => {
+                let recorded = RecordedSignal {
+                    signal_id: s.signal_id,
+                    lead_id: s.lead_id,
+                    account_id: l.account_id.clone(),
+                    contact_id: s.contact_id,
+                    signal,
+                    received_at: now,
+                };
+                if store::insert(txn, tenant, &recorded).await? {
+                    touched.entry(recorded.lead_id).or_default().push(signal);
+                    Outcome::Accepted
+                } else {
+                    Outcome::Duplicate
+                }
+            }
+        };
+        outcomes.push(outcome);
+    }
+
+    // Each touched lead's packed log takes its new signals, then the lead is re-scored.
+    for (lead_id, new) in &touched {
+        let Some(l) = leads.get(lead_id) else { continue };
+        store::set_log(txn, tenant, lead_id, signal_log::merge(&l.log, new, MAX_SIGNALS_PER_LEAD)).await?;
+    }
+    let mut stage_changes = Vec::new();
+    for lead_id in touched.into_keys() {
+        match leads::rescore(txn, cards, tenant, &lead_id, now).await {
+            Ok((_, change)) => stage_changes.extend(change),
+            Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Ingested { outcomes, stage_changes })
+}

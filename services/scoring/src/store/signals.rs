@@ -1,0 +1,134 @@
+//! The `signals` table (the record of every signal, deduplicated by the
+//! client's id) and the packed signal log each lead row carries, read and
+//! written in domain types.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use qualify_domain::RecordedSignal;
+use qualify_domain::scoring::{Signal, SignalType};
+use qualify_platform::ApiError;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
+    TryInsertResult,
+};
+
+use super::entity::{lead, signal};
+
+/// A lead that takes signals: its account (each signal row names it) and its packed log.
+pub struct Recipient {
+    /// The lead's account.
+    pub account_id: String,
+    /// Its most recent signals, packed by `qualify_domain::scoring::signal_log` (empty: none yet).
+    pub log: Vec<u8>,
+}
+
+/// Locks the leads `lead_ids` names that exist, in key order (so batches cannot
+/// deadlock), for their signal logs to be rewritten in this transaction.
+pub async fn lock_recipients<'a>(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    lead_ids: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, Recipient>, ApiError> {
+    Ok(lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.is_in(lead_ids))
+        .order_by_asc(lead::Column::LeadId)
+        .lock_exclusive()
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|l| (l.lead_id, Recipient { account_id: l.account_id, log: l.signal_log.unwrap_or_default() }))
+        .collect())
+}
+
+/// Records a signal; `false` when one with its id was recorded before (a duplicate).
+pub async fn insert(db: &impl ConnectionTrait, tenant: &str, s: &RecordedSignal) -> Result<bool, ApiError> {
+    let row = signal::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        signal_id: Set(s.signal_id.clone()),
+        lead_id: Set(s.lead_id.clone()),
+        account_id: Set(s.account_id.clone()),
+        contact_id: Set(s.contact_id.clone()),
+        kind: Set(s.signal.kind.as_str().to_string()),
+        occurred_at: Set(s.signal.occurred_at),
+        received_at: Set(s.received_at),
+    };
+    let inserted = signal::Entity::insert(row).on_conflict_do_nothing().exec_without_returning(db).await?;
+    Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
+}
+
+/// Replaces a lead's packed signal log.
+pub async fn set_log(db: &impl ConnectionTrait, tenant: &str, lead_id: &str, log: Vec<u8>) -> Result<(), ApiError> {
+    lead::Entity::update_many()
+        .col_expr(lead::Column::SignalLog, Expr::value(log))
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.eq(lead_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+fn to_recorded(m: signal::Model) -> Option<RecordedSignal> {
+    Some(RecordedSignal {
+        signal: Signal { kind: SignalType::parse(&m.kind)?, occurred_at: m.occurred_at },
+        signal_id: m.signal_id,
+        lead_id: m.lead_id,
+        account_id: m.account_id,
+        contact_id: m.contact_id,
+        received_at: m.received_at,
+    })
+}
+
+/// An account's signals that occurred since `since`.
+fn at_account_since(tenant: &str, account_id: &str, since: DateTime<Utc>) -> Select<signal::Entity> {
+    signal::Entity::find()
+        .filter(signal::Column::TenantId.eq(tenant))
+        .filter(signal::Column::AccountId.eq(account_id))
+        .filter(signal::Column::OccurredAt.gte(since))
+}
+
+/// How many contacts of an account sent a signal since `since`.
+pub async fn engaged_contacts(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    since: DateTime<Utc>,
+) -> Result<usize, ApiError> {
+    let engaged: Vec<Option<String>> = at_account_since(tenant, account_id, since)
+        .select_only()
+        .column(signal::Column::ContactId)
+        .filter(signal::Column::ContactId.is_not_null())
+        .distinct()
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(engaged.len())
+}
+
+/// How many signals an account received that occurred since `since`.
+pub async fn count_at_account(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, ApiError> {
+    Ok(at_account_since(tenant, account_id, since).count(db).await?)
+}
+
+/// An account's latest signal of one of `kinds` that occurred since `since`.
+pub async fn latest_at_account(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    account_id: &str,
+    since: DateTime<Utc>,
+    kinds: &[SignalType],
+) -> Result<Option<RecordedSignal>, ApiError> {
+    let latest = at_account_since(tenant, account_id, since)
+        .filter(signal::Column::Kind.is_in(kinds.iter().map(|k| k.as_str())))
+        .order_by_desc(signal::Column::OccurredAt)
+        .one(db)
+        .await?;
+    Ok(latest.and_then(to_recorded)) // its kind is one of `kinds`, so one this build knows
+}
