@@ -64,6 +64,25 @@ pub enum EvidenceStatus {
     Confirmed,
 }
 
+impl EvidenceStatus {
+    /// Every status, weakest first.
+    pub const ALL: [EvidenceStatus; 3] = [EvidenceStatus::Unknown, EvidenceStatus::Partial, EvidenceStatus::Confirmed];
+
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceStatus::Unknown => "unknown",
+            EvidenceStatus::Partial => "partial",
+            EvidenceStatus::Confirmed => "confirmed",
+        }
+    }
+
+    /// Parses a storage name written by [`EvidenceStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 impl Framework {
     /// Every framework.
     pub const ALL: [Framework; 8] = [
@@ -284,6 +303,9 @@ mod tests {
         }
         for c in Criterion::ALL {
             assert_eq!(Criterion::parse(c.as_str()), Some(c));
+        }
+        for s in EvidenceStatus::ALL {
+            assert_eq!(EvidenceStatus::parse(s.as_str()), Some(s));
         }
     }
 }

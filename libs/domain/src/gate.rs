@@ -133,6 +133,25 @@ impl GatePolicy {
     }
 }
 
+/// A segment's policy in force: the stored one with its version and when it
+/// last changed, or the segment's default (version 0, never changed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyInForce {
+    /// The policy.
+    pub policy: GatePolicy,
+    /// Its version; 0 for the segment's default.
+    pub version: i64,
+    /// When it last changed; `None` for the default.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl PolicyInForce {
+    /// The segment's default, before RevOps sets a policy.
+    pub fn default_for(segment: Segment) -> Self {
+        PolicyInForce { policy: GatePolicy::default_for(segment), version: 0, updated_at: None }
+    }
+}
+
 /// A stakeholder as the gate sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateStakeholder {
@@ -172,6 +191,37 @@ pub enum GateCheckCode {
     ContactDataStale,
     /// Score below the floor.
     ScoreBelowFloor,
+}
+
+impl GateCheckCode {
+    /// Every code, in policy order.
+    pub const ALL: [GateCheckCode; 7] = [
+        GateCheckCode::CriterionNotConfirmed,
+        GateCheckCode::EconomicBuyerMissing,
+        GateCheckCode::ChampionMissing,
+        GateCheckCode::BuyingGroupTooSmall,
+        GateCheckCode::NextStepMissing,
+        GateCheckCode::ContactDataStale,
+        GateCheckCode::ScoreBelowFloor,
+    ];
+
+    /// Stable storage name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateCheckCode::CriterionNotConfirmed => "criterion_not_confirmed",
+            GateCheckCode::EconomicBuyerMissing => "economic_buyer_missing",
+            GateCheckCode::ChampionMissing => "champion_missing",
+            GateCheckCode::BuyingGroupTooSmall => "buying_group_too_small",
+            GateCheckCode::NextStepMissing => "next_step_missing",
+            GateCheckCode::ContactDataStale => "contact_data_stale",
+            GateCheckCode::ScoreBelowFloor => "score_below_floor",
+        }
+    }
+
+    /// Parses a storage name written by [`GateCheckCode::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
 }
 
 /// One check's outcome.
@@ -296,6 +346,14 @@ mod tests {
             next_step_at: Some(now() + Duration::days(2)),
             score: 80,
         }
+    }
+
+    #[test]
+    fn check_codes_round_trip_their_storage_names() {
+        for c in GateCheckCode::ALL {
+            assert_eq!(GateCheckCode::parse(c.as_str()), Some(c));
+        }
+        assert_eq!(GateCheckCode::parse("CONTACT_DATA_STALE"), None);
     }
 
     #[test]

@@ -21,9 +21,12 @@ pub use account::{Account, AccountDetails, AccountField};
 pub use contact::{Contact, ContactDetails, ContactField, Verification};
 pub use engagement::{AccountRollup, RecordedSignal};
 pub use framework::{Criterion, EvidenceStatus, Framework};
-pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, StakeholderRole};
+pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, PolicyInForce, StakeholderRole};
 pub use lead::Lead;
-pub use opportunity::{OpportunityAction, OpportunityState, TransitionError};
+pub use opportunity::{
+    Activity, ActivityType, Decision, DecisionKind, Opportunity, OpportunityAction, OpportunityState, Qualification,
+    RejectionReason, TransitionError, Verdict,
+};
 pub use permission::Denied;
 pub use role::{Caller, Role};
 pub use stage::{LeadStage, Mover, StageChange, StageError};

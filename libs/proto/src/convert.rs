@@ -186,6 +186,33 @@ enum_map!(d::GateCheckCode, acc::GateCheckCode, {
     d::GateCheckCode::ScoreBelowFloor => acc::GateCheckCode::ScoreBelowFloor,
 });
 
+enum_map!(d::ActivityType, acc::ActivityType, {
+    d::ActivityType::Call => acc::ActivityType::Call,
+    d::ActivityType::Meeting => acc::ActivityType::Meeting,
+    d::ActivityType::Email => acc::ActivityType::Email,
+    d::ActivityType::Demo => acc::ActivityType::Demo,
+    d::ActivityType::Proposal => acc::ActivityType::Proposal,
+});
+
+enum_map!(d::RejectionReason, acc::RejectionReason, {
+    d::RejectionReason::NoBudget => acc::RejectionReason::NoBudget,
+    d::RejectionReason::NoAuthority => acc::RejectionReason::NoAuthority,
+    d::RejectionReason::NoNeed => acc::RejectionReason::NoNeed,
+    d::RejectionReason::NoTimeline => acc::RejectionReason::NoTimeline,
+    d::RejectionReason::NoNextStep => acc::RejectionReason::NoNextStep,
+    d::RejectionReason::NotIcp => acc::RejectionReason::NotIcp,
+    d::RejectionReason::BadContactData => acc::RejectionReason::BadContactData,
+    d::RejectionReason::Duplicate => acc::RejectionReason::Duplicate,
+    d::RejectionReason::CompetitorLockedIn => acc::RejectionReason::CompetitorLockedIn,
+    d::RejectionReason::Other => acc::RejectionReason::Other,
+});
+
+enum_map!(d::DecisionKind, acc::DecisionKind, {
+    d::DecisionKind::Accept => acc::DecisionKind::Accept,
+    d::DecisionKind::Reject => acc::DecisionKind::Reject,
+    d::DecisionKind::SendBack => acc::DecisionKind::SendBack,
+});
+
 /// Encodes a time as a protobuf timestamp.
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp { seconds: t.timestamp(), nanos: t.timestamp_subsec_nanos() as i32 }
@@ -222,6 +249,10 @@ mod tests {
         check(&d::Segment::ALL);
         check(&d::StakeholderRole::ALL);
         check(&ds::SignalType::ALL);
+        check(d::ActivityType::ALL);
+        check(d::RejectionReason::ALL);
+        check(d::DecisionKind::ALL);
+        check(&d::GateCheckCode::ALL);
     }
 
     #[test]

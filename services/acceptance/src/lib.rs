@@ -1,6 +1,12 @@
 //! Opportunity acceptance (`qualify.acceptance.v1`): the SQO gate.
+//!
+//! `grpc` speaks the wire; the use cases (`opportunities`, `policies`,
+//! `calibration`) work in domain types; `store` holds the tables and queries.
 
+pub mod calibration;
 pub mod grpc;
+pub mod opportunities;
+pub mod policies;
 pub mod store;
 
 use anyhow::Context;

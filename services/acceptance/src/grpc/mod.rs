@@ -1,23 +1,27 @@
 //! The gRPC adapter of opportunity acceptance: each handler takes the
-//! verified caller, decodes and validates, and runs a use case scoped to the
-//! caller's tenant.
+//! verified caller, decodes and validates (the codec per topic), and runs a
+//! use case scoped to the caller's tenant. The only part of the service that
+//! speaks the wire.
 
 mod calibration;
 mod opportunities;
-mod policy;
+mod policies;
 mod scoring;
+#[cfg(test)]
+mod upgrade_test;
 
 use std::pin::Pin;
 
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use prost::Message;
 use qualify_platform::outbox::{self, Relay};
-use qualify_platform::{Authenticator, Clock, caller, rpc};
+use qualify_platform::{ApiError, Authenticator, Clock, caller, rpc};
 use qualify_proto::acceptance::{
     self as pb,
     opportunity_acceptance_service_server::{OpportunityAcceptanceService, OpportunityAcceptanceServiceServer},
 };
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
@@ -56,6 +60,29 @@ pub fn routes(api: AcceptanceApi, auth: Authenticator, max_message_bytes: usize)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     Routes::new(InterceptedService::new(server, auth))
+}
+
+/// Appends events to the outbox in the caller's transaction (one statement):
+/// the stream's wire form is written here, beside the other encoders.
+async fn emit(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    now: DateTime<Utc>,
+    payloads: impl IntoIterator<Item = pb::event::Payload>,
+) -> Result<(), ApiError> {
+    let events = payloads.into_iter().map(|payload| {
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let event = pb::Event {
+            event_id: event_id.clone(),
+            sequence: 0,
+            tenant: tenant.to_string(),
+            occur_time: Some(qualify_proto::convert::timestamp(now)),
+            payload: Some(payload),
+        };
+        (event_id, event.encode_to_vec())
+    });
+    outbox::append(txn, tenant, events).await?;
+    Ok(())
 }
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::StreamEventsResponse, Status>> + Send>>;

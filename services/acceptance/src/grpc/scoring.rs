@@ -1,5 +1,6 @@
 //! The client of lead scoring: snapshots of a lead and its contacts, taken on
-//! the caller's behalf (its bearer token is forwarded), with short deadlines.
+//! the caller's behalf (its bearer token is forwarded), with short deadlines,
+//! answered in domain types (`crate::opportunities::LeadScoring`).
 //! Calls carry the caller's trace context and are retried with backoff when
 //! lead scoring is briefly unavailable (they only read). A dependency that
 //! stays down is UNAVAILABLE with retry advice: the caller retries the whole
@@ -8,12 +9,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use qualify_domain::{LeadSource, LeadStage};
 use qualify_platform::ApiError;
 use qualify_platform::client::{ServiceChannel, service_channel};
 use qualify_platform::resilience::retry_idempotent;
-use qualify_proto::convert::from_timestamp;
+use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use tonic::{Code, Status};
+
+use crate::opportunities::{LeadScoring, ScoredLead};
 
 const DEPENDENCY: &str = "lead scoring";
 
@@ -33,9 +37,10 @@ impl ScoringClient {
     fn client(&self) -> Result<LeadScoringServiceClient<ServiceChannel>, ApiError> {
         self.channel.clone().map(LeadScoringServiceClient::new).ok_or(ApiError::Unavailable { dependency: DEPENDENCY })
     }
+}
 
-    /// The lead, as lead scoring sees it now.
-    pub async fn lead(&self, token: &str, lead_id: &str) -> Result<sc::Lead, ApiError> {
+impl LeadScoring for ScoringClient {
+    async fn lead(&self, token: &str, lead_id: &str) -> Result<ScoredLead, ApiError> {
         let client = self.client()?;
         let lead = retry_idempotent(|| {
             let mut c = client.clone();
@@ -44,13 +49,21 @@ impl ScoringClient {
         })
         .await
         .map_err(|s| map_status(s, "lead", lead_id))?;
-        lead.into_inner().lead.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead scoring returned no lead")))
+        let lead = lead
+            .into_inner()
+            .lead
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead scoring returned no lead")))?;
+        let score = lead.score.as_ref();
+        Ok(ScoredLead {
+            stage: LeadStage::from_wire(lead.stage),
+            score: score.map_or(0, |s| s.total),
+            scorecard_version: score.map_or(0, |s| s.scorecard_version),
+            source: LeadSource::from_wire(lead.source),
+            campaign: lead.campaign,
+        })
     }
 
-    /// When each contact's data was last verified and found reachable (email
-    /// or phone), or `None` when never, or when it bounced or left the
-    /// company: one call for all of them, answers in the order asked.
-    pub async fn contacts_verified_at(
+    async fn contacts_verified_at(
         &self,
         token: &str,
         contact_ids: &[String],

@@ -1,4 +1,9 @@
 //! Tables owned by opportunity acceptance. Every row carries its tenant.
+//!
+//! Rows hold domain data: the opportunity aggregate's records are versioned
+//! JSON documents of the domain types (`doc`, see `store::opportunities`),
+//! beside copies of the fields queries filter on. The time columns are for
+//! queries only: PostgreSQL keeps microseconds, the documents keep the exact times.
 
 /// Gate policies, one per tenant and segment.
 pub mod gate_policy {
@@ -32,7 +37,7 @@ pub mod gate_policy {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Opportunities: the wire form in `body`, with the columns queries filter on.
+/// Opportunities: the record in `doc`, with the columns queries filter on.
 pub mod opportunity {
     use sea_orm::entity::prelude::*;
 
@@ -51,7 +56,8 @@ pub mod opportunity {
         pub accepted_at: Option<ChronoDateTimeUtc>,
         pub first_meaningful_at: Option<ChronoDateTimeUtc>,
         pub created_at: ChronoDateTimeUtc,
-        pub body: Vec<u8>,
+        /// The opportunity (`store::opportunities`), everything but its key.
+        pub doc: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -60,7 +66,7 @@ pub mod opportunity {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Decisions: immutable audit rows.
+/// Decisions: immutable audit rows; the record in `doc`.
 pub mod decision {
     use sea_orm::entity::prelude::*;
 
@@ -76,7 +82,8 @@ pub mod decision {
         pub team: String,
         pub decided_by: String,
         pub decided_at: ChronoDateTimeUtc,
-        pub body: Vec<u8>,
+        /// The decision (`store::opportunities`), everything but its key.
+        pub doc: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -85,7 +92,7 @@ pub mod decision {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
-/// Activities on accepted opportunities.
+/// Activities on accepted opportunities; the record in `doc`.
 pub mod activity {
     use sea_orm::entity::prelude::*;
 
@@ -99,7 +106,8 @@ pub mod activity {
         pub opportunity_id: String,
         pub meaningful: bool,
         pub occurred_at: ChronoDateTimeUtc,
-        pub body: Vec<u8>,
+        /// The activity (`store::opportunities`), everything but its key.
+        pub doc: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,67 +1,8 @@
-//! Schema of opportunity acceptance; runs unchanged on PostgreSQL and SQLite.
+//! M002: opportunities, decisions, activities and calibration.
 
 use sea_orm_migration::prelude::*;
 
-use crate::store::entity::{activity, calibration_review, calibration_sample, decision, gate_policy, opportunity};
-
-/// All migrations, in order.
-pub struct Migrator;
-
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(qualify_platform::idempotency::Migration),
-            Box::new(qualify_platform::outbox::Migration),
-            Box::new(M001GatePolicies),
-            Box::new(M002Opportunities),
-            Box::new(qualify_platform::outbox::UnstampedIndex),
-            Box::new(qualify_platform::db::Reindex {
-                name: "m20261123_000002_discriminating_indexes",
-                indexes: &[
-                    ("idx_opportunities_state", "opportunities", &["state", "tenant_id", "accepted_at"]),
-                    ("idx_decisions_opportunity", "decisions", &["opportunity_id", "tenant_id"]),
-                ],
-            }),
-            Box::new(qualify_platform::outbox::StampFunction),
-        ]
-    }
-}
-
-/// Gate policies.
-pub struct M001GatePolicies;
-
-impl MigrationName for M001GatePolicies {
-    fn name(&self) -> &str {
-        "m20261122_000001_gate_policies"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for M001GatePolicies {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use gate_policy::Column as G;
-        m.create_table(
-            Table::create()
-                .table(gate_policy::Entity)
-                .col(ColumnDef::new(G::TenantId).string().not_null())
-                .col(ColumnDef::new(G::Segment).string().not_null())
-                .col(ColumnDef::new(G::Framework).string().not_null())
-                .col(ColumnDef::new(G::RequiredCriteria).string().not_null())
-                .col(ColumnDef::new(G::RequireEconomicBuyer).boolean().not_null())
-                .col(ColumnDef::new(G::RequireChampion).boolean().not_null())
-                .col(ColumnDef::new(G::MinStakeholders).integer().not_null())
-                .col(ColumnDef::new(G::RequireNextStep).boolean().not_null())
-                .col(ColumnDef::new(G::ContactMaxAgeDays).integer().not_null())
-                .col(ColumnDef::new(G::MinScore).integer().not_null())
-                .col(ColumnDef::new(G::Version).big_integer().not_null())
-                .col(ColumnDef::new(G::UpdatedAt).timestamp_with_time_zone().not_null())
-                .col(ColumnDef::new(G::UpdatedBy).string().not_null())
-                .primary_key(Index::create().col(G::TenantId).col(G::Segment))
-                .to_owned(),
-        )
-        .await
-    }
-}
+use super::frozen::{Activities, CalibrationReviews, CalibrationSamples, Decisions, Opportunities};
 
 /// Opportunities, decisions, activities and calibration.
 pub struct M002Opportunities;
@@ -75,14 +16,14 @@ impl MigrationName for M002Opportunities {
 #[async_trait::async_trait]
 impl MigrationTrait for M002Opportunities {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        use activity::Column as A;
-        use calibration_review::Column as R;
-        use calibration_sample::Column as S;
-        use decision::Column as D;
-        use opportunity::Column as O;
+        use Activities as A;
+        use CalibrationReviews as R;
+        use CalibrationSamples as S;
+        use Decisions as D;
+        use Opportunities as O;
         m.create_table(
             Table::create()
-                .table(opportunity::Entity)
+                .table(O::Table)
                 .col(ColumnDef::new(O::TenantId).string().not_null())
                 .col(ColumnDef::new(O::OpportunityId).string().not_null())
                 .col(ColumnDef::new(O::LeadId).string().not_null())
@@ -101,7 +42,7 @@ impl MigrationTrait for M002Opportunities {
         m.create_index(
             Index::create()
                 .name("idx_opportunities_state")
-                .table(opportunity::Entity)
+                .table(O::Table)
                 .col(O::TenantId)
                 .col(O::State)
                 .col(O::AcceptedAt)
@@ -110,7 +51,7 @@ impl MigrationTrait for M002Opportunities {
         .await?;
         m.create_table(
             Table::create()
-                .table(decision::Entity)
+                .table(D::Table)
                 .col(ColumnDef::new(D::TenantId).string().not_null())
                 .col(ColumnDef::new(D::DecisionId).string().not_null())
                 .col(ColumnDef::new(D::OpportunityId).string().not_null())
@@ -126,24 +67,19 @@ impl MigrationTrait for M002Opportunities {
         m.create_index(
             Index::create()
                 .name("idx_decisions_opportunity")
-                .table(decision::Entity)
+                .table(D::Table)
                 .col(D::TenantId)
                 .col(D::OpportunityId)
                 .to_owned(),
         )
         .await?;
         m.create_index(
-            Index::create()
-                .name("idx_decisions_period")
-                .table(decision::Entity)
-                .col(D::TenantId)
-                .col(D::DecidedAt)
-                .to_owned(),
+            Index::create().name("idx_decisions_period").table(D::Table).col(D::TenantId).col(D::DecidedAt).to_owned(),
         )
         .await?;
         m.create_table(
             Table::create()
-                .table(activity::Entity)
+                .table(A::Table)
                 .col(ColumnDef::new(A::TenantId).string().not_null())
                 .col(ColumnDef::new(A::ActivityId).string().not_null())
                 .col(ColumnDef::new(A::OpportunityId).string().not_null())
@@ -156,7 +92,7 @@ impl MigrationTrait for M002Opportunities {
         .await?;
         m.create_table(
             Table::create()
-                .table(calibration_sample::Entity)
+                .table(S::Table)
                 .col(ColumnDef::new(S::TenantId).string().not_null())
                 .col(ColumnDef::new(S::SampleId).string().not_null())
                 .col(ColumnDef::new(S::Team).string().not_null())
@@ -169,7 +105,7 @@ impl MigrationTrait for M002Opportunities {
         .await?;
         m.create_table(
             Table::create()
-                .table(calibration_review::Entity)
+                .table(R::Table)
                 .col(ColumnDef::new(R::TenantId).string().not_null())
                 .col(ColumnDef::new(R::SampleId).string().not_null())
                 .col(ColumnDef::new(R::DecisionId).string().not_null())
