@@ -17,7 +17,7 @@ use qualify_proto::metrics::{self as mt, metrics_service_client::MetricsServiceC
 use qualify_proto::scoring::{
     self as sc, lead_scoring_service_client::LeadScoringServiceClient, score_lead_request::Target,
 };
-use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use qualify_testkit::{Backend, Cluster, Role, authed, token};
 
 use crate::{Args, histogram, ms, opportunity, seed_scoring, seed_sql_lead};
 
@@ -63,14 +63,8 @@ fn record(w: &Mutex<Window>, kind: usize, start: Instant, r: Result<(), tonic::S
 }
 
 pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
-    let scoring = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
-    let mut cfg = config("acceptance", backend).await;
-    cfg.scoring_url = Some(scoring.url());
-    let acceptance = spawn::<qualify_acceptance::Acceptance>(cfg).await;
-    let mut cfg = config("metrics", backend).await;
-    cfg.scoring_url = Some(scoring.url());
-    cfg.acceptance_url = Some(acceptance.url());
-    let metrics = spawn::<qualify_metrics::Metrics>(cfg).await;
+    let cluster = Cluster::start(backend).await;
+    let (scoring, acceptance, metrics) = (&cluster.scoring, &cluster.acceptance, &cluster.metrics);
     let (soak_bot, soak_revops) = (token("soak", "bot", &[Role::Service]), token("soak", "rita", &[Role::Revops]));
     let leads = args.leads.clamp(1, 200);
     seed_scoring(scoring.channel().await, &soak_bot, &soak_revops, leads).await?;

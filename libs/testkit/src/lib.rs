@@ -1,14 +1,22 @@
 //! Test support: a database per test on the machine's real PostgreSQL (or
-//! SQLite), services spawned on `127.0.0.1:0`, tokens, and eventually-asserts.
+//! SQLite), services spawned on `127.0.0.1:0`, the whole [`Cluster`], the
+//! [`fixtures`] tests start from, tokens, and eventually-asserts.
 
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use qualify_platform::{QualifyService, ServiceConfig, TokenIssuer};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use cluster::{Clients, Cluster};
 pub use qualify_domain::Role;
+
+mod cluster;
+pub mod fixtures;
+mod schema;
 
 /// Signing key of every test cluster.
 pub const TEST_SECRET: &str = "qualify-test-secret-0123456789abcdef";
@@ -34,24 +42,54 @@ pub enum Backend {
 
 /// Configuration for one service of a test, on a database of its own.
 /// PostgreSQL must answer: a test that needs it fails loudly, it never skips.
-pub async fn config(service: &str, backend: Backend) -> ServiceConfig {
+/// On PostgreSQL the schema is dropped once the configuration, its clones and
+/// the services spawned on it are all dropped, that is when the test is done.
+pub async fn config(service: &str, backend: Backend) -> TestConfig {
     let mut c = ServiceConfig::embedded(service, SocketAddr::from(([127, 0, 0, 1], 0)));
     c.jwt_secret = TEST_SECRET.into();
     c.dev_key = false;
+    let mut schema = None;
     match backend {
         Backend::Sqlite => c.database_url = "sqlite::memory:".into(),
         Backend::Postgres => {
             let url = postgres_url();
-            let schema = format!("t_{service}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-            if let Err(e) = qualify_platform::db::connect_url(&url, Some(&schema), 1).await {
-                panic!("PostgreSQL at {url} is required by this test and did not answer: {e:#}");
-            }
+            let s = schema::Schema::create(&url, service).await;
             c.database_url = url;
-            c.database_schema = Some(schema);
+            c.database_schema = Some(s.name().to_string());
             c.database_max_connections = 8;
+            schema = Some(s);
         }
     }
-    c
+    TestConfig { config: c, schema }
+}
+
+/// A [`ServiceConfig`] (it derefs to one) that keeps its test schema alive:
+/// clones share the schema, and [`spawn`] hands it to the [`Running`] service.
+#[derive(Debug, Clone)]
+pub struct TestConfig {
+    config: ServiceConfig,
+    schema: Option<Arc<schema::Schema>>,
+}
+
+impl Deref for TestConfig {
+    type Target = ServiceConfig;
+
+    fn deref(&self) -> &ServiceConfig {
+        &self.config
+    }
+}
+
+impl DerefMut for TestConfig {
+    fn deref_mut(&mut self) -> &mut ServiceConfig {
+        &mut self.config
+    }
+}
+
+/// A configuration made by hand owns no schema.
+impl From<ServiceConfig> for TestConfig {
+    fn from(config: ServiceConfig) -> Self {
+        TestConfig { config, schema: None }
+    }
 }
 
 /// A service running on a loopback port; stops when dropped or on [`Running::stop`].
@@ -60,6 +98,8 @@ pub struct Running {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The test schema, kept at least as long as the service.
+    _schema: Option<Arc<schema::Schema>>,
 }
 
 impl Running {
@@ -109,7 +149,8 @@ impl Drop for Running {
 }
 
 /// Starts service `S` with `config` on `127.0.0.1:0` and waits until it accepts connections.
-pub async fn spawn<S: QualifyService>(mut config: ServiceConfig) -> Running {
+pub async fn spawn<S: QualifyService>(config: impl Into<TestConfig>) -> Running {
+    let TestConfig { mut config, schema } = config.into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     config.listen_addr = addr;
@@ -121,7 +162,7 @@ pub async fn spawn<S: QualifyService>(mut config: ServiceConfig) -> Running {
             let _ = rx.await;
         }),
     ));
-    Running { addr, stop: Some(tx), handle: Some(handle) }
+    Running { addr, stop: Some(tx), handle: Some(handle), _schema: schema }
 }
 
 /// A token for the test cluster.
@@ -134,6 +175,37 @@ pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);
     r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
     r
+}
+
+/// Tokens of one tenant's people, the cast of the tests and [`fixtures`].
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// The tenant they belong to.
+    pub tenant: String,
+    /// `sync`, the CRM sync: a service account.
+    pub sync: String,
+    /// `sam`, a sales development rep.
+    pub sdr: String,
+    /// `alex`, an account executive.
+    pub ae: String,
+    /// `mia`, a sales manager.
+    pub manager: String,
+    /// `rita`, revenue operations.
+    pub revops: String,
+}
+
+impl Tokens {
+    /// The tokens of `tenant`'s people.
+    pub fn new(tenant: &str) -> Self {
+        Tokens {
+            tenant: tenant.into(),
+            sync: token(tenant, "sync", &[Role::Service]),
+            sdr: token(tenant, "sam", &[Role::Sdr]),
+            ae: token(tenant, "alex", &[Role::Ae]),
+            manager: token(tenant, "mia", &[Role::Manager]),
+            revops: token(tenant, "rita", &[Role::Revops]),
+        }
+    }
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes.
@@ -170,7 +242,7 @@ macro_rules! on_both_backends {
 
 /// Points `config` at the machine's Redis, which must answer: a test that
 /// needs Redis fails loudly, it never skips.
-pub async fn with_redis(mut config: ServiceConfig) -> ServiceConfig {
+pub async fn with_redis(mut config: TestConfig) -> TestConfig {
     let url = redis_url();
     let reachable = tokio::time::timeout(Duration::from_secs(2), async {
         let client = redis::Client::open(url.as_str()).ok()?;

@@ -4,17 +4,15 @@
 //! context travels in gRPC metadata. Its own test binary, because the span
 //! collector is the process-wide subscriber.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{opportunity, world};
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
 use qualify_platform::config::LogFormat;
 use qualify_platform::telemetry;
 use qualify_proto::acceptance as pb;
-use qualify_testkit::{Backend, authed, eventually};
+use qualify_testkit::fixtures::opportunity;
+use qualify_testkit::{Backend, Cluster, authed, eventually};
 
 const SUBMIT: &str = "qualify.acceptance.v1.OpportunityAcceptanceService/SubmitOpportunity";
 const GET_LEAD: &str = "qualify.scoring.v1.LeadScoringService/GetLead";
@@ -34,15 +32,15 @@ fn names(spans: &[SpanData]) -> Vec<String> {
 async fn one_trace_runs_from_the_caller_through_acceptance_into_lead_scoring_and_its_database() {
     let exporter = InMemorySpanExporter::default();
     let _telemetry = telemetry::init_with_exporter(LogFormat::Text, "acceptance-test", exporter.clone());
-    let mut w = world(Backend::Sqlite).await;
+    let mut w = Cluster::with_sql_lead(Backend::Sqlite).await;
 
     // The caller is itself traced: its context rides in `traceparent`.
     let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
     let caller_span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
     let req = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-1")), request_id: "t-1".into() };
-    let mut req = authed(req, &w.sdr);
+    let mut req = authed(req, &w.acme.sdr);
     req.metadata_mut().insert("traceparent", format!("00-{trace}-{caller_span}-01").parse().unwrap());
-    w.c.submit_opportunity(req).await.unwrap();
+    w.clients.acceptance.submit_opportunity(req).await.unwrap();
 
     // Server spans end as their responses complete; give the last a moment.
     let spans = eventually(Duration::from_secs(5), || {
@@ -72,7 +70,7 @@ async fn one_trace_runs_from_the_caller_through_acceptance_into_lead_scoring_and
 
     // A call without a trace context starts a trace of its own.
     let req = pb::GetOpportunityRequest { opportunity_id: "opp-1".into() };
-    w.c.get_opportunity(authed(req, &w.ae)).await.unwrap();
+    w.clients.acceptance.get_opportunity(authed(req, &w.acme.ae)).await.unwrap();
     let fresh = eventually(Duration::from_secs(5), || {
         let exporter = exporter.clone();
         async move { exporter.get_finished_spans().unwrap().into_iter().find(|s| s.name.ends_with("/GetOpportunity")) }

@@ -4,26 +4,23 @@
 //! streams, and every figure checked against values computed by hand; then a
 //! kill, a rebuild and a restart of metrics must reproduce them exactly.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use prost_types::Timestamp;
 use qualify_acceptance::Acceptance;
 use qualify_metrics::Metrics;
 use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as AccClient,
 };
-use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, LeadSource, Money, Segment};
+use qualify_proto::common::{LeadSource, Money};
 use qualify_proto::metrics::{self as pb, FunnelDimension, metrics_service_client::MetricsServiceClient};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use qualify_scoring::Scoring;
-use qualify_testkit::{Backend, Role, Running, authed, config, eventually, on_both_backends, spawn, token};
+use qualify_testkit::fixtures::{self, ts};
+use qualify_testkit::{
+    Backend, Role, Running, TestConfig, Tokens, authed, config, eventually, on_both_backends, spawn, token,
+};
 use tonic::Code;
 use tonic::transport::Channel;
-
-fn ts(days: f64) -> Option<Timestamp> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    Some(Timestamp { seconds: now + (days * 86_400.0) as i64, nanos: 0 })
-}
 
 fn this_month() -> String {
     qualify_platform::Clock::system().now().format("%Y-%m").to_string()
@@ -38,9 +35,7 @@ fn usd(dollars: i64) -> Option<Money> {
 /// Four inbound leads of the "q4" campaign: three reach MQL on a demo request,
 /// two of those are qualified to SQL.
 async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
-    let bot = token("acme", "sync", &[Role::Service]);
-    let sdr = token("acme", "sam", &[Role::Sdr]);
-    let revops = token("acme", "rita", &[Role::Revops]);
+    let acme = Tokens::new("acme");
     let card = sc::Scorecard {
         engagement_rules: vec![sc::EngagementRule {
             id: "demo".into(),
@@ -60,44 +55,14 @@ async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
         }),
         ..Default::default()
     };
-    s.publish_scorecard(authed(sc::PublishScorecardRequest { scorecard: Some(card), ..Default::default() }, &revops))
-        .await
-        .unwrap();
-    let account = sc::Account {
-        account_id: "acc-1".into(),
-        display_name: "Acme".into(),
-        segment: Segment::Smb as i32,
-        ..Default::default()
-    };
-    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), ..Default::default() }, &bot))
-        .await
-        .unwrap();
-    for (id, role) in [("c-eb", BuyingRole::EconomicBuyer), ("c-ch", BuyingRole::Champion)] {
-        let contact = sc::Contact {
-            contact_id: id.into(),
-            account_id: "acc-1".into(),
-            full_name: id.into(),
-            buying_role: role as i32,
-            email: format!("{id}@acme.test"),
-            email_status: sc::VerificationStatus::Verified as i32,
-            email_verify_time: ts(-3.0),
-            ..Default::default()
-        };
-        s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
+    let req = sc::PublishScorecardRequest { scorecard: Some(card), ..Default::default() };
+    s.publish_scorecard(authed(req, &acme.revops)).await.unwrap();
+    fixtures::account_with_verified_contacts(s, &acme).await;
+    for i in 1..=4 {
+        let lead = fixtures::lead(&format!("lead-{i}"), "q4");
+        s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &acme.sync))
             .await
             .unwrap();
-    }
-    for i in 1..=4 {
-        let lead = sc::Lead {
-            lead_id: format!("lead-{i}"),
-            account_id: "acc-1".into(),
-            source: LeadSource::Inbound as i32,
-            campaign: "q4".into(),
-            owner_sdr: "sam".into(),
-            contact_id: "c-eb".into(),
-            ..Default::default()
-        };
-        s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
     }
     let signals = (1..=3)
         .map(|i| sc::Signal {
@@ -108,64 +73,28 @@ async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
             occur_time: ts(0.0),
         })
         .collect();
-    let r = s.ingest_signals(authed(sc::IngestSignalsRequest { signals }, &bot)).await.unwrap().into_inner();
+    let r = s.ingest_signals(authed(sc::IngestSignalsRequest { signals }, &acme.sync)).await.unwrap().into_inner();
     assert_eq!(r.stage_changes.len(), 3, "three leads cross the MQL threshold");
     for i in 1..=2 {
-        let id = format!("lead-{i}");
-        s.accept_lead(authed(sc::AcceptLeadRequest { lead_id: id.clone(), request_id: String::new() }, &sdr))
-            .await
-            .unwrap();
-        let q = sc::QualifyLeadRequest {
-            lead_id: id,
-            discovery_call_held: true,
-            pain_statement: "month-end close takes nine days".into(),
-            request_id: String::new(),
-        };
-        s.qualify_lead(authed(q, &sdr)).await.unwrap();
+        fixtures::walk_to_sql(s, &acme, &format!("lead-{i}"), "month-end close takes nine days").await;
     }
 }
 
+/// The fixture opportunity of lead-1, worth `dollars`, with no competitor named.
 fn opportunity(id: &str, dollars: i64) -> acc::Opportunity {
-    acc::Opportunity {
-        opportunity_id: id.into(),
-        lead_id: "lead-1".into(),
-        amount: usd(dollars),
-        expected_close_time: ts(60.0),
-        segment: Segment::Smb as i32,
-        evidence: [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
-            .map(|c| acc::CriterionEvidence {
-                criterion: c as i32,
-                status: EvidenceStatus::Confirmed as i32,
-                note: "heard on the call".into(),
-                confirmed_by: "sam".into(),
-            })
-            .to_vec(),
-        stakeholders: vec![
-            acc::Stakeholder { contact_id: "c-eb".into(), role: BuyingRole::EconomicBuyer as i32, verify_time: None },
-            acc::Stakeholder { contact_id: "c-ch".into(), role: BuyingRole::Champion as i32, verify_time: None },
-        ],
-        next_step: Some(acc::NextStep {
-            description: "demo".into(),
-            scheduled_time: ts(3.0),
-            r#type: acc::ActivityType::Demo as i32,
-        }),
-        team: "emea-smb".into(),
-        ..Default::default()
-    }
+    acc::Opportunity { amount: usd(dollars), competitors: vec![], ..fixtures::opportunity(id) }
 }
 
 /// Six opportunities of lead-1: o1–o4 at $100,000 and o5 at $500,000 are
 /// accepted, o6 ($50,000) rejected; o1 is won, o2–o4 lost, o5 stays open with
 /// one meaningful call.
 async fn seed_opportunities(a: &mut AccClient<Channel>) {
-    let sdr = token("acme", "sam", &[Role::Sdr]);
-    let ae = token("acme", "alex", &[Role::Ae]);
+    let acme = Tokens::new("acme");
+    let ae = acme.ae.clone();
     for (id, dollars) in
         [("o1", 100_000), ("o2", 100_000), ("o3", 100_000), ("o4", 100_000), ("o5", 500_000), ("o6", 50_000)]
     {
-        let req =
-            acc::SubmitOpportunityRequest { opportunity: Some(opportunity(id, dollars)), request_id: String::new() };
-        a.submit_opportunity(authed(req, &sdr)).await.unwrap();
+        fixtures::submit(a, &acme, opportunity(id, dollars)).await;
     }
     for id in ["o1", "o2", "o3", "o4", "o5"] {
         let req = acc::AcceptOpportunityRequest { opportunity_id: id.into(), ..Default::default() };
@@ -291,7 +220,7 @@ async fn caught_up(m: &mut MetricsServiceClient<Channel>, want: &pb::FunnelFigur
     }
 }
 
-async fn start_metrics(cfg: qualify_platform::ServiceConfig) -> (Running, MetricsServiceClient<Channel>) {
+async fn start_metrics(cfg: TestConfig) -> (Running, MetricsServiceClient<Channel>) {
     let svc = spawn::<Metrics>(cfg).await;
     let client = MetricsServiceClient::new(svc.channel().await);
     (svc, client)

@@ -15,7 +15,7 @@ use qualify_scoring::Scoring;
 use qualify_scoring::store::migration::Migrator;
 use qualify_testkit::{Backend, Role, authed, config, on_both_backends, spawn, token};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
-use sea_orm_migration::{MigrationName, MigratorTrait};
+use sea_orm_migration::MigratorTrait;
 
 on_both_backends!(scorecards_and_scores_read_back_unchanged_after_the_upgrade);
 

@@ -6,18 +6,16 @@
 //! stored answer, and the outbox delivers an event for each. Against the
 //! machine's PostgreSQL.
 
-mod common;
-
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{opportunity, world};
 use qualify_proto::acceptance::{
     self as pb, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as Client,
 };
-use qualify_testkit::{Backend, Role, TEST_SECRET, authed, config, token};
+use qualify_testkit::fixtures::opportunity;
+use qualify_testkit::{Backend, Cluster, Role, TEST_SECRET, authed, config, token};
 use tonic::transport::Channel;
 
 /// The `qualify-acceptance` binary on `port`, on the given PostgreSQL schema.
@@ -55,7 +53,7 @@ fn submit(id: &str) -> pb::SubmitOpportunityRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_submissions_loses_nothing_acknowledged() {
     // Lead scoring in process (it is not the one killed) with lead-1 at SQL.
-    let w = world(Backend::Postgres).await;
+    let w = Cluster::with_sql_lead(Backend::Postgres).await;
     let scoring = w.scoring.url();
     let cfg = config("acceptance", Backend::Postgres).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -7,25 +7,14 @@
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
 use std::collections::BTreeSet;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost_reflect::DescriptorPool;
-use prost_types::Timestamp;
-use qualify_acceptance::Acceptance;
-use qualify_metrics::Metrics;
-use qualify_proto::acceptance::{
-    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
-};
-use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, Framework, LeadSource, Money, Segment};
-use qualify_proto::metrics::{self as mt, metrics_service_client::MetricsServiceClient};
-use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
-use qualify_scoring::Scoring;
-use qualify_testkit::{Backend, Role, authed, config, spawn, token};
-
-fn ts(days: i64) -> Option<Timestamp> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    Some(Timestamp { seconds: now + days * 86_400, nanos: 0 })
-}
+use qualify_proto::acceptance as acc;
+use qualify_proto::common::{BuyingRole, Criterion, Framework, LeadSource, Money, Segment};
+use qualify_proto::metrics as mt;
+use qualify_proto::scoring as sc;
+use qualify_testkit::fixtures::{opportunity, ts};
+use qualify_testkit::{Backend, Clients, Cluster, Tokens, authed};
 
 /// Sends `$req` twice through `$client.$method` as `$token`; asserts the answers are equal and
 /// records the RPC as replayed. Evaluates to the answer.
@@ -42,18 +31,9 @@ macro_rules! twice {
 
 #[tokio::test]
 async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
-    let scoring = spawn::<Scoring>(config("scoring", Backend::Postgres).await).await;
-    let mut acc_cfg = config("acceptance", Backend::Postgres).await;
-    acc_cfg.scoring_url = Some(scoring.url());
-    let acceptance = spawn::<Acceptance>(acc_cfg).await;
-    let metrics = spawn::<Metrics>(config("metrics", Backend::Postgres).await).await;
-    let mut s = LeadScoringServiceClient::new(scoring.channel().await);
-    let mut a = OpportunityAcceptanceServiceClient::new(acceptance.channel().await);
-    let mut m = MetricsServiceClient::new(metrics.channel().await);
-    let bot = token("acme", "sync", &[Role::Service]);
-    let sdr = token("acme", "sam", &[Role::Sdr]);
-    let ae = token("acme", "alex", &[Role::Ae]);
-    let revops = token("acme", "rita", &[Role::Revops]);
+    let cluster = Cluster::start(Backend::Postgres).await;
+    let Clients { scoring: mut s, acceptance: mut a, metrics: mut m } = cluster.clients.clone();
+    let Tokens { sync: bot, sdr, ae, revops, .. } = cluster.acme.clone();
     let mut seen = BTreeSet::new();
 
     // Lead scoring.
@@ -88,7 +68,7 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
             buying_role: role as i32,
             email: format!("{id}@acme.test"),
             email_status: sc::VerificationStatus::Verified as i32,
-            email_verify_time: ts(-2),
+            email_verify_time: ts(-2.0),
             ..Default::default()
         };
         twice!(
@@ -201,29 +181,17 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
         acc::UpdateGatePolicyRequest { policy: Some(policy), request_id: "r-11".into(), ..Default::default() },
         &revops
     );
-    let evidence = [Criterion::Budget, Criterion::Authority, Criterion::Need, Criterion::Timeline]
-        .map(|c| acc::CriterionEvidence {
-            criterion: c as i32,
-            status: EvidenceStatus::Confirmed as i32,
-            note: "heard on the call".into(),
-            confirmed_by: "sam".into(),
-        })
-        .to_vec();
+    // The fixture opportunity with the economic buyer alone, for team emea.
+    let template = opportunity("");
+    let (evidence, next) = (template.evidence.clone(), template.next_step.clone().unwrap());
     let stakeholders =
         vec![acc::Stakeholder { contact_id: "c-eb".into(), role: BuyingRole::EconomicBuyer as i32, verify_time: None }];
-    let next =
-        acc::NextStep { description: "demo".into(), scheduled_time: ts(3), r#type: acc::ActivityType::Demo as i32 };
     let opportunity = |id: &str| acc::Opportunity {
         opportunity_id: id.into(),
-        lead_id: "lead-1".into(),
-        amount: Some(Money { amount_minor: 2_400_000, currency_code: "USD".into() }),
-        expected_close_time: ts(60),
-        segment: Segment::Smb as i32,
-        evidence: evidence.clone(),
         stakeholders: stakeholders.clone(),
-        next_step: Some(next.clone()),
+        competitors: vec![],
         team: "emea".into(),
-        ..Default::default()
+        ..template.clone()
     };
     twice!(
         seen,
@@ -268,7 +236,7 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
         activity_id: "call-1".into(),
         r#type: acc::ActivityType::Call as i32,
         meaningful: true,
-        occur_time: ts(0),
+        occur_time: ts(0.0),
         ..Default::default()
     };
     twice!(

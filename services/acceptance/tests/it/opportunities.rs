@@ -2,23 +2,21 @@
 //! The SQO gate through the generated client, with lead scoring running for
 //! real beside it, on SQLite and on the machine's PostgreSQL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{opportunity, ts, world};
 use qualify_acceptance::Acceptance;
 use qualify_proto::acceptance::{
     self as pb, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as Client,
 };
 use qualify_proto::common::{BuyingRole, LeadSource, Money, Segment};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
-use qualify_testkit::{Backend, Role, authed, config, on_both_backends, spawn, token};
+use qualify_testkit::fixtures::{opportunity, ts};
+use qualify_testkit::{Backend, Cluster, Role, authed, config, on_both_backends, spawn, token};
 use tonic::Code;
 use tonic_types::StatusExt;
 
 async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     let r = w.submit(opportunity("opp-1")).await;
     let o = r.opportunity.unwrap();
     assert_eq!(o.state, pb::OpportunityState::PendingReview as i32);
@@ -29,7 +27,7 @@ async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Back
     assert!(o.stakeholders.iter().all(|s| s.verify_time.is_some()), "verification comes from lead scoring");
     assert!(r.gate.unwrap().passed);
 
-    let accepted = w.accept("opp-1", &w.ae.clone(), "").await.unwrap();
+    let accepted = w.accept("opp-1", &w.acme.ae.clone(), "").await.unwrap();
     let (o, d) = (accepted.opportunity.unwrap(), accepted.decision.unwrap());
     assert_eq!((o.state, o.version, o.accepted_by.as_str()), (pb::OpportunityState::Accepted as i32, 2, "alex"));
     assert!(!o.overridden && o.accept_time.is_some());
@@ -42,11 +40,13 @@ async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Back
     // The events went out through the outbox, in order, to service accounts only.
     let svc = token("acme", "metrics", &[Role::Service]);
     let mut events = Vec::new();
-    let mut stream =
-        w.c.stream_events(authed(pb::StreamEventsRequest { after_sequence: 0, follow: true }, &svc))
-            .await
-            .unwrap()
-            .into_inner();
+    let mut stream = w
+        .clients
+        .acceptance
+        .stream_events(authed(pb::StreamEventsRequest { after_sequence: 0, follow: true }, &svc))
+        .await
+        .unwrap()
+        .into_inner();
     while events.len() < 3 {
         let e = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
         events.push(e.event.unwrap());
@@ -60,7 +60,8 @@ async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Back
         matches!(&events[2].payload, Some(Payload::DecisionRecorded(d)) if d.kind == pb::DecisionKind::Accept as i32)
     );
     assert!(events.windows(2).all(|p| p[0].sequence < p[1].sequence));
-    let e = w.c.stream_events(authed(pb::StreamEventsRequest::default(), &w.ae)).await.unwrap_err();
+    let e =
+        w.clients.acceptance.stream_events(authed(pb::StreamEventsRequest::default(), &w.acme.ae)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 }
 
@@ -68,8 +69,8 @@ async fn submit_snapshots_the_lead_and_an_ae_accepts_with_an_audit_trail(b: Back
 /// exist: refused callers get PERMISSION_DENIED before anything is looked up,
 /// permitted ones get as far as NOT_FOUND.
 async fn every_role_against_every_mutating_rpc(b: Backend) {
-    let w = world(b).await;
-    let mut c = w.c.clone();
+    let w = Cluster::with_sql_lead(b).await;
+    let mut c = w.clients.acceptance.clone();
     let id = || "ghost".to_string();
     let tokens: Vec<(&str, String)> = vec![
         ("sdr", token("acme", "sam", &[Role::Sdr])),
@@ -155,7 +156,7 @@ async fn every_role_against_every_mutating_rpc(b: Backend) {
 }
 
 async fn the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     // No champion, and the next step is already past.
     let mut o = opportunity("opp-2");
     o.stakeholders.truncate(1);
@@ -175,7 +176,7 @@ async fn the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override(
     let own = token("acme", "sam", &[Role::Ae]);
     assert_eq!(w.accept("opp-2", &own, "").await.unwrap_err().code(), Code::PermissionDenied);
     // An AE cannot accept a failed gate without a justification, nor with a token one.
-    let ae = w.ae.clone();
+    let ae = w.acme.ae.clone();
     let e = w.accept("opp-2", &ae, "").await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert_eq!(e.get_error_details().error_info().unwrap().reason, "GATE_NOT_PASSED");
@@ -189,16 +190,20 @@ async fn the_submitter_never_accepts_and_a_failed_gate_needs_a_flagged_override(
     let (o, d) = (r.opportunity.unwrap(), r.decision.unwrap());
     assert!(o.overridden && d.overridden && !d.gate_passed);
     assert_eq!(d.override_justification, "champion confirmed verbally by the CFO; demo moved to next week");
-    let got = w.c.get_opportunity(authed(pb::GetOpportunityRequest { opportunity_id: "opp-2".into() }, &w.sdr)).await;
+    let got = w
+        .clients
+        .acceptance
+        .get_opportunity(authed(pb::GetOpportunityRequest { opportunity_id: "opp-2".into() }, &w.acme.sdr))
+        .await;
     assert!(got.unwrap().into_inner().opportunity.unwrap().overridden, "the flag is stored");
 }
 
 async fn many_concurrent_decisions_leave_exactly_one(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     w.submit(opportunity("opp-3")).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let mut c = w.c.clone();
+        let mut c = w.clients.acceptance.clone();
         let t = token("acme", &format!("ae-{i}"), &[Role::Ae]);
         tasks.push(tokio::spawn(async move {
             if i % 2 == 0 {
@@ -231,11 +236,14 @@ async fn many_concurrent_decisions_leave_exactly_one(b: Backend) {
         reason: pb::RejectionReason::NoBudget as i32,
         ..Default::default()
     };
-    assert_eq!(w.c.reject_opportunity(authed(req, &w.ae)).await.unwrap_err().code(), Code::Aborted);
+    assert_eq!(
+        w.clients.acceptance.reject_opportunity(authed(req, &w.acme.ae)).await.unwrap_err().code(),
+        Code::Aborted
+    );
 }
 
 async fn retried_decisions_return_the_first_result(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     w.submit(opportunity("opp-5")).await;
     let req = pb::RejectOpportunityRequest {
         opportunity_id: "opp-5".into(),
@@ -244,12 +252,12 @@ async fn retried_decisions_return_the_first_result(b: Backend) {
         request_id: "rej-1".into(),
         ..Default::default()
     };
-    let first = w.c.reject_opportunity(authed(req.clone(), &w.ae)).await.unwrap().into_inner();
-    let again = w.c.reject_opportunity(authed(req.clone(), &w.ae)).await.unwrap().into_inner();
+    let first = w.clients.acceptance.reject_opportunity(authed(req.clone(), &w.acme.ae)).await.unwrap().into_inner();
+    let again = w.clients.acceptance.reject_opportunity(authed(req.clone(), &w.acme.ae)).await.unwrap().into_inner();
     assert_eq!(first, again);
     assert_eq!(w.decisions("opp-5").await.len(), 1);
     let other = pb::RejectOpportunityRequest { note: "something else entirely".into(), ..req };
-    let e = w.c.reject_opportunity(authed(other, &w.ae)).await.unwrap_err();
+    let e = w.clients.acceptance.reject_opportunity(authed(other, &w.acme.ae)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     // OTHER needs a note; an unknown reason is named.
     let bad = pb::RejectOpportunityRequest {
@@ -257,57 +265,62 @@ async fn retried_decisions_return_the_first_result(b: Backend) {
         reason: pb::RejectionReason::Other as i32,
         ..Default::default()
     };
-    let e = w.c.reject_opportunity(authed(bad, &w.ae)).await.unwrap_err();
+    let e = w.clients.acceptance.reject_opportunity(authed(bad, &w.acme.ae)).await.unwrap_err();
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "note");
 }
 
 async fn retried_submissions_return_the_first_answer_whatever_lead_scoring_says_now(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     // A stakeholder lead scoring does not know: NOT_FOUND naming the contact, nothing stored.
     let mut unknown = opportunity("opp-6");
     unknown.stakeholders[1].contact_id = "c-nope".into();
     let req = pb::SubmitOpportunityRequest { opportunity: Some(unknown), request_id: "sub-6".into() };
-    let e = w.c.submit_opportunity(authed(req, &w.sdr)).await.unwrap_err();
+    let e = w.clients.acceptance.submit_opportunity(authed(req, &w.acme.sdr)).await.unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
     assert!(e.message().contains("c-nope"), "{}", e.message());
 
     let req = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-7")), request_id: "sub-7".into() };
-    let first = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    let first = w.clients.acceptance.submit_opportunity(authed(req.clone(), &w.acme.sdr)).await.unwrap().into_inner();
     // Both stakeholders' verification times come from lead scoring, in their order.
     let verified: Vec<_> = first.opportunity.as_ref().unwrap().stakeholders.iter().map(|s| s.verify_time).collect();
     assert!(verified.iter().all(Option::is_some), "{verified:?}");
-    let again = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    let again = w.clients.acceptance.submit_opportunity(authed(req.clone(), &w.acme.sdr)).await.unwrap().into_inner();
     assert_eq!(first, again);
 
     // The lead leaves SQL: a new submission is refused, a retry still gets the first answer.
     let mut s = LeadScoringServiceClient::new(w.scoring.channel().await);
     let dq = sc::DisqualifyLeadRequest { lead_id: "lead-1".into(), reason: "went quiet".into(), ..Default::default() };
-    s.disqualify_lead(authed(dq, &w.sdr)).await.unwrap();
+    s.disqualify_lead(authed(dq, &w.acme.sdr)).await.unwrap();
     let late = pb::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-8")), request_id: "sub-8".into() };
-    let e = w.c.submit_opportunity(authed(late, &w.sdr)).await.unwrap_err();
+    let e = w.clients.acceptance.submit_opportunity(authed(late, &w.acme.sdr)).await.unwrap_err();
     assert_eq!(e.get_error_details().error_info().unwrap().reason, "LEAD_NOT_SQL");
-    let retried = w.c.submit_opportunity(authed(req.clone(), &w.sdr)).await.unwrap().into_inner();
+    let retried = w.clients.acceptance.submit_opportunity(authed(req.clone(), &w.acme.sdr)).await.unwrap().into_inner();
     assert_eq!(first, retried);
     // The same key with another payload is refused, whatever the snapshot says.
     let mut other = opportunity("opp-7");
     other.team = "amer-smb".into();
     let reused = pb::SubmitOpportunityRequest { opportunity: Some(other), request_id: "sub-7".into() };
-    let e = w.c.submit_opportunity(authed(reused, &w.sdr)).await.unwrap_err();
+    let e = w.clients.acceptance.submit_opportunity(authed(reused, &w.acme.sdr)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
 
-    let list = w.c.list_opportunities(authed(pb::ListOpportunitiesRequest::default(), &w.sdr)).await.unwrap();
+    let list = w
+        .clients
+        .acceptance
+        .list_opportunities(authed(pb::ListOpportunitiesRequest::default(), &w.acme.sdr))
+        .await
+        .unwrap();
     let ids: Vec<_> = list.into_inner().opportunities.into_iter().map(|o| o.opportunity_id).collect();
     assert_eq!(ids, ["opp-7"]);
 }
 
 async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     w.submit(opportunity("opp-6")).await;
-    let ae = w.ae.clone();
+    let ae = w.acme.ae.clone();
     w.accept("opp-6", &ae, "").await.unwrap();
     // Not yet abandoned: accepted just now.
     let list = |days| pb::ListAbandonedOpportunitiesRequest { follow_up_days: days };
-    let abandoned = w.c.list_abandoned_opportunities(authed(list(0), &ae)).await.unwrap().into_inner();
+    let abandoned = w.clients.acceptance.list_abandoned_opportunities(authed(list(0), &ae)).await.unwrap().into_inner();
     assert!(abandoned.opportunities.is_empty());
     // Whole seconds on the wire: let the clock pass the acceptance first.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -323,10 +336,10 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         activity: Some(activity),
         request_id: String::new(),
     };
-    let r = w.c.record_activity(authed(req, &ae)).await.unwrap().into_inner();
+    let r = w.clients.acceptance.record_activity(authed(req, &ae)).await.unwrap().into_inner();
     assert!(r.opportunity.unwrap().first_meaningful_activity_time.is_some());
     let adv = pb::AdvanceOpportunityRequest { opportunity_id: "opp-6".into(), ..Default::default() };
-    let o = w.c.advance_opportunity(authed(adv, &ae)).await.unwrap().into_inner().opportunity.unwrap();
+    let o = w.clients.acceptance.advance_opportunity(authed(adv, &ae)).await.unwrap().into_inner().opportunity.unwrap();
     assert_eq!(o.state, pb::OpportunityState::Proposal as i32);
     let close = pb::CloseOpportunityRequest {
         opportunity_id: "opp-6".into(),
@@ -336,14 +349,14 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         ..Default::default()
     };
     // Won in another currency than it was forecast in: refused, naming the field, nothing changed.
-    let e = w.c.close_opportunity(authed(close.clone(), &ae)).await.unwrap_err();
+    let e = w.clients.acceptance.close_opportunity(authed(close.clone(), &ae)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "amount.currency_code");
     let close = pb::CloseOpportunityRequest {
         amount: Some(Money { amount_minor: 2_000_000, currency_code: "USD".into() }),
         ..close
     };
-    let o = w.c.close_opportunity(authed(close, &ae)).await.unwrap().into_inner().opportunity.unwrap();
+    let o = w.clients.acceptance.close_opportunity(authed(close, &ae)).await.unwrap().into_inner().opportunity.unwrap();
     assert_eq!(o.state, pb::OpportunityState::ClosedWon as i32);
     assert_eq!(o.closed_amount.unwrap().amount_minor, 2_000_000);
 
@@ -354,7 +367,7 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         reason: pb::RejectionReason::NoTimeline as i32,
         ..Default::default()
     };
-    w.c.reject_opportunity(authed(rej, &ae)).await.unwrap();
+    w.clients.acceptance.reject_opportunity(authed(rej, &ae)).await.unwrap();
     let manager = token("acme", "mo", &[Role::Manager]);
     let sample_req = pb::CreateCalibrationSampleRequest {
         team: "emea-smb".into(),
@@ -363,8 +376,14 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         size: 10,
         seed: 42,
     };
-    let s1 = w.c.create_calibration_sample(authed(sample_req.clone(), &manager)).await.unwrap().into_inner();
-    let s2 = w.c.create_calibration_sample(authed(sample_req, &manager)).await.unwrap().into_inner();
+    let s1 = w
+        .clients
+        .acceptance
+        .create_calibration_sample(authed(sample_req.clone(), &manager))
+        .await
+        .unwrap()
+        .into_inner();
+    let s2 = w.clients.acceptance.create_calibration_sample(authed(sample_req, &manager)).await.unwrap().into_inner();
     assert_eq!(s1.decisions.len(), 2);
     let ids =
         |s: &pb::CreateCalibrationSampleResponse| s.decisions.iter().map(|d| d.decision_id.clone()).collect::<Vec<_>>();
@@ -377,7 +396,7 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         note: String::new(),
     };
     assert_eq!(
-        w.c.record_calibration_review(authed(own.clone(), &ae)).await.unwrap_err().code(),
+        w.clients.acceptance.record_calibration_review(authed(own.clone(), &ae)).await.unwrap_err().code(),
         Code::PermissionDenied
     );
     for (d, agree) in s1.decisions.iter().zip([true, false]) {
@@ -387,13 +406,15 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
             agree,
             note: if agree { String::new() } else { "would have accepted".into() },
         };
-        w.c.record_calibration_review(authed(review, &manager)).await.unwrap();
+        w.clients.acceptance.record_calibration_review(authed(review, &manager)).await.unwrap();
     }
-    let got =
-        w.c.get_calibration_agreement(authed(pb::GetCalibrationAgreementRequest { sample_id: s1.sample_id }, &manager))
-            .await
-            .unwrap()
-            .into_inner();
+    let got = w
+        .clients
+        .acceptance
+        .get_calibration_agreement(authed(pb::GetCalibrationAgreementRequest { sample_id: s1.sample_id }, &manager))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!((got.reviewed, got.agreed, got.team.as_str()), (2, 1, "emea-smb"));
     // One accept and one reject; the reviewer accepts both: p_o = 0.5, p_e = 0.5 * 1 + 0.5 * 0 = 0.5, kappa 0.
     assert_eq!(got.kappa, Some(0.0));
@@ -414,7 +435,7 @@ on_both_backends!(
 /// third stakeholder. Actual: 5 SQOs, 2 won of 5 closed (40 %). Under a policy
 /// asking for three stakeholders: 2 SQOs (-60 %), 1 won of 2 (50 %).
 async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
-    let mut w = world(b).await;
+    let mut w = Cluster::with_sql_lead(b).await;
     let mut s = LeadScoringServiceClient::new(w.scoring.channel().await);
     let bot = token("acme", "sync", &[Role::Service]);
     let contact = sc::Contact {
@@ -430,7 +451,7 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
     s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
         .await
         .unwrap();
-    let ae = w.ae.clone();
+    let ae = w.acme.ae.clone();
     for (i, (third, won)) in
         [(true, true), (true, false), (false, true), (false, false), (false, false)].iter().enumerate()
     {
@@ -452,7 +473,7 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
             reason: "decided".into(),
             ..Default::default()
         };
-        w.c.close_opportunity(authed(req, &ae)).await.unwrap();
+        w.clients.acceptance.close_opportunity(authed(req, &ae)).await.unwrap();
     }
     let month = qualify_platform::Clock::system().now().format("%Y-%m").to_string();
     let policy = pb::GatePolicy {
@@ -468,17 +489,17 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
     let req =
         pb::BacktestGatePolicyRequest { policy: Some(policy.clone()), start_period: month.clone(), end_period: month };
     let revops = token("acme", "rita", &[Role::Revops]);
-    let r = w.c.backtest_gate_policy(authed(req.clone(), &revops)).await.unwrap().into_inner();
+    let r = w.clients.acceptance.backtest_gate_policy(authed(req.clone(), &revops)).await.unwrap().into_inner();
     let (actual, under) = (r.actual.unwrap(), r.under_policy.unwrap());
     assert_eq!((actual.sqos, actual.closed, actual.won, actual.win_rate), (5, 5, 2, Some(0.4)));
     assert_eq!((actual.pipeline_minor, actual.won_amount_minor), (5 * 2_400_000, 2 * 2_400_000));
     assert_eq!((under.sqos, under.closed, under.won, under.win_rate), (2, 2, 1, Some(0.5)));
     assert_eq!(r.volume_change, Some(-0.6));
     // Only RevOps and managers backtest; a bad range names its field.
-    let e = w.c.backtest_gate_policy(authed(req.clone(), &w.sdr)).await.unwrap_err();
+    let e = w.clients.acceptance.backtest_gate_policy(authed(req.clone(), &w.acme.sdr)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
     let bad = pb::BacktestGatePolicyRequest { start_period: "2026-13".into(), ..req };
-    let e = w.c.backtest_gate_policy(authed(bad, &revops)).await.unwrap_err();
+    let e = w.clients.acceptance.backtest_gate_policy(authed(bad, &revops)).await.unwrap_err();
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "start_period");
 }
 

@@ -711,7 +711,9 @@ async fn redis_down_and_back_never_serves_a_superseded_scorecard() {
     let mut base = config("scoring", Backend::Postgres).await;
     base.redis_url = Some(format!("redis://127.0.0.1:{port}"));
     let a = spawn::<Scoring>(base.clone()).await;
-    let b = spawn::<Scoring>(qualify_platform::ServiceConfig { run_migrations: false, ..base }).await;
+    let mut b_config = base.clone();
+    b_config.run_migrations = false;
+    let b = spawn::<Scoring>(b_config).await;
     let ca = LeadScoringServiceClient::new(a.channel().await);
     let cb = LeadScoringServiceClient::new(b.channel().await);
     let revops = token(&tenant, "rita", &[Role::Revops]);
@@ -778,7 +780,9 @@ async fn concurrent_publishes_leave_a_linear_version_history() {
     let tenant = unique_tenant("acme");
     let base = config("scoring", Backend::Postgres).await;
     let a = spawn::<Scoring>(base.clone()).await;
-    let b = spawn::<Scoring>(qualify_platform::ServiceConfig { run_migrations: false, ..base }).await;
+    let mut b_config = base.clone();
+    b_config.run_migrations = false;
+    let b = spawn::<Scoring>(b_config).await;
     let clients = [LeadScoringServiceClient::new(a.channel().await), LeadScoringServiceClient::new(b.channel().await)];
     let revops = token(&tenant, "rita", &[Role::Revops]);
     // A answers once it has migrated the schema B shares (B does not migrate).

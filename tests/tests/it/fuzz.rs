@@ -16,10 +16,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Buf, BufMut};
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, ReflectMessage, Value};
-use qualify_acceptance::Acceptance;
-use qualify_metrics::Metrics;
-use qualify_scoring::Scoring;
-use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use qualify_testkit::{Backend, Cluster, Role, Tokens, authed, fixtures, token};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tonic::Code;
@@ -165,22 +162,23 @@ async fn call(ch: tonic::transport::Channel, path: &str, body: Vec<u8>, token: &
     grpc.unary(authed(body, token), path, Raw).await.map(|r| r.into_inner())
 }
 
+/// A channel to each service of `cluster`, by the full name of its gRPC service.
+async fn channels(cluster: &Cluster) -> BTreeMap<&'static str, tonic::transport::Channel> {
+    BTreeMap::from([
+        ("qualify.scoring.v1.LeadScoringService", cluster.scoring.channel().await),
+        ("qualify.acceptance.v1.OpportunityAcceptanceService", cluster.acceptance.channel().await),
+        ("qualify.metrics.v1.MetricsService", cluster.metrics.channel().await),
+    ])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_requests_to_every_rpc_are_judged_never_crash() {
     let seed: u64 = std::env::var("QUALIFY_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     println!("QUALIFY_FUZZ_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let scoring = spawn::<Scoring>(config("scoring", Backend::Postgres).await).await;
-    let mut acc_cfg = config("acceptance", Backend::Postgres).await;
-    acc_cfg.scoring_url = Some(scoring.url());
-    let acceptance = spawn::<Acceptance>(acc_cfg).await;
-    let metrics = spawn::<Metrics>(config("metrics", Backend::Postgres).await).await;
-    let channels = BTreeMap::from([
-        ("qualify.scoring.v1.LeadScoringService", scoring.channel().await),
-        ("qualify.acceptance.v1.OpportunityAcceptanceService", acceptance.channel().await),
-        ("qualify.metrics.v1.MetricsService", metrics.channel().await),
-    ]);
+    let cluster = Cluster::start(Backend::Postgres).await;
+    let channels = channels(&cluster).await;
     let roles = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service];
     let tokens: Vec<String> = roles.iter().map(|r| token("acme", "fuzz", &[*r])).collect();
 
@@ -283,14 +281,8 @@ async fn every_rpc_refuses_missing_forged_and_expired_tokens() {
         ("another audience", sign(&claims(now + 3600, "elsewhere"), secret)),
     ];
 
-    let scoring = spawn::<Scoring>(config("scoring", Backend::Sqlite).await).await;
-    let acceptance = spawn::<Acceptance>(config("acceptance", Backend::Sqlite).await).await;
-    let metrics = spawn::<Metrics>(config("metrics", Backend::Sqlite).await).await;
-    let channels = BTreeMap::from([
-        ("qualify.scoring.v1.LeadScoringService", scoring.channel().await),
-        ("qualify.acceptance.v1.OpportunityAcceptanceService", acceptance.channel().await),
-        ("qualify.metrics.v1.MetricsService", metrics.channel().await),
-    ]);
+    let cluster = Cluster::start(Backend::Sqlite).await;
+    let channels = channels(&cluster).await;
     let pool = DescriptorPool::decode(qualify_proto::FILE_DESCRIPTOR_SET).unwrap();
     let mut checked = 0;
     for service in pool.services().filter(|s| channels.contains_key(s.full_name())) {
@@ -330,16 +322,13 @@ async fn no_tenant_reads_or_changes_another_tenants_data() {
     println!("QUALIFY_FUZZ_SEED={seed}");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let scoring = spawn::<Scoring>(config("scoring", Backend::Postgres).await).await;
-    let mut acc_cfg = config("acceptance", Backend::Postgres).await;
-    acc_cfg.scoring_url = Some(scoring.url());
-    let acceptance = spawn::<Acceptance>(acc_cfg).await;
-    let metrics = spawn::<Metrics>(config("metrics", Backend::Postgres).await).await;
-    let (s_ch, a_ch, m_ch) = (scoring.channel().await, acceptance.channel().await, metrics.channel().await);
+    let cluster = Cluster::start(Backend::Postgres).await;
+    let (s_ch, a_ch, m_ch) =
+        (cluster.scoring.channel().await, cluster.acceptance.channel().await, cluster.metrics.channel().await);
 
     // Tenant A: an account, a contact, a lead at SQL, a pending opportunity and a quota.
-    let (bot, sdr) = (token("tenant-a", "sync", &[Role::Service]), token("tenant-a", "sam", &[Role::Sdr]));
-    let revops = token("tenant-a", "rita", &[Role::Revops]);
+    let tenant_a = Tokens::new("tenant-a");
+    let (bot, sdr, revops) = (tenant_a.sync.clone(), tenant_a.sdr.clone(), tenant_a.revops.clone());
     let mut s = sc::lead_scoring_service_client::LeadScoringServiceClient::new(s_ch.clone());
     let account = sc::Account {
         account_id: "acc-1".into(),
@@ -368,16 +357,7 @@ async fn no_tenant_reads_or_changes_another_tenants_data() {
         ..Default::default()
     };
     s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
-    s.accept_lead(authed(sc::AcceptLeadRequest { lead_id: "lead-1".into(), request_id: String::new() }, &sdr))
-        .await
-        .unwrap();
-    let q = sc::QualifyLeadRequest {
-        lead_id: "lead-1".into(),
-        discovery_call_held: true,
-        pain_statement: format!("{SECRET} pain"),
-        request_id: String::new(),
-    };
-    s.qualify_lead(authed(q, &sdr)).await.unwrap();
+    fixtures::walk_to_sql(&mut s, &tenant_a, "lead-1", &format!("{SECRET} pain")).await;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let o = acc::Opportunity {
         opportunity_id: "opp-1".into(),

@@ -1,0 +1,111 @@
+//! The whole cluster in the test's process, wired as it is deployed.
+
+use qualify_acceptance::Acceptance;
+use qualify_metrics::Metrics;
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
+};
+use qualify_proto::metrics::metrics_service_client::MetricsServiceClient;
+use qualify_proto::scoring::lead_scoring_service_client::LeadScoringServiceClient;
+use qualify_scoring::Scoring;
+use tonic::transport::Channel;
+
+use crate::{Backend, Running, Tokens, authed, config, fixtures, spawn, with_redis};
+
+/// Lead scoring, opportunity acceptance and metrics on `127.0.0.1:0`, each on
+/// a database of its own: acceptance calls lead scoring, metrics follows both
+/// event streams. Dropping it stops the services and drops their schemas.
+pub struct Cluster {
+    /// Lead scoring.
+    pub scoring: Running,
+    /// Opportunity acceptance.
+    pub acceptance: Running,
+    /// Metrics.
+    pub metrics: Running,
+    /// Clients connected to each service.
+    pub clients: Clients,
+    /// Tokens of tenant `acme`, the tenant of the [`fixtures`].
+    pub acme: Tokens,
+}
+
+/// Clients of the three services (cheap to clone: they share a connection).
+#[derive(Clone)]
+pub struct Clients {
+    /// Lead scoring.
+    pub scoring: LeadScoringServiceClient<Channel>,
+    /// Opportunity acceptance.
+    pub acceptance: OpportunityAcceptanceServiceClient<Channel>,
+    /// Metrics.
+    pub metrics: MetricsServiceClient<Channel>,
+}
+
+impl Cluster {
+    /// Starts the three services on `backend`, lead scoring with its in-process cache.
+    pub async fn start(backend: Backend) -> Cluster {
+        Cluster::launch(backend, false).await
+    }
+
+    /// Starts the three services on `backend`, lead scoring caching in the
+    /// machine's Redis, which must answer.
+    pub async fn start_with_redis(backend: Backend) -> Cluster {
+        Cluster::launch(backend, true).await
+    }
+
+    /// Starts the three services on `backend` with [`fixtures::sql_lead`]
+    /// done for `acme`: account `acc-1`, its verified economic buyer and
+    /// champion, and `lead-1` at SQL, ready for [`fixtures::opportunity`].
+    pub async fn with_sql_lead(backend: Backend) -> Cluster {
+        let mut cluster = Cluster::start(backend).await;
+        fixtures::sql_lead(&mut cluster.clients.scoring, &cluster.acme).await;
+        cluster
+    }
+
+    async fn launch(backend: Backend, redis: bool) -> Cluster {
+        let mut scoring = config("scoring", backend).await;
+        if redis {
+            scoring = with_redis(scoring).await;
+        }
+        let scoring = spawn::<Scoring>(scoring).await;
+        let mut acceptance = config("acceptance", backend).await;
+        acceptance.scoring_url = Some(scoring.url());
+        let acceptance = spawn::<Acceptance>(acceptance).await;
+        let mut metrics = config("metrics", backend).await;
+        metrics.scoring_url = Some(scoring.url());
+        metrics.acceptance_url = Some(acceptance.url());
+        let metrics = spawn::<Metrics>(metrics).await;
+        let clients = Clients {
+            scoring: LeadScoringServiceClient::new(scoring.channel().await),
+            acceptance: OpportunityAcceptanceServiceClient::new(acceptance.channel().await),
+            metrics: MetricsServiceClient::new(metrics.channel().await),
+        };
+        Cluster { scoring, acceptance, metrics, clients, acme: Tokens::new("acme") }
+    }
+
+    /// `acme`'s SDR submits `o` ([`fixtures::submit`]).
+    pub async fn submit(&mut self, o: acc::Opportunity) -> acc::SubmitOpportunityResponse {
+        fixtures::submit(&mut self.clients.acceptance, &self.acme, o).await
+    }
+
+    /// Accepts opportunity `id` as the holder of `token`, with an override
+    /// `justification` (empty for none); the refusal is returned.
+    pub async fn accept(
+        &mut self,
+        id: &str,
+        token: &str,
+        justification: &str,
+    ) -> Result<acc::AcceptOpportunityResponse, tonic::Status> {
+        let req = acc::AcceptOpportunityRequest {
+            opportunity_id: id.into(),
+            override_justification: justification.into(),
+            ..Default::default()
+        };
+        self.clients.acceptance.accept_opportunity(authed(req, token)).await.map(|r| r.into_inner())
+    }
+
+    /// The audited decisions on opportunity `id`, as `acme`'s AE reads them.
+    pub async fn decisions(&mut self, id: &str) -> Vec<acc::Decision> {
+        let req = acc::ListDecisionsRequest { opportunity_id: id.into() };
+        let listed = self.clients.acceptance.list_decisions(authed(req, &self.acme.ae)).await;
+        listed.expect("the AE lists the decisions").into_inner().decisions
+    }
+}

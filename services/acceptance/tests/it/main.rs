@@ -1,0 +1,7 @@
+//! Opportunity acceptance's integration tests, one binary: a module per area.
+//! The tracing test is a binary of its own (`tests/tracing.rs`): it installs
+//! the process-wide span collector.
+
+mod crash;
+mod gate;
+mod opportunities;

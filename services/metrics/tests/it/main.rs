@@ -1,0 +1,6 @@
+//! Metrics' integration tests, one binary: a module per area.
+
+mod crash;
+mod funnel;
+mod quotas;
+mod replicas;

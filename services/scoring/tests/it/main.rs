@@ -1,0 +1,6 @@
+//! Lead scoring's integration tests, one binary: a module per area.
+
+mod api;
+mod migrations;
+mod protection;
+mod scoring;
