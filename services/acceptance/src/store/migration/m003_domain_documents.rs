@@ -12,7 +12,7 @@ pub struct M003DomainDocuments;
 
 impl MigrationName for M003DomainDocuments {
     fn name(&self) -> &str {
-        "m20261204_000003_domain_documents"
+        "m20261203_000003_domain_documents"
     }
 }
 
