@@ -100,6 +100,8 @@ pub struct ServiceConfig {
     /// Where every use case reads the current time: the system clock, or a
     /// test's manual one.
     pub clock: crate::Clock,
+    /// How often expired idempotency keys are purged (`QUALIFY_IDEMPOTENCY_PURGE_SECS`).
+    pub idempotency_purge_every: Duration,
 }
 
 impl ServiceConfig {
@@ -126,6 +128,7 @@ impl ServiceConfig {
             tenant_rate_limit: 0,
             cors_origins: Vec::new(),
             clock: crate::Clock::system(),
+            idempotency_purge_every: Duration::from_secs(600),
         }
     }
 
@@ -184,6 +187,7 @@ impl ServiceConfig {
             bail!("QUALIFY_MAX_CONCURRENT_REQUESTS must be at least 1");
         }
         c.tenant_rate_limit = parse(env, "QUALIFY_TENANT_RATE_LIMIT", c.tenant_rate_limit)?;
+        c.idempotency_purge_every = Duration::from_secs(parse(env, "QUALIFY_IDEMPOTENCY_PURGE_SECS", 600)?.max(1));
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }

@@ -223,6 +223,27 @@ fn replay<Resp: Message + Default>(stored: entity::Model, request: &impl Message
     Resp::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Deletes expired keys every `every`, by `clock`, until aborted: keys are
+/// kept [`RETENTION_HOURS`] and no longer (a retry after that runs anew).
+pub fn spawn_purger(
+    db: DatabaseConnection,
+    clock: crate::Clock,
+    every: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match purge_expired(&db, clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(keys = n, "expired idempotency keys purged"),
+                Err(e) => tracing::warn!(error = %e, "expired idempotency keys not purged"),
+            }
+        }
+    })
+}
+
 /// Deletes keys older than the retention window; returns how many.
 pub async fn purge_expired(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let cutoff = now - Duration::hours(RETENTION_HOURS);

@@ -94,6 +94,7 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
         .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
     let routes = build(db.clone(), &config, auth)?;
+    let purger = idempotency::spawn_purger(db.clone(), config.clock.clone(), config.idempotency_purge_every);
     let opts = serve::ServeOptions {
         service_name,
         db,
@@ -103,7 +104,9 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
         max_concurrent_requests: config.max_concurrent_requests,
         cors_origins: config.cors_origins.clone(),
     };
-    serve::serve(listener, routes, opts, shutdown).await
+    let served = serve::serve(listener, routes, opts, shutdown).await;
+    purger.abort();
+    served
 }
 
 /// Connects and applies pending migrations (the `migrate` command).

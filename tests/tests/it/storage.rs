@@ -146,3 +146,33 @@ async fn concurrent_retries_of_one_request_run_it_once() {
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "every retry sees the first answer");
     assert_eq!(answers[0].account.as_ref().unwrap().etag, "1", "the update ran once, not sixteen times");
 }
+
+qualify_testkit::on_both_backends!(idempotency_keys_are_kept_48_hours_and_no_longer);
+
+/// Keys are kept 48 hours, as the README promises, and purged after: a retry
+/// within the window gets the first answer; after it, the call runs anew.
+async fn idempotency_keys_are_kept_48_hours_and_no_longer(b: Backend) {
+    let clock = qualify_platform::Clock::manual(qualify_platform::Clock::system().now());
+    let mut cfg = qualify_testkit::config("scoring", b).await;
+    cfg.clock = clock.clone();
+    cfg.idempotency_purge_every = Duration::from_millis(20);
+    let svc = spawn::<Scoring>(cfg).await;
+    let mut c = LeadScoringServiceClient::new(svc.channel().await);
+    let t = token("acme", "sync", &[Role::Service]);
+    let req = pb::CreateAccountRequest {
+        account: Some(pb::Account { account_id: "acc-1".into(), display_name: "Acme".into(), ..Default::default() }),
+        request_id: "key-1".into(),
+    };
+    let first = c.create_account(authed(req.clone(), &t)).await.unwrap().into_inner();
+    clock.advance(chrono::Duration::hours(47));
+    tokio::time::sleep(Duration::from_millis(200)).await; // several purges at 47 h
+    let retried = c.create_account(authed(req.clone(), &t)).await.unwrap().into_inner();
+    assert_eq!(retried, first, "within 48 hours a retry gets the first answer");
+    clock.advance(chrono::Duration::hours(2));
+    let anew = eventually(Duration::from_secs(5), || {
+        let (mut c, r) = (c.clone(), authed(req.clone(), &t));
+        async move { c.create_account(r).await.err().filter(|s| s.code() == tonic::Code::AlreadyExists) }
+    })
+    .await;
+    assert!(anew.is_some(), "after 48 hours the key is gone and the create runs again (and finds the account)");
+}
