@@ -39,6 +39,8 @@ pub mod entity {
         pub response: Vec<u8>,
         /// When the key was claimed.
         pub created_at: ChronoDateTimeUtc,
+        /// Subject who claimed it (`None` for keys claimed before subjects were kept).
+        pub subject: Option<String>,
     }
 
     /// No relations.
@@ -96,6 +98,35 @@ impl MigrationTrait for Migration {
     }
 }
 
+/// Keys belong to the subject that claimed them: a migration adding the column.
+pub struct SubjectColumn;
+
+impl MigrationName for SubjectColumn {
+    fn name(&self) -> &str {
+        "m20261203_000010_idempotency_key_subject"
+    }
+}
+
+#[derive(DeriveIden)]
+enum IdempotencyKeys {
+    Table,
+    Subject,
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SubjectColumn {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(IdempotencyKeys::Table)
+                    .add_column(ColumnDef::new(IdempotencyKeys::Subject).string().null())
+                    .to_owned(),
+            )
+            .await
+    }
+}
+
 /// Who is retrying what.
 #[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
@@ -105,6 +136,8 @@ pub struct Key<'a> {
     pub method: &'a str,
     /// The client's key; empty means the call is not idempotent.
     pub request_id: &'a str,
+    /// The caller: a key is theirs, and the same key from anyone else is refused.
+    pub subject: &'a str,
 }
 
 /// Runs `work` in a transaction guarded by the idempotency key. With an empty
@@ -161,7 +194,7 @@ where
         Err(e) => {
             txn.rollback().await?;
             return match stored(db, key).await? {
-                Some(s) => replay(s, request).map(|r| (r, false)),
+                Some(s) => replay(s, key, request).map(|r| (r, false)),
                 None => Err(e),
             };
         }
@@ -178,6 +211,7 @@ where
         response: Set(response.encode_to_vec()),
         // When the key was claimed, for its retention: wall time, whatever clock the service runs on.
         created_at: Set(crate::Clock::system().now()),
+        subject: Set(Some(key.subject.to_string())),
     };
     let inserted = entity::Entity::insert(claim).on_conflict_do_nothing().exec_without_returning(&txn).await?;
     if matches!(inserted, TryInsertResult::Inserted(n) if n > 0) {
@@ -186,7 +220,7 @@ where
     }
     txn.rollback().await?;
     let s = stored(db, key).await?.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("idempotency key vanished")))?;
-    replay(s, request).map(|r| (r, false))
+    replay(s, key, request).map(|r| (r, false))
 }
 
 fn hash(request: &impl Message) -> String {
@@ -202,7 +236,7 @@ pub async fn replayed<Resp: Message + Default>(
     request: &impl Message,
 ) -> Result<Option<Resp>, ApiError> {
     match stored(db, key).await? {
-        Some(s) => replay(s, request).map(Some),
+        Some(s) => replay(s, key, request).map(Some),
         None => Ok(None),
     }
 }
@@ -215,9 +249,15 @@ async fn stored(db: &DatabaseConnection, key: Key<'_>) -> Result<Option<entity::
     Ok(entity::Entity::find_by_id(id).one(db).await?)
 }
 
-/// The stored response, if `request` is the call that stored it.
-fn replay<Resp: Message + Default>(stored: entity::Model, request: &impl Message) -> Result<Resp, ApiError> {
-    if stored.request_hash != hash(request) {
+/// The stored response, if `request` is the call that stored it, from the
+/// caller who stored it: another subject's retry is refused and learns nothing.
+fn replay<Resp: Message + Default>(
+    stored: entity::Model,
+    key: Key<'_>,
+    request: &impl Message,
+) -> Result<Resp, ApiError> {
+    let theirs = stored.subject.as_deref().is_some_and(|s| s != key.subject);
+    if theirs || stored.request_hash != hash(request) {
         return Err(ApiError::IdempotencyKeyReused);
     }
     Resp::decode(stored.response.as_slice()).map_err(|e| ApiError::Internal(e.into()))

@@ -170,6 +170,17 @@ pub fn token(tenant: &str, subject: &str, roles: &[Role]) -> String {
     TokenIssuer::hs256(TEST_SECRET.as_bytes()).issue(tenant, subject, roles, Duration::from_secs(3600)).expect("token")
 }
 
+/// A token of the same tenant and roles as `token`, for another `subject`:
+/// someone who may make the same calls, but is not the one who made them.
+pub fn impostor(token: &str, subject: &str) -> String {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    let claims: qualify_platform::auth::Claims = serde_json::from_slice(&json).expect("Qualify claims");
+    let roles: Vec<Role> = claims.roles.iter().filter_map(|r| Role::parse(r)).collect();
+    self::token(&claims.tenant, subject, &roles)
+}
+
 /// Wraps a message in a request carrying `token`.
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut r = tonic::Request::new(message);

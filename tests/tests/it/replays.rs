@@ -14,16 +14,19 @@ use qualify_proto::common::{BuyingRole, Criterion, Framework, LeadSource, Money,
 use qualify_proto::metrics as mt;
 use qualify_proto::scoring as sc;
 use qualify_testkit::fixtures::{opportunity, ts};
-use qualify_testkit::{Backend, Clients, Cluster, Tokens, authed};
+use qualify_testkit::{Backend, Clients, Cluster, Tokens, authed, impostor};
 
 /// Sends `$req` twice through `$client.$method` as `$token`; asserts the answers are equal and
-/// records the RPC as replayed. Evaluates to the answer.
+/// records the RPC as replayed; then once more as another subject with the same roles, which is
+/// refused: a key belongs to its caller. Evaluates to the answer.
 macro_rules! twice {
     ($seen:ident, $client:ident . $method:ident, $name:literal, $req:expr, $token:expr) => {{
         let req = $req;
         let first = $client.$method(authed(req.clone(), $token)).await.unwrap().into_inner();
-        let again = $client.$method(authed(req, $token)).await.unwrap().into_inner();
+        let again = $client.$method(authed(req.clone(), $token)).await.unwrap().into_inner();
         assert_eq!(first, again, "{}: a retry returns the first answer", $name);
+        let stolen = $client.$method(authed(req, &impostor($token, "mallory"))).await;
+        assert!(stolen.is_err(), "{}: another subject replaying the key gets nothing: {stolen:?}", $name);
         $seen.insert($name.to_string());
         first
     }};

@@ -285,7 +285,13 @@ impl AcceptanceApi {
     ) -> Result<pb::SubmitOpportunityResponse, ApiError> {
         opportunities::authorize_submit(&c)?;
         let mut sub = decode_submission(&req)?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "SubmitOpportunity", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "SubmitOpportunity",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         let now = self.clock.now();
         // Outside the transaction: nothing is stored unless lead scoring answered. A retry gets
         // the first answer whatever lead scoring says now: when the snapshot fails, the stored
@@ -355,7 +361,13 @@ impl AcceptanceApi {
         let q = decode_qualification(&mut v, "", &req.evidence, &req.stakeholders, req.next_step.as_ref());
         v.finish()?;
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method: "ResubmitOpportunity", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &tenant,
+            method: "ResubmitOpportunity",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         // A retry gets the first answer, though the state check below would now refuse it.
         if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
             return Ok(done);
@@ -392,7 +404,8 @@ impl AcceptanceApi {
             DecisionKind::SendBack => "SendBackOpportunity",
         };
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method, request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key { tenant: &tenant, method, request_id, subject: &subject };
         let id = id.to_string();
         let now = self.clock.now();
         // Replays return the stored response, encoded as this pair.
@@ -511,7 +524,13 @@ impl AcceptanceApi {
         };
         let activity = NewActivity { kind, meaningful: a.meaningful, occurred_at, note: a.note.clone() };
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method: "RecordActivity", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &tenant,
+            method: "RecordActivity",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         let id = req.opportunity_id.clone();
         let out = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -538,7 +557,13 @@ impl AcceptanceApi {
         check_version_and_id(&mut v, &req.request_id, &req.opportunity_id, req.expected_version);
         v.finish()?;
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method: "AdvanceOpportunity", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &tenant,
+            method: "AdvanceOpportunity",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         let (id, expected) = (req.opportunity_id.clone(), req.expected_version);
         let now = self.clock.now();
         let out = idempotency::run(&self.db, key, &req, move |txn| {
@@ -567,7 +592,13 @@ impl AcceptanceApi {
         v.text("reason", &req.reason, MAX_TEXT);
         v.finish()?;
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method: "CloseOpportunity", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &tenant,
+            method: "CloseOpportunity",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         let (id, expected) = (req.opportunity_id.clone(), req.expected_version);
         let now = self.clock.now();
         let out = idempotency::run(&self.db, key, &req, move |txn| {

@@ -111,7 +111,13 @@ impl AcceptanceApi {
         v.finish()?;
         let (segment, policy) = decoded.ok_or_else(|| ApiError::field("policy", "is invalid"))?;
         let tenant = c.tenant.clone();
-        let key = idempotency::Key { tenant: &tenant, method: "UpdateGatePolicy", request_id: &req.request_id };
+        let subject = c.subject.clone();
+        let key = idempotency::Key {
+            tenant: &tenant,
+            method: "UpdateGatePolicy",
+            request_id: &req.request_id,
+            subject: &subject,
+        };
         let expected = req.expected_version;
         let now = self.clock.now();
         idempotency::run(&self.db, key, &req, move |txn| {

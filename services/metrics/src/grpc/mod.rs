@@ -51,7 +51,12 @@ impl MetricsApi {
     async fn update_quota(&self, c: Caller, req: pb::UpdateQuotaRequest) -> Result<pb::UpdateQuotaResponse, ApiError> {
         permission::administer(&c, "set quotas")?;
         let change = codec::quota_change(&req)?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "UpdateQuota", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "UpdateQuota",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
         let (tenant, clock) = (c.tenant.clone(), self.clock.clone());
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {

@@ -98,7 +98,12 @@ pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(qualify_platform::idempotency::Migration), Box::new(M001Quotas), Box::new(M002Rollups)]
+        vec![
+            Box::new(qualify_platform::idempotency::Migration),
+            Box::new(M001Quotas),
+            Box::new(M002Rollups),
+            Box::new(qualify_platform::idempotency::SubjectColumn),
+        ]
     }
 }
 

@@ -92,7 +92,12 @@ impl ScoringApi {
         v.request_id(&req.request_id);
         let (a, details) = decode_account(&mut v, req.account.as_ref())?;
         v.finish()?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "CreateAccount", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "CreateAccount",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
         let (tenant, account_id, now) = (c.tenant.clone(), a.account_id.clone(), self.clock.now());
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -143,7 +148,12 @@ impl ScoringApi {
             "is not an updatable field",
         );
         v.finish()?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "UpdateAccount", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "UpdateAccount",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
         let update = accounts::Update {
             account_id: a.account_id.clone(),
             details,

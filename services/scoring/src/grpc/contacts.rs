@@ -126,7 +126,12 @@ impl ScoringApi {
         v.request_id(&req.request_id);
         let (_, new) = decode_contact(&mut v, req.contact.as_ref(), true)?;
         v.finish()?;
-        let key = idempotency::Key { tenant: &caller.tenant, method: "CreateContact", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &caller.tenant,
+            method: "CreateContact",
+            request_id: &req.request_id,
+            subject: &caller.subject,
+        };
         let (tenant, now) = (caller.tenant.clone(), self.clock.now());
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -180,7 +185,12 @@ impl ScoringApi {
             "is not an updatable field (account_id is immutable)",
         );
         v.finish()?;
-        let key = idempotency::Key { tenant: &caller.tenant, method: "UpdateContact", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &caller.tenant,
+            method: "UpdateContact",
+            request_id: &req.request_id,
+            subject: &caller.subject,
+        };
         let update = contacts::Update { contact, fields, etag: c.etag.clone(), allow_missing: req.allow_missing };
         let (tenant, now) = (caller.tenant.clone(), self.clock.now());
         idempotency::run(&self.db, key, &req, move |txn| {

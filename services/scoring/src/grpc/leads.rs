@@ -60,7 +60,12 @@ impl ScoringApi {
         let new = decode_new(&mut v, l);
         v.finish()?;
         let new = new.ok_or_else(|| ApiError::field("lead.source", "is required"))?;
-        let key = idempotency::Key { tenant: &c.tenant, method: "CreateLead", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "CreateLead",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
         let (tenant, now) = (c.tenant.clone(), self.clock.now());
         let created = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {

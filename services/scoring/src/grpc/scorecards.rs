@@ -149,7 +149,12 @@ impl ScoringApi {
         let decoded = decode(&mut v, sc);
         v.finish()?;
         let (segment, card) = decoded.ok_or_else(|| ApiError::field("scorecard", "is invalid"))?;
-        let key = idempotency::Key { tenant: &caller.tenant, method: "PublishScorecard", request_id: &req.request_id };
+        let key = idempotency::Key {
+            tenant: &caller.tenant,
+            method: "PublishScorecard",
+            request_id: &req.request_id,
+            subject: &caller.subject,
+        };
         let (c, expected, now) = (caller.clone(), req.expected_version, self.clock.now());
         let published = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {

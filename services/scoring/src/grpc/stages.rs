@@ -31,7 +31,7 @@ impl ScoringApi {
         let Move { method, request_id, lead_id, to, reason } = m;
         // Permission before anything else: a refused caller learns nothing.
         leads::hand_mover(caller, to)?;
-        let key = idempotency::Key { tenant: &caller.tenant, method, request_id };
+        let key = idempotency::Key { tenant: &caller.tenant, method, request_id, subject: &caller.subject };
         let (c, lead_id, now) = (caller.clone(), lead_id.to_string(), self.clock.now());
         let out: pb::AcceptLeadResponse = idempotency::run(&self.db, key, request, move |txn| {
             Box::pin(async move {

@@ -121,6 +121,7 @@ impl MigratorTrait for Migrator {
             }),
             Box::new(qualify_platform::outbox::StampFunction),
             Box::new(M003DomainDocuments),
+            Box::new(qualify_platform::idempotency::SubjectColumn),
         ]
     }
 }
