@@ -16,12 +16,19 @@ pub enum Verification {
     Bounced,
     /// The person left the company.
     LeftCompany,
+    /// Entered as verified by someone who is not a verifier: shown, never trusted.
+    SelfReported,
 }
 
 impl Verification {
     /// Every status, in order.
-    pub const ALL: [Verification; 4] =
-        [Verification::Unverified, Verification::Verified, Verification::Bounced, Verification::LeftCompany];
+    pub const ALL: [Verification; 5] = [
+        Verification::Unverified,
+        Verification::Verified,
+        Verification::Bounced,
+        Verification::LeftCompany,
+        Verification::SelfReported,
+    ];
 
     /// Stable storage name.
     pub fn as_str(self) -> &'static str {
@@ -30,6 +37,7 @@ impl Verification {
             Verification::Verified => "verified",
             Verification::Bounced => "bounced",
             Verification::LeftCompany => "left_company",
+            Verification::SelfReported => "self_reported",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod permission;
 pub mod role;
 pub mod scoring;
 pub mod stage;
+pub mod subject;
 
 pub use account::{Account, AccountDetails, AccountField};
 pub use contact::{Contact, ContactDetails, ContactField, Verification};

@@ -438,6 +438,12 @@ pub struct Opportunity {
     pub closed_at: Option<DateTime<Utc>>,
     /// Account executive who accepted it (empty until then).
     pub accepted_by: String,
+    /// Everyone who wrote its content, normalised ([`crate::subject::normalise`]):
+    /// none of them may accept or reject it.
+    pub contributors: Vec<String>,
+    /// Why it is an expansion of a lead that already has a live opportunity
+    /// (empty for an ordinary one).
+    pub expansion_reason: String,
 }
 
 /// An AE's or manager's verdict on a pending opportunity.
@@ -519,6 +525,8 @@ pub struct Decision {
     pub team: String,
     /// Source of the lead, from the snapshot.
     pub source: Option<LeadSource>,
+    /// The opportunity's contributors when it was decided.
+    pub contributors: Vec<String>,
 }
 
 /// A sales activity on an accepted opportunity.
@@ -606,6 +614,7 @@ impl Opportunity {
             evidence: self.evidence.clone(),
             team: self.team.clone(),
             source: self.lead_snapshot.source,
+            contributors: self.contributors.clone(),
         };
         let failed = || gate.failures().map(|k| k.detail.clone()).collect::<Vec<_>>();
         match verdict {
@@ -827,6 +836,8 @@ mod tests {
             close_reason: String::new(),
             closed_at: None,
             accepted_by: String::new(),
+            contributors: vec!["sam".into()],
+            expansion_reason: String::new(),
         }
     }
 

@@ -71,6 +71,16 @@ pub fn record_activity(c: &Caller) -> Result<(), Denied> {
     deny("ROLE_REQUIRED", "only account executives, managers and CRM sync record activities")
 }
 
+/// Marking an email or phone verified (or bounced) is for verifiers only: an
+/// enrichment integration or data-ops service holding the verifier role. What
+/// anyone else enters as verified is kept as self-reported.
+pub fn verify_contacts(c: &Caller) -> Result<(), Denied> {
+    if c.has(Role::Verifier) {
+        return Ok(());
+    }
+    deny("VERIFIER_REQUIRED", "only a verifier records contact verifications")
+}
+
 /// Calibration samples are drawn by people in sales management or RevOps.
 pub fn draw_calibration_sample(c: &Caller) -> Result<(), Denied> {
     if human(c) && c.has_any(&[Role::Manager, Role::Revops]) {
@@ -177,5 +187,14 @@ mod tests {
         assert!(rescore_and_store(&caller("t", &[Role::Sdr])).is_err());
         assert!(record_activity(&caller("t", &[Role::Ae])).is_ok());
         assert!(record_activity(&caller("t", &[Role::Sdr])).is_err());
+    }
+
+    #[test]
+    fn only_verifiers_record_verifications_whatever_else_a_caller_holds() {
+        assert!(verify_contacts(&caller("t", &[Role::Verifier])).is_ok());
+        assert!(verify_contacts(&caller("t", &[Role::Verifier, Role::Service])).is_ok());
+        for no in [&[Role::Sdr][..], &[Role::Ae], &[Role::Manager, Role::Revops], &[Role::Service]] {
+            assert_eq!(verify_contacts(&caller("t", no)).unwrap_err().reason, "VERIFIER_REQUIRED");
+        }
     }
 }

@@ -13,11 +13,14 @@ pub enum Role {
     Revops,
     /// Automated caller.
     Service,
+    /// A contact-data verifier (an enrichment integration, a data-ops service):
+    /// the only caller whose "verified" the SQO gate trusts.
+    Verifier,
 }
 
 impl Role {
     /// Every role, in order.
-    pub const ALL: [Role; 5] = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service];
+    pub const ALL: [Role; 6] = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service, Role::Verifier];
 
     /// Name used in tokens.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +30,7 @@ impl Role {
             Role::Manager => "manager",
             Role::Revops => "revops",
             Role::Service => "service",
+            Role::Verifier => "verifier",
         }
     }
 

@@ -47,6 +47,7 @@ enum_map!(d::Role, c::Role, {
     d::Role::Manager => c::Role::Manager,
     d::Role::Revops => c::Role::Revops,
     d::Role::Service => c::Role::Service,
+    d::Role::Verifier => c::Role::Verifier,
 });
 
 enum_map!(d::LeadStage, c::LeadStage, {

@@ -10,6 +10,7 @@ use std::future::Future;
 use chrono::{DateTime, Duration, Utc};
 use qualify_domain::gate::{self, GateResult};
 use qualify_domain::opportunity::{CurrencyMismatch, DecisionError, LeadSnapshot, Money, Stakeholder, is_abandoned};
+use qualify_domain::subject;
 use qualify_domain::{
     Activity, ActivityType, Caller, Decision, LeadSource, LeadStage, Opportunity, OpportunityAction, OpportunityState,
     Qualification, Segment, TransitionError, Verdict,
@@ -246,6 +247,8 @@ pub async fn prepare(
         close_reason: String::new(),
         closed_at: None,
         accepted_by: String::new(),
+        contributors: vec![subject::normalise(&c.subject)],
+        expansion_reason: String::new(),
     };
     let gate = gate::evaluate(&policy.policy, &opportunity.gate_candidate(), now);
     Ok(Submitted { opportunity, gate, policy_version: policy.version })

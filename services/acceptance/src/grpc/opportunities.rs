@@ -157,6 +157,8 @@ pub(crate) fn encode_opportunity(o: &Opportunity) -> pb::Opportunity {
         close_reason: o.close_reason.clone(),
         close_time: o.closed_at.map(timestamp),
         accepted_by: o.accepted_by.clone(),
+        contributors: o.contributors.clone(),
+        expansion_reason: o.expansion_reason.clone(),
     }
 }
 
@@ -200,6 +202,7 @@ pub(crate) fn encode_decision(d: &Decision) -> pb::Decision {
         evidence: d.evidence.iter().map(encode_evidence).collect(),
         team: d.team.clone(),
         source: d.source.map_or(0, WireEnum::to_wire),
+        contributors: d.contributors.clone(),
     }
 }
 

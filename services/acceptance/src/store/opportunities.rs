@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, Utc};
 use qualify_domain::opportunity::{Evidence, LeadSnapshot, Money, NextStep, Stakeholder};
+use qualify_domain::subject;
 use qualify_domain::{
     Activity, ActivityType, Criterion, Decision, DecisionKind, EvidenceStatus, Framework, GateCheck, GateCheckCode,
     LeadSource, LeadStage, Opportunity, OpportunityState, RejectionReason, Role, Segment, StakeholderRole,
@@ -327,6 +328,11 @@ struct OpportunityDoc {
     close_reason: String,
     closed_at: Option<DateTime<Utc>>,
     accepted_by: String,
+    /// Absent from documents written before contributors were recorded: then the submitter.
+    #[serde(default)]
+    contributors: Vec<String>,
+    #[serde(default)]
+    expansion_reason: String,
 }
 
 impl From<&Opportunity> for OpportunityDoc {
@@ -357,6 +363,8 @@ impl From<&Opportunity> for OpportunityDoc {
             close_reason: o.close_reason.clone(),
             closed_at: o.closed_at,
             accepted_by: o.accepted_by.clone(),
+            contributors: o.contributors.clone(),
+            expansion_reason: o.expansion_reason.clone(),
         }
     }
 }
@@ -377,7 +385,6 @@ impl OpportunityDoc {
             competitors: self.competitors,
             next_step: self.next_step.map(NextStepDoc::into_domain).transpose()?,
             team: self.team,
-            submitted_by: self.submitted_by,
             lead_snapshot: self.lead_snapshot.into_domain()?,
             overridden: self.overridden,
             version: self.version,
@@ -389,7 +396,14 @@ impl OpportunityDoc {
             closed_amount: self.closed_amount.map(Money::from),
             close_reason: self.close_reason,
             closed_at: self.closed_at,
+            contributors: if self.contributors.is_empty() {
+                vec![subject::normalise(&self.submitted_by)]
+            } else {
+                self.contributors
+            },
+            submitted_by: self.submitted_by,
             accepted_by: self.accepted_by,
+            expansion_reason: self.expansion_reason,
         })
     }
 }
@@ -549,6 +563,8 @@ struct DecisionDoc {
     evidence: Vec<EvidenceDoc>,
     team: String,
     source: Option<String>,
+    #[serde(default)]
+    contributors: Vec<String>,
 }
 
 impl From<&Decision> for DecisionDoc {
@@ -571,6 +587,7 @@ impl From<&Decision> for DecisionDoc {
             evidence: d.evidence.iter().map(EvidenceDoc::from).collect(),
             team: d.team.clone(),
             source: d.source.map(|s| s.as_str().into()),
+            contributors: d.contributors.clone(),
         }
     }
 }
@@ -600,6 +617,7 @@ impl DecisionDoc {
             evidence: evidence(self.evidence)?,
             team: self.team,
             source: named_opt(LeadSource::parse, self.source.as_deref(), "lead source")?,
+            contributors: self.contributors,
         })
     }
 }

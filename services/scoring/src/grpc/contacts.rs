@@ -21,6 +21,7 @@ fn decode_status(s: VerificationStatus) -> Verification {
         VerificationStatus::Verified => Verification::Verified,
         VerificationStatus::Bounced => Verification::Bounced,
         VerificationStatus::LeftCompany => Verification::LeftCompany,
+        VerificationStatus::SelfReported => Verification::SelfReported,
     }
 }
 
@@ -30,6 +31,7 @@ fn encode_status(s: Verification) -> i32 {
         Verification::Verified => VerificationStatus::Verified,
         Verification::Bounced => VerificationStatus::Bounced,
         Verification::LeftCompany => VerificationStatus::LeftCompany,
+        Verification::SelfReported => VerificationStatus::SelfReported,
     }) as i32
 }
 
@@ -113,6 +115,8 @@ fn encode(c: Contact) -> pb::Contact {
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: c.version.to_string(),
+        email_verify_provider: String::new(),
+        phone_verify_provider: String::new(),
     }
 }
 
