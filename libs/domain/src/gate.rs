@@ -87,7 +87,8 @@ pub const MAX_MIN_STAKEHOLDERS: u32 = 50;
 impl GatePolicy {
     /// The policy a segment gets before RevOps sets one: its framework's
     /// default criteria, an economic buyer and a champion, a scheduled next
-    /// step and contacts verified within 90 days.
+    /// step and contacts verified by a provider within the last 7 days (the
+    /// weekly refresh of seed practice).
     pub fn default_for(segment: Segment) -> Self {
         GatePolicy {
             framework: segment.default_framework(),
@@ -96,7 +97,7 @@ impl GatePolicy {
             require_champion: true,
             min_stakeholders: 2,
             require_next_step: true,
-            contact_max_age_days: 90,
+            contact_max_age_days: 7,
             min_score: 0,
         }
     }
@@ -341,7 +342,7 @@ mod tests {
             evidence: framework.criteria().iter().map(|c| (*c, EvidenceStatus::Confirmed)).collect(),
             stakeholders: vec![
                 GateStakeholder { role: StakeholderRole::EconomicBuyer, verified_at: Some(now() - Duration::days(3)) },
-                GateStakeholder { role: StakeholderRole::Champion, verified_at: Some(now() - Duration::days(10)) },
+                GateStakeholder { role: StakeholderRole::Champion, verified_at: Some(now() - Duration::days(6)) },
             ],
             next_step_at: Some(now() + Duration::days(2)),
             score: 80,
@@ -413,9 +414,10 @@ mod tests {
     fn contacts_verified_exactly_at_the_limit_pass_and_a_day_older_fail() {
         let policy = GatePolicy::default_for(Segment::Smb);
         let mut c = strong(Framework::Bant);
-        c.stakeholders[0].verified_at = Some(now() - Duration::days(90));
+        assert_eq!(policy.contact_max_age_days, 7, "the default is the weekly refresh");
+        c.stakeholders[0].verified_at = Some(now() - Duration::days(7));
         assert!(evaluate(&policy, &c, now()).passed());
-        c.stakeholders[0].verified_at = Some(now() - Duration::days(91));
+        c.stakeholders[0].verified_at = Some(now() - Duration::days(8));
         assert!(!evaluate(&policy, &c, now()).passed());
         c.stakeholders[0].verified_at = None;
         assert!(!evaluate(&policy, &c, now()).passed());
@@ -475,7 +477,7 @@ mod tests {
         fn passed_iff_every_check_passed(
             confirmed in proptest::collection::vec(any::<bool>(), 4),
             n_stake in 0usize..4, champion in any::<bool>(),
-            next_days in -3i64..3, age in 0i64..200, score in -10i32..100,
+            next_days in -3i64..3, age in 0i64..20, score in -10i32..100,
         ) {
             let policy = GatePolicy { min_score: 40, ..GatePolicy::default_for(Segment::Smb) };
             let evidence = Framework::Bant.criteria().iter().zip(&confirmed)

@@ -25,7 +25,7 @@ pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, PolicyInForce, StakeholderRole};
 pub use lead::Lead;
 pub use opportunity::{
-    Activity, ActivityType, Decision, DecisionKind, Opportunity, OpportunityAction, OpportunityState, Qualification,
+    Activity, ActivityType, Authors, Decision, DecisionKind, Opportunity, OpportunityAction, OpportunityState, Qualification,
     RejectionReason, TransitionError, Verdict,
 };
 pub use permission::Denied;

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::framework::{Criterion, EvidenceStatus, Framework};
 use crate::gate::{self, GateCandidate, GateCheck, GateStakeholder, PolicyInForce, StakeholderRole};
 use crate::role::{Caller, Role};
+use crate::subject;
 use crate::{LeadSource, LeadStage, Segment};
 
 /// Where an opportunity stands.
@@ -77,6 +78,31 @@ pub enum TransitionError {
 /// Roles that may submit an opportunity.
 const SUBMITTERS: &[Role] = &[Role::Sdr, Role::Manager];
 
+/// Who wrote an opportunity: the submitter (who owns it) and every
+/// contributor (submitter, resubmitters, anyone who wrote its evidence or
+/// buying group), none of whom may decide it. Subjects compare normalised.
+#[derive(Debug, Clone, Copy)]
+pub struct Authors<'a> {
+    /// Subject of the submitter.
+    pub submitter: &'a str,
+    /// Normalised subjects of the contributors.
+    pub contributors: &'a [String],
+}
+
+impl Authors<'_> {
+    /// Nobody: for checking a caller's roles before anything is read.
+    pub const NONE: Authors<'static> = Authors { submitter: "", contributors: &[] };
+
+    fn submitted_by(&self, c: &Caller) -> bool {
+        !self.submitter.is_empty() && subject::same(self.submitter, &c.subject)
+    }
+
+    fn wrote(&self, c: &Caller) -> bool {
+        let me = subject::normalise(&c.subject);
+        self.submitted_by(c) || self.contributors.iter().any(|x| *x == me)
+    }
+}
+
 impl OpportunityState {
     /// Every state.
     pub const ALL: [OpportunityState; 9] = [
@@ -127,18 +153,18 @@ impl OpportunityState {
         Ok(OpportunityState::PendingReview)
     }
 
-    /// Applies `action` by `caller` to an opportunity submitted by `submitter`.
+    /// Applies `action` by `caller` to an opportunity written by `authors`.
     /// Permission is checked before state, so a refused caller learns nothing
     /// about where the opportunity stands.
     pub fn apply(
         self,
         action: OpportunityAction,
         caller: &Caller,
-        submitter: &str,
+        authors: Authors<'_>,
     ) -> Result<OpportunityState, TransitionError> {
         use OpportunityAction as A;
         use OpportunityState as S;
-        check_permission(action, caller, submitter)?;
+        check_permission(action, caller, authors)?;
         let next = match (self, action) {
             (S::SentBack, A::Resubmit) => S::PendingReview,
             (S::PendingReview, A::Accept) => S::Accepted,
@@ -155,12 +181,13 @@ impl OpportunityState {
     }
 }
 
-fn check_permission(action: OpportunityAction, caller: &Caller, submitter: &str) -> Result<(), TransitionError> {
+fn check_permission(action: OpportunityAction, caller: &Caller, authors: Authors<'_>) -> Result<(), TransitionError> {
     use OpportunityAction as A;
     if caller.is_automation() {
         return Err(TransitionError::Forbidden("automation cannot act on opportunities"));
     }
-    let is_submitter = caller.subject == submitter;
+    let is_submitter = authors.submitted_by(caller);
+    let wrote = authors.wrote(caller);
     match action {
         A::Accept => {
             if !caller.has(Role::Ae) {
@@ -172,6 +199,9 @@ fn check_permission(action: OpportunityAction, caller: &Caller, submitter: &str)
             if is_submitter {
                 return Err(TransitionError::Forbidden("the submitter cannot accept their own opportunity"));
             }
+            if wrote {
+                return Err(TransitionError::Forbidden("a contributor cannot accept an opportunity they wrote"));
+            }
         }
         A::Reject | A::SendBack => {
             if !caller.has_any(&[Role::Ae, Role::Manager]) {
@@ -179,6 +209,9 @@ fn check_permission(action: OpportunityAction, caller: &Caller, submitter: &str)
             }
             if is_submitter {
                 return Err(TransitionError::Forbidden("the submitter cannot decide their own opportunity"));
+            }
+            if wrote {
+                return Err(TransitionError::Forbidden("a contributor cannot decide an opportunity they wrote"));
             }
         }
         A::Resubmit | A::Withdraw => {
@@ -569,6 +602,29 @@ pub struct CurrencyMismatch {
 }
 
 impl Opportunity {
+    /// Who wrote it.
+    pub fn authors(&self) -> Authors<'_> {
+        Authors { submitter: &self.submitted_by, contributors: &self.contributors }
+    }
+
+    /// Records `c` as a contributor (once): whoever writes content may not decide it.
+    pub fn add_contributor(&mut self, c: &Caller) {
+        let me = subject::normalise(&c.subject);
+        if !self.contributors.contains(&me) {
+            self.contributors.push(me);
+        }
+    }
+
+    /// An expansion of a lead that already has a live opportunity.
+    pub fn is_expansion(&self) -> bool {
+        !self.expansion_reason.is_empty()
+    }
+
+    /// Pending, sent back, or accepted and open: the lead's live opportunity.
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, OpportunityState::PendingReview | OpportunityState::SentBack) || self.state.is_open_pipeline()
+    }
+
     /// The gate's view of the opportunity: evidence, buying group, next step and score.
     pub fn gate_candidate(&self) -> GateCandidate {
         candidate(&self.evidence, &self.stakeholders, self.next_step.as_ref(), self.lead_snapshot.score)
@@ -593,7 +649,7 @@ impl Opportunity {
         decision_id: String,
         now: DateTime<Utc>,
     ) -> Result<Decision, DecisionError> {
-        let to = self.state.apply(verdict.action(), caller, &self.submitted_by)?;
+        let to = self.state.apply(verdict.action(), caller, self.authors())?;
         let gate = gate::evaluate(&policy.policy, &self.gate_candidate(), now);
         let passed = gate.passed();
         let mut d = Decision {
@@ -689,6 +745,10 @@ mod tests {
     use OpportunityState as S;
     use proptest::prelude::*;
 
+    const SAM_WROTE: &[String] = &[];
+    /// Submitted by `sam`, who alone wrote it.
+    const SAM: Authors<'static> = Authors { submitter: "sam", contributors: SAM_WROTE };
+
     fn caller(subject: &str, roles: &[Role]) -> Caller {
         Caller { tenant: "acme".into(), subject: subject.into(), roles: roles.to_vec() }
     }
@@ -714,12 +774,17 @@ mod tests {
                 _ => return None,
             })
         };
-        let permitted = |a: A, role: Role, is_submitter: bool| -> bool {
+        // `sam` submitted it; `mia` resubmitted it with evidence of her own; `alex` wrote nothing.
+        let wrote = ["sam".to_string(), "mia".to_string()];
+        let authors = Authors { submitter: "sam", contributors: &wrote };
+        let permitted = |a: A, role: Role, who: &str| -> bool {
+            let is_submitter = who == "sam";
+            let contributed = who != "alex";
             match (a, role) {
                 (_, Role::Service) => false,
-                (A::Accept, Role::Ae) => !is_submitter,
+                (A::Accept, Role::Ae) => !contributed,
                 (A::Accept, _) => false,
-                (A::Reject | A::SendBack, Role::Ae | Role::Manager) => !is_submitter,
+                (A::Reject | A::SendBack, Role::Ae | Role::Manager) => !contributed,
                 (A::Reject | A::SendBack, _) => false,
                 (A::Resubmit | A::Withdraw, r) => is_submitter || r == Role::Manager,
                 (A::Advance | A::CloseWon | A::CloseLost, r) => matches!(r, Role::Ae | Role::Manager),
@@ -729,13 +794,13 @@ mod tests {
         for from in S::ALL {
             for a in ACTIONS {
                 for role in Role::ALL {
-                    for is_submitter in [true, false] {
-                        let who = if is_submitter { "sam" } else { "alex" };
-                        let got = from.apply(a, &caller(who, &[role]), "sam");
-                        match (permitted(a, role, is_submitter), legal(from, a)) {
+                    // Subjects compare normalised: " MIA" is mia.
+                    for (who, subject) in [("sam", "sam"), ("mia", " MIA"), ("alex", "alex")] {
+                        let got = from.apply(a, &caller(subject, &[role]), authors);
+                        match (permitted(a, role, who), legal(from, a)) {
                             (false, _) => assert!(
                                 matches!(got, Err(TransitionError::Forbidden(_))),
-                                "{from:?} {a:?} {role:?} submitter={is_submitter}: {got:?}"
+                                "{from:?} {a:?} {role:?} by {who}: {got:?}"
                             ),
                             (true, None) => assert_eq!(got, Err(TransitionError::IllegalState { from, action: a })),
                             (true, Some(to)) => assert_eq!(got, Ok(to), "{from:?} {a:?} {role:?}"),
@@ -745,7 +810,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 9 * 8 * 5 * 2);
+        assert_eq!(checked, 9 * 8 * 6 * 3);
     }
 
     #[test]
@@ -760,9 +825,9 @@ mod tests {
     #[test]
     fn a_token_with_ae_and_sdr_or_service_roles_cannot_accept() {
         let pending = S::PendingReview;
-        assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Sdr]), "sam").is_err());
-        assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Service]), "sam").is_err());
-        assert_eq!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Manager]), "sam"), Ok(S::Accepted));
+        assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Sdr]), SAM).is_err());
+        assert!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Service]), SAM).is_err());
+        assert_eq!(pending.apply(A::Accept, &caller("x", &[Role::Ae, Role::Manager]), SAM), Ok(S::Accepted));
     }
 
     #[test]
@@ -958,7 +1023,7 @@ mod tests {
                 let who = if is_submitter { "sam" } else { "alex" };
                 let c = caller(who, &roles);
                 let independent_ae = c.has(Role::Ae) && !c.has(Role::Sdr) && !c.is_automation() && !is_submitter;
-                if let Ok(next) = state.apply(a, &c, "sam") {
+                if let Ok(next) = state.apply(a, &c, SAM) {
                     if next == S::Accepted && state != S::Accepted {
                         prop_assert!(independent_ae && a == A::Accept);
                     }

@@ -36,6 +36,9 @@ pub enum LeadStage {
 pub enum Mover {
     /// The scoring engine, on a threshold crossing.
     Scoring,
+    /// Opportunity acceptance, following its opportunity: accepted by an AE
+    /// (SQO), closed won or lost.
+    Acceptance,
     /// A person or automation holding a role.
     Role(Role),
 }
@@ -125,6 +128,18 @@ impl LeadStage {
         !matches!(self, LeadStage::ClosedWon | LeadStage::ClosedLost | LeadStage::Disqualified | LeadStage::Nurture)
     }
 
+    /// Whether a lead at this stage may carry an opportunity to the gate (be
+    /// submitted, resubmitted or accepted): an ordinary one at SQL only, an
+    /// expansion also once the lead's first deal is accepted or closed. A
+    /// disqualified or recycled lead carries none.
+    pub fn carries_opportunity(self, expansion: bool) -> bool {
+        match self {
+            LeadStage::Sql => true,
+            LeadStage::Sqo | LeadStage::ClosedWon | LeadStage::ClosedLost => expansion,
+            _ => false,
+        }
+    }
+
     /// Whether the funnel has a move from `self` to `to`, whoever makes it.
     pub fn can_reach(self, to: LeadStage) -> bool {
         use LeadStage::*;
@@ -149,6 +164,7 @@ impl LeadStage {
         use LeadStage::*;
         let role = match mover {
             Mover::Scoring => return matches!(to, Mql | Pql),
+            Mover::Acceptance => return matches!(to, Sqo | ClosedWon | ClosedLost),
             Mover::Role(r) => r,
         };
         match to {
@@ -189,6 +205,25 @@ mod tests {
         assert_eq!(Sqo.transition(ClosedWon, Mover::Role(Role::Ae)), Ok(ClosedWon));
         assert_eq!(New.transition(Pql, Mover::Scoring), Ok(Pql));
         assert_eq!(Pql.transition(Sal, Mover::Role(Role::Sdr)), Ok(Sal));
+    }
+
+    #[test]
+    fn acceptance_moves_leads_to_sqo_and_closed_only_along_the_funnel() {
+        assert_eq!(Sql.transition(Sqo, Mover::Acceptance), Ok(Sqo));
+        assert_eq!(Sqo.transition(ClosedWon, Mover::Acceptance), Ok(ClosedWon));
+        assert_eq!(Sqo.transition(ClosedLost, Mover::Acceptance), Ok(ClosedLost));
+        assert!(Disqualified.transition(Sqo, Mover::Acceptance).is_err());
+        assert!(Nurture.transition(Sqo, Mover::Acceptance).is_err());
+        assert!(Sql.transition(Sal, Mover::Acceptance).is_err());
+        assert!(Sql.transition(Disqualified, Mover::Acceptance).is_err());
+    }
+
+    #[test]
+    fn only_sql_leads_carry_an_opportunity_and_later_stages_only_an_expansion() {
+        for s in LeadStage::ALL {
+            assert_eq!(s.carries_opportunity(false), s == Sql, "{s:?}");
+            assert_eq!(s.carries_opportunity(true), matches!(s, Sql | Sqo | ClosedWon | ClosedLost), "{s:?}");
+        }
     }
 
     #[test]
@@ -234,17 +269,22 @@ mod tests {
     }
 
     fn mover() -> impl Strategy<Value = Mover> {
-        prop_oneof![Just(Mover::Scoring), proptest::sample::select(Role::ALL.to_vec()).prop_map(Mover::Role),]
+        prop_oneof![
+            Just(Mover::Scoring),
+            Just(Mover::Acceptance),
+            proptest::sample::select(Role::ALL.to_vec()).prop_map(Mover::Role),
+        ]
     }
 
     proptest! {
-        /// Whatever sequence of moves is attempted by anyone but an AE, no lead reaches SQO.
+        /// Whatever sequence of moves is attempted by anyone but an AE (or acceptance
+        /// following an AE's decision), no lead reaches SQO.
         #[test]
         fn no_path_to_sqo_without_an_ae(moves in proptest::collection::vec(
             (proptest::sample::select(LeadStage::ALL.to_vec()), mover()), 0..40)) {
             let mut stage = New;
             for (to, m) in moves {
-                if m == Mover::Role(Role::Ae) { continue; }
+                if matches!(m, Mover::Role(Role::Ae) | Mover::Acceptance) { continue; }
                 if let Ok(next) = stage.transition(to, m) { stage = next; }
                 prop_assert_ne!(stage, Sqo);
             }

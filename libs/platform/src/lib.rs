@@ -18,6 +18,7 @@ pub mod coalesce;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod follow;
 pub mod idempotency;
 pub mod outbox;
 pub mod page;

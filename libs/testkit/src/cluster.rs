@@ -10,11 +10,11 @@ use qualify_proto::scoring::lead_scoring_service_client::LeadScoringServiceClien
 use qualify_scoring::Scoring;
 use tonic::transport::Channel;
 
-use crate::{Backend, Running, Tokens, authed, config, fixtures, spawn, with_redis};
+use crate::{Backend, Running, Tokens, authed, config, fixtures, loopback, spawn, spawn_on, with_redis};
 
 /// Lead scoring, opportunity acceptance and metrics on `127.0.0.1:0`, each on
-/// a database of its own: acceptance calls lead scoring, metrics follows both
-/// event streams. Dropping it stops the services and drops their schemas.
+/// a database of its own: acceptance calls lead scoring, lead scoring follows
+/// acceptance's event stream, metrics follows both. Dropping it stops the services and drops their schemas.
 pub struct Cluster {
     /// Lead scoring.
     pub scoring: Running,
@@ -65,10 +65,13 @@ impl Cluster {
         if redis {
             scoring = with_redis(scoring).await;
         }
+        // Each calls the other: lead scoring follows acceptance's stream.
+        let acceptance_listener = loopback().await;
+        scoring.acceptance_url = Some(format!("http://{}", acceptance_listener.local_addr().expect("local addr")));
         let scoring = spawn::<Scoring>(scoring).await;
         let mut acceptance = config("acceptance", backend).await;
         acceptance.scoring_url = Some(scoring.url());
-        let acceptance = spawn::<Acceptance>(acceptance).await;
+        let acceptance = spawn_on::<Acceptance>(acceptance, acceptance_listener).await;
         let mut metrics = config("metrics", backend).await;
         metrics.scoring_url = Some(scoring.url());
         metrics.acceptance_url = Some(acceptance.url());

@@ -150,8 +150,17 @@ impl Drop for Running {
 
 /// Starts service `S` with `config` on `127.0.0.1:0` and waits until it accepts connections.
 pub async fn spawn<S: QualifyService>(config: impl Into<TestConfig>) -> Running {
+    spawn_on::<S>(config, loopback().await).await
+}
+
+/// A listener on `127.0.0.1:0`, for a service whose address others must know before it starts.
+pub async fn loopback() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback")
+}
+
+/// Starts service `S` with `config` on `listener`.
+pub async fn spawn_on<S: QualifyService>(config: impl Into<TestConfig>, listener: tokio::net::TcpListener) -> Running {
     let TestConfig { mut config, schema } = config.into();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     config.listen_addr = addr;
     let (tx, rx) = oneshot::channel::<()>();

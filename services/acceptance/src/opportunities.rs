@@ -12,14 +12,14 @@ use qualify_domain::gate::{self, GateResult};
 use qualify_domain::opportunity::{CurrencyMismatch, DecisionError, LeadSnapshot, Money, Stakeholder, is_abandoned};
 use qualify_domain::subject;
 use qualify_domain::{
-    Activity, ActivityType, Caller, Decision, LeadSource, LeadStage, Opportunity, OpportunityAction, OpportunityState,
+    Activity, ActivityType, Authors, Caller, Decision, LeadSource, LeadStage, Opportunity, OpportunityAction, OpportunityState,
     Qualification, Segment, TransitionError, Verdict,
 };
 use qualify_platform::ApiError;
 use qualify_platform::error::PreconditionViolation;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
-use crate::store::opportunities as store;
+use crate::store::opportunities::{self as store, InsertError};
 pub use crate::store::opportunities::{load as get, page as list};
 use crate::store::policies;
 
@@ -101,6 +101,8 @@ pub struct Submission {
     pub competitors: Vec<String>,
     /// Team of the submitter.
     pub team: String,
+    /// Why this is an expansion of a lead with a live opportunity (empty: an ordinary one).
+    pub expansion_reason: String,
 }
 
 /// A submission ready to store, with the gate as it stands now.
@@ -154,7 +156,7 @@ pub fn authorize(c: &Caller, action: OpportunityAction) -> Result<(), ApiError> 
         // Ownership decides the rest once the opportunity is read.
         return authorize_submit(c);
     }
-    match OpportunityState::PendingReview.apply(action, c, "") {
+    match OpportunityState::PendingReview.apply(action, c, Authors::NONE) {
         Err(e @ TransitionError::Forbidden(_)) => Err(transition_error(e, "")),
         _ => Ok(()),
     }
@@ -170,12 +172,64 @@ fn check_expected(expected: i64, o: &Opportunity) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Snapshots the lead (it must be at SQL) and refreshes the stakeholders'
-/// verification times from lead scoring: never the submitter's word for them.
+/// Refuses a lead that may not carry the opportunity (an ordinary one needs
+/// it at SQL; a disqualified or recycled lead carries none).
+fn check_lead_carries(lead_id: &str, stage: Option<LeadStage>, expansion: bool) -> Result<LeadStage, ApiError> {
+    match stage {
+        Some(s) if s.carries_opportunity(expansion) => Ok(s),
+        _ => Err(ApiError::FailedPrecondition {
+            reason: "LEAD_NOT_SQL",
+            message: "only a lead at SQL can carry an opportunity through the gate".into(),
+            violations: vec![PreconditionViolation {
+                kind: "STAGE".into(),
+                subject: format!("leads/{lead_id}"),
+                description: format!("the lead is {}", stage.map_or("unknown", |s| s.as_str())),
+            }],
+        }),
+    }
+}
+
+/// Before an acceptance's transaction: `c` may accept opportunity `id` as it
+/// stands (permission and state first, so a refused caller learns nothing of
+/// the lead), and lead scoring says its lead may still carry it: a
+/// disqualified or recycled lead's opportunity is not accepted. The
+/// transaction checks the opportunity again.
+pub async fn precheck_accept(
+    db: &impl ConnectionTrait,
+    scoring: &impl LeadScoring,
+    c: &Caller,
+    token: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let o = store::load(db, &c.tenant, id).await?;
+    o.state.apply(OpportunityAction::Accept, c, o.authors()).map_err(|e| transition_error(e, id))?;
+    let lead = scoring.lead(token, &o.lead_id).await?;
+    check_lead_carries(&o.lead_id, lead.stage, o.is_expansion()).map(|_| ())
+}
+
+/// The refusal of a second live opportunity for a lead, naming the live one.
+fn lead_has_live(lead_id: &str, existing: &str) -> ApiError {
+    ApiError::FailedPrecondition {
+        reason: "LEAD_HAS_LIVE_OPPORTUNITY",
+        message: format!(
+            "lead {lead_id} already has a live opportunity, {existing}; submit an expansion with a reason if this is one"
+        ),
+        violations: vec![PreconditionViolation {
+            kind: "LIVE_OPPORTUNITY".into(),
+            subject: format!("opportunities/{existing}"),
+            description: format!("opportunity {existing} of lead {lead_id} is pending, sent back or accepted and open"),
+        }],
+    }
+}
+
+/// Snapshots the lead (an ordinary opportunity needs it at SQL) and refreshes
+/// the stakeholders' verification times from lead scoring: never the
+/// submitter's word for them.
 pub async fn snapshot(
     scoring: &impl LeadScoring,
     token: &str,
     lead_id: &str,
+    expansion: bool,
     stakeholders: &mut [Stakeholder],
     now: DateTime<Utc>,
 ) -> Result<LeadSnapshot, ApiError> {
@@ -183,17 +237,7 @@ pub async fn snapshot(
     let ids: Vec<String> = stakeholders.iter().filter_map(|s| s.contact_id.clone()).collect();
     let (lead, verified) =
         futures::future::try_join(scoring.lead(token, lead_id), scoring.contacts_verified_at(token, &ids)).await?;
-    if lead.stage != Some(LeadStage::Sql) {
-        return Err(ApiError::FailedPrecondition {
-            reason: "LEAD_NOT_SQL",
-            message: "only a lead at SQL can become an opportunity".into(),
-            violations: vec![PreconditionViolation {
-                kind: "STAGE".into(),
-                subject: format!("leads/{lead_id}"),
-                description: format!("the lead is {}", lead.stage.map_or("unknown", |s| s.as_str())),
-            }],
-        });
-    }
+    let stage = check_lead_carries(lead_id, lead.stage, expansion)?;
     let mut verified = verified.into_iter();
     for s in stakeholders {
         s.verified_at = match s.contact_id {
@@ -203,7 +247,7 @@ pub async fn snapshot(
     }
     Ok(LeadSnapshot {
         score: lead.score,
-        stage: LeadStage::Sql,
+        stage,
         scorecard_version: lead.scorecard_version,
         source: lead.source,
         campaign: lead.campaign,
@@ -248,15 +292,37 @@ pub async fn prepare(
         closed_at: None,
         accepted_by: String::new(),
         contributors: vec![subject::normalise(&c.subject)],
-        expansion_reason: String::new(),
+        expansion_reason: s.expansion_reason,
     };
     let gate = gate::evaluate(&policy.policy, &opportunity.gate_candidate(), now);
     Ok(Submitted { opportunity, gate, policy_version: policy.version })
 }
 
-/// Stores a prepared submission.
-pub async fn submit(txn: &impl ConnectionTrait, tenant: &str, o: &Opportunity) -> Result<Vec<Event>, ApiError> {
-    store::insert(txn, tenant, o).await?;
+/// Stores a prepared submission, unless (for an ordinary one) its lead
+/// already has a live opportunity: refused with that one's id.
+pub async fn submit(txn: &DatabaseTransaction, tenant: &str, o: &Opportunity) -> Result<Vec<Event>, ApiError> {
+    if !o.is_expansion()
+        && let Some(existing) = store::live_of_lead(txn, tenant, &o.lead_id).await?
+    {
+        return Err(lead_has_live(&o.lead_id, &existing));
+    }
+    // Under a savepoint: when a racing submission wins the lead's unique mark,
+    // the transaction stays usable to name the winner.
+    let attempt = txn.begin().await?;
+    match store::insert(&attempt, tenant, o).await {
+        Ok(()) => attempt.commit().await?,
+        Err(e) => {
+            attempt.rollback().await?;
+            return Err(match e {
+                InsertError::IdTaken => ApiError::AlreadyExists { kind: "opportunity", id: o.opportunity_id.clone() },
+                InsertError::LeadHasLive => {
+                    let existing = store::live_of_lead(txn, tenant, &o.lead_id).await?.unwrap_or_default();
+                    lead_has_live(&o.lead_id, &existing)
+                }
+                InsertError::Other(e) => e,
+            });
+        }
+    }
     Ok(vec![changed(o, None)])
 }
 
@@ -272,9 +338,11 @@ pub async fn revise(
     now: DateTime<Utc>,
 ) -> Result<Opportunity, ApiError> {
     let mut o = store::load(db, &c.tenant, id).await?;
-    o.state.apply(OpportunityAction::Resubmit, c, &o.submitted_by).map_err(|e| transition_error(e, id))?;
+    o.state.apply(OpportunityAction::Resubmit, c, o.authors()).map_err(|e| transition_error(e, id))?;
     (o.evidence, o.stakeholders, o.next_step) = (q.evidence, q.stakeholders, q.next_step);
-    o.lead_snapshot = snapshot(scoring, token, &o.lead_id, &mut o.stakeholders, now).await?;
+    // Whoever writes the content now vouches for it: they may no longer decide it.
+    o.add_contributor(c);
+    o.lead_snapshot = snapshot(scoring, token, &o.lead_id, o.is_expansion(), &mut o.stakeholders, now).await?;
     Ok(o)
 }
 
@@ -291,7 +359,7 @@ pub async fn resubmit(
     check_expected(expected, &current)?;
     current
         .state
-        .apply(OpportunityAction::Resubmit, c, &current.submitted_by)
+        .apply(OpportunityAction::Resubmit, c, current.authors())
         .map_err(|e| transition_error(e, &current.opportunity_id))?;
     o.state = OpportunityState::PendingReview;
     o.missing_items.clear();
@@ -316,7 +384,7 @@ pub async fn decide(
     check_expected(expected, &o)?;
     let (from, read) = (o.state, o.version);
     // Permission and state before the policy is read; `decide` checks them again.
-    from.apply(verdict.action(), c, &o.submitted_by).map_err(|e| transition_error(e, id))?;
+    from.apply(verdict.action(), c, o.authors()).map_err(|e| transition_error(e, id))?;
     let policy = policies::in_force(txn, &c.tenant, o.segment).await?;
     let decision_id = uuid::Uuid::now_v7().to_string();
     let d = o.decide(c, verdict, &policy, decision_id, now).map_err(|e| match e {
@@ -436,7 +504,7 @@ async fn move_deal(
     let mut o = store::load(txn, &c.tenant, id).await?;
     check_expected(expected, &o)?;
     let (from, read) = (o.state, o.version);
-    let to = from.apply(action, c, &o.submitted_by).map_err(|e| transition_error(e, id))?;
+    let to = from.apply(action, c, o.authors()).map_err(|e| transition_error(e, id))?;
     if let Some(Closing { amount, reason, .. }) = closing {
         o.close(amount, reason, now)
             .map_err(|e @ CurrencyMismatch { .. }| ApiError::field("amount.currency_code", e.to_string()))?;

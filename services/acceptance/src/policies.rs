@@ -11,9 +11,10 @@ use sea_orm::ConnectionTrait;
 
 use crate::store::opportunities;
 use crate::store::policies as store;
-pub use crate::store::policies::in_force;
+pub use crate::store::policies::{in_force, version};
 
-/// Replaces the segment's policy, if the one in force is still at `expected` (0: any).
+/// Publishes a new version of the segment's policy, if the one in force is
+/// still at `expected` (0: any); earlier versions stay readable.
 pub async fn update(
     txn: &impl ConnectionTrait,
     c: &Caller,

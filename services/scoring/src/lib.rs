@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod contacts;
 pub mod grpc;
 pub mod leads;
+pub mod milestones;
 pub mod scorecards;
 pub mod signals;
 pub mod store;
@@ -43,7 +44,16 @@ impl QualifyService for Scoring {
                 let relay = Relay::spawn(db.clone());
                 // Half the pool for batched score reads: the rest stays free for writes.
                 let read_slots = (config.database_max_connections as usize / 2).max(1);
-                let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots, config.clock.clone());
+                // A lead follows its opportunity through acceptance's event stream.
+                let following = match config.acceptance_url.as_deref() {
+                    Some(url) => Some(
+                        grpc::follow_acceptance(db.clone(), relay.clone(), url, &config.jwt_secret)
+                            .context("QUALIFY_ACCEPTANCE_URL")?,
+                    ),
+                    None => None,
+                };
+                let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots, config.clock.clone())
+                    .following(following);
                 Ok(grpc::routes(api, auth, config.max_message_bytes))
             },
         )

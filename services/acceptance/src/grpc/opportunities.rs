@@ -257,6 +257,8 @@ fn decode_submission(req: &pb::SubmitOpportunityRequest) -> Result<Submission, A
         v.text(Item("opportunity.competitors", i, ""), name, 256);
     }
     let qualification = decode_qualification(&mut v, "opportunity", &o.evidence, &o.stakeholders, o.next_step.as_ref());
+    let expansion_reason = o.expansion_reason.trim();
+    v.text("opportunity.expansion_reason", expansion_reason, 1024);
     v.finish()?;
     let (Some(segment), Some(amount), Some(expected_close_at)) = (segment, amount, close) else {
         return Err(ApiError::field("opportunity.segment", "is required"));
@@ -270,6 +272,7 @@ fn decode_submission(req: &pb::SubmitOpportunityRequest) -> Result<Submission, A
         qualification,
         competitors: o.competitors.clone(),
         team: o.team.clone(),
+        expansion_reason: expansion_reason.to_string(),
     })
 }
 
@@ -300,7 +303,10 @@ impl AcceptanceApi {
         // the first answer whatever lead scoring says now: when the snapshot fails, the stored
         // response (if any) is returned; when it succeeds, the transaction finds the key.
         let stakeholders = &mut sub.qualification.stakeholders;
-        let snapshot = match opportunities::snapshot(&self.scoring, token, &sub.lead_id, stakeholders, now).await {
+        let expansion = !sub.expansion_reason.is_empty();
+        let snapshot = match opportunities::snapshot(&self.scoring, token, &sub.lead_id, expansion, stakeholders, now)
+            .await
+        {
             Ok(s) => s,
             Err(e) => return idempotency::replayed(&self.db, key, &req).await?.ok_or(e),
         };
@@ -436,6 +442,7 @@ impl AcceptanceApi {
     pub(crate) async fn accept_opportunity(
         &self,
         c: Caller,
+        token: &str,
         req: pb::AcceptOpportunityRequest,
     ) -> Result<pb::AcceptOpportunityResponse, ApiError> {
         opportunities::authorize(&c, OpportunityAction::Accept)?;
@@ -450,6 +457,19 @@ impl AcceptanceApi {
         v.text("override_justification", j, 4096);
         v.finish()?;
         let verdict = Verdict::Accept { justification: j.to_string() };
+        // Lead scoring is asked where the lead stands before the transaction: a
+        // disqualified or recycled lead's opportunity is not accepted. A retry
+        // gets the first answer whatever lead scoring says now.
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "AcceptOpportunity",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
+        if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
+            return Ok(done);
+        }
+        opportunities::precheck_accept(&self.db, &self.scoring, &c, token, &req.opportunity_id).await?;
         let (o, d) = self.decide(c, &req.opportunity_id, req.expected_version, &req.request_id, &req, verdict).await?;
         Ok(pb::AcceptOpportunityResponse { opportunity: Some(o), decision: Some(d) })
     }

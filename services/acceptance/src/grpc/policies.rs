@@ -88,9 +88,16 @@ impl AcceptanceApi {
     ) -> Result<pb::GetGatePolicyResponse, ApiError> {
         let mut v = Violations::new();
         let segment = v.required_enum::<Segment>("segment", req.segment);
+        v.check(req.version >= 0, "version", "must not be negative");
         v.finish()?;
         let segment = segment.ok_or_else(|| ApiError::field("segment", "is required"))?;
-        let stored = policies::in_force(&self.db, &c.tenant, segment).await?;
+        let stored = match req.version {
+            0 => policies::in_force(&self.db, &c.tenant, segment).await?,
+            n => policies::version(&self.db, &c.tenant, segment, n).await?.ok_or_else(|| ApiError::NotFound {
+                kind: "gate policy version",
+                id: format!("{}/{n}", segment.as_str()),
+            })?,
+        };
         Ok(pb::GetGatePolicyResponse { policy: Some(encode_policy(segment, &stored)) })
     }
 

@@ -303,7 +303,11 @@ async fn rows_read_back_unchanged_after_the_upgrade(db: DatabaseConnection) {
     let clock = Clock::manual(at("2026-11-10T12:00:00Z"));
     let api = AcceptanceApi::new(db.clone(), Relay::default(), ScoringClient::new(None).unwrap(), clock);
     let ae = caller("alex", &[Role::Ae]);
-    let old = old_opportunities();
+    // Rows written before contributors were recorded name their submitter as the one contributor.
+    let old: Vec<_> = old_opportunities()
+        .into_iter()
+        .map(|o| pb::Opportunity { contributors: vec![o.submitted_by.clone()], ..o })
+        .collect();
     for o in &old {
         let req = pb::GetOpportunityRequest { opportunity_id: o.opportunity_id.clone() };
         let got = api.get_opportunity(ae.clone(), req).await.unwrap().opportunity.unwrap();
@@ -322,23 +326,22 @@ async fn rows_read_back_unchanged_after_the_upgrade(db: DatabaseConnection) {
     let activities = crate::store::opportunities::activities_of(&db, TENANT, "opp-won").await.unwrap();
     assert_eq!(activities.iter().map(encode_activity).collect::<Vec<_>>(), old_activities());
 
-    // A migrated row still takes a decision: stored, versioned, and read back.
-    let accept = pb::AcceptOpportunityRequest {
+    // A migrated row still takes a decision (one that needs no word from lead
+    // scoring, which this test does not run): stored, versioned, and read back.
+    let reject = pb::RejectOpportunityRequest {
         opportunity_id: "opp-pending".into(),
         expected_version: 1,
-        override_justification: "the champion booked the demo with the CFO".into(),
+        reason: pb::RejectionReason::NoBudget as i32,
+        note: String::new(),
         request_id: "r-1".into(),
     };
-    let accepted = api.accept_opportunity(ae.clone(), accept).await.unwrap().opportunity.unwrap();
+    let rejected = api.reject_opportunity(ae.clone(), reject).await.unwrap().opportunity.unwrap();
     let req = pb::GetOpportunityRequest { opportunity_id: "opp-pending".into() };
     let got = api.get_opportunity(ae, req).await.unwrap().opportunity.unwrap();
-    assert_eq!(got, accepted);
+    assert_eq!(got, rejected);
     let want = pb::Opportunity {
-        state: pb::OpportunityState::Accepted as i32,
+        state: pb::OpportunityState::Rejected as i32,
         version: 2,
-        overridden: true,
-        accepted_by: "alex".into(),
-        accept_time: ts("2026-11-10T12:00:00Z"),
         update_time: ts("2026-11-10T12:00:00Z"),
         ..old[0].clone()
     };

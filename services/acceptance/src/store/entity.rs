@@ -5,18 +5,21 @@
 //! beside copies of the fields queries filter on. The time columns are for
 //! queries only: PostgreSQL keeps microseconds, the documents keep the exact times.
 
-/// Gate policies, one per tenant and segment.
+/// Gate policies: every version published per tenant and segment; the
+/// highest is in force.
 pub mod gate_policy {
     use sea_orm::entity::prelude::*;
 
-    /// A stored policy.
+    /// A published policy version.
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "gate_policies")]
+    #[sea_orm(table_name = "gate_policy_versions")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
         pub tenant_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub segment: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub version: i64,
         pub framework: String,
         /// Comma-separated criterion names; empty means the framework default.
         pub required_criteria: String,
@@ -26,7 +29,6 @@ pub mod gate_policy {
         pub require_next_step: bool,
         pub contact_max_age_days: i32,
         pub min_score: i32,
-        pub version: i64,
         pub updated_at: ChronoDateTimeUtc,
         pub updated_by: String,
     }
@@ -58,6 +60,8 @@ pub mod opportunity {
         pub created_at: ChronoDateTimeUtc,
         /// The opportunity (`store::opportunities`), everything but its key.
         pub doc: String,
+        /// The lead, while this is its live ordinary opportunity (unique per tenant).
+        pub live_lead: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,9 +29,46 @@ pub async fn load(db: &impl ConnectionTrait, tenant: &str, id: &str) -> Result<O
     from_row(row)
 }
 
-/// Stores a new opportunity; ALREADY_EXISTS when its id is taken.
-pub async fn insert(db: &impl ConnectionTrait, tenant: &str, o: &Opportunity) -> Result<(), ApiError> {
-    opportunity::Entity::insert(opportunity::ActiveModel {
+/// Why a new opportunity could not be stored.
+#[derive(Debug)]
+pub enum InsertError {
+    /// Its id is taken.
+    IdTaken,
+    /// Its lead already has a live ordinary opportunity.
+    LeadHasLive,
+    /// Anything else.
+    Other(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for InsertError {
+    fn from(e: E) -> Self {
+        InsertError::Other(e.into())
+    }
+}
+
+/// The id of the lead's live ordinary opportunity, if it has one.
+pub async fn live_of_lead(db: &impl ConnectionTrait, tenant: &str, lead_id: &str) -> Result<Option<String>, ApiError> {
+    let found = opportunity::Entity::find()
+        .select_only()
+        .column(opportunity::Column::OpportunityId)
+        .filter(opportunity::Column::TenantId.eq(tenant))
+        .filter(opportunity::Column::LiveLead.eq(lead_id))
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    Ok(found)
+}
+
+/// The mark the unique index holds one of per lead: an ordinary opportunity while it is live.
+fn live_mark(o: &Opportunity) -> Option<String> {
+    (o.is_live() && !o.is_expansion()).then(|| o.lead_id.clone())
+}
+
+/// Stores a new opportunity, unless its id is taken or (for an ordinary one)
+/// its lead already has a live one: the database's unique indexes decide, so
+/// two racing submissions for one lead leave exactly one.
+pub async fn insert(db: &impl ConnectionTrait, tenant: &str, o: &Opportunity) -> Result<(), InsertError> {
+    let inserted = opportunity::Entity::insert(opportunity::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         opportunity_id: Set(o.opportunity_id.clone()),
         lead_id: Set(o.lead_id.clone()),
@@ -43,20 +80,33 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, o: &Opportunity) ->
         first_meaningful_at: Set(o.first_meaningful_activity_at),
         created_at: Set(o.created_at),
         doc: Set(encode(&OpportunityDoc::from(o))?),
+        live_lead: Set(live_mark(o)),
     })
     .exec_without_returning(db)
-    .await
-    .map_err(|e| match is_unique_violation(&e) {
-        true => ApiError::AlreadyExists { kind: "opportunity", id: o.opportunity_id.clone() },
-        false => e.into(),
-    })?;
-    Ok(())
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => {
+            // Which unique index refused it (both backends name the column or the index).
+            if e.to_string().contains("live_lead") {
+                Err(InsertError::LeadHasLive)
+            } else {
+                Err(InsertError::IdTaken)
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Writes `o` (already at its new version) only if the stored row is still
 /// at `read_version`: a concurrent change makes this ABORTED, never a lost update.
 pub async fn save(db: &impl ConnectionTrait, tenant: &str, o: &Opportunity, read_version: i64) -> Result<(), ApiError> {
-    let done = opportunity::Entity::update_many()
+    let mut update = opportunity::Entity::update_many();
+    if live_mark(o).is_none() {
+        // The mark is only ever cleared: a lead's live opportunity keeps it until it is decided or closed.
+        update = update.col_expr(opportunity::Column::LiveLead, Expr::value(Option::<String>::None));
+    }
+    let done = update
         .col_expr(opportunity::Column::State, Expr::value(o.state.as_str()))
         .col_expr(opportunity::Column::Version, Expr::value(o.version))
         .col_expr(opportunity::Column::AcceptedAt, Expr::value(o.accepted_at))

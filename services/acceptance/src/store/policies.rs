@@ -1,22 +1,42 @@
-//! The `gate_policies` table: one policy per tenant and segment, in columns.
+//! The `gate_policy_versions` table: every policy published per tenant and
+//! segment, in columns; the highest version is in force.
 
 use chrono::{DateTime, Utc};
 use qualify_domain::{Criterion, Framework, GatePolicy, PolicyInForce, Segment};
 use qualify_platform::ApiError;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, EntityTrait, Set};
+use qualify_platform::db::is_unique_violation;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 
 use super::entity::gate_policy;
 
-/// The policy in force for a segment: the stored one, or the segment's default (version 0).
+/// The policy in force for a segment: the latest version, or the segment's default (version 0).
 pub async fn in_force(db: &impl ConnectionTrait, tenant: &str, segment: Segment) -> Result<PolicyInForce, ApiError> {
-    match gate_policy::Entity::find_by_id((tenant.to_string(), segment.as_str().to_string())).one(db).await? {
+    let latest = gate_policy::Entity::find()
+        .filter(gate_policy::Column::TenantId.eq(tenant))
+        .filter(gate_policy::Column::Segment.eq(segment.as_str()))
+        .order_by_desc(gate_policy::Column::Version)
+        .one(db)
+        .await?;
+    match latest {
         Some(m) => from_row(m),
         None => Ok(PolicyInForce::default_for(segment)),
     }
 }
 
-/// Stores `p` as the segment's policy, set by `updated_by` at `updated_at`, replacing any.
+/// Version `version` of the segment's policy, as published; `None` when there is no such version.
+pub async fn version(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    segment: Segment,
+    version: i64,
+) -> Result<Option<PolicyInForce>, ApiError> {
+    let key = (tenant.to_string(), segment.as_str().to_string(), version);
+    gate_policy::Entity::find_by_id(key).one(db).await?.map(from_row).transpose()
+}
+
+/// Publishes `p` as version `version` of the segment's policy, set by
+/// `updated_by` at `updated_at`. Versions are never overwritten: a concurrent
+/// publication of the same version is ABORTED.
 pub async fn put(
     db: &impl ConnectionTrait,
     tenant: &str,
@@ -41,27 +61,10 @@ pub async fn put(
         updated_at: Set(updated_at),
         updated_by: Set(updated_by.to_string()),
     };
-    use gate_policy::Column as G;
-    gate_policy::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([G::TenantId, G::Segment])
-                .update_columns([
-                    G::Framework,
-                    G::RequiredCriteria,
-                    G::RequireEconomicBuyer,
-                    G::RequireChampion,
-                    G::MinStakeholders,
-                    G::RequireNextStep,
-                    G::ContactMaxAgeDays,
-                    G::MinScore,
-                    G::Version,
-                    G::UpdatedAt,
-                    G::UpdatedBy,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
+    gate_policy::Entity::insert(row).exec_without_returning(db).await.map_err(|e| match is_unique_violation(&e) {
+        true => ApiError::Aborted(format!("the {} policy changed concurrently; read it again", segment.as_str())),
+        false => e.into(),
+    })?;
     Ok(())
 }
 

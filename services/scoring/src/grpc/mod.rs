@@ -1,6 +1,7 @@
 //! The gRPC adapter: each handler takes the verified caller, decodes and
 //! validates, runs a use case scoped to the caller's tenant, and encodes.
 
+mod acceptance;
 mod accounts;
 mod contacts;
 mod events;
@@ -13,6 +14,7 @@ mod stages;
 use std::pin::Pin;
 
 use futures::Stream;
+use qualify_platform::follow::Following;
 use qualify_platform::outbox::Relay;
 use qualify_platform::page::{self, PageRequest};
 use qualify_platform::validate::Item;
@@ -28,6 +30,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 pub use qualify_platform::outbox::SYSTEM_TENANT;
+pub use acceptance::follow_acceptance;
 pub use signals::MAX_BATCH;
 
 use crate::leads::ScoreReads;
@@ -44,6 +47,8 @@ pub struct ScoringApi {
     relay: Relay,
     reads: ScoreReads,
     clock: Clock,
+    /// The follower of acceptance's stream, stopped with the last clone.
+    following: Option<std::sync::Arc<Following>>,
 }
 
 impl ScoringApi {
@@ -52,7 +57,13 @@ impl ScoringApi {
     /// `clock`: where every use case reads the time.
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = ScoreReads::new(db.clone(), read_slots);
-        ScoringApi { db, cards, relay, reads, clock }
+        ScoringApi { db, cards, relay, reads, clock, following: None }
+    }
+
+    /// Keeps `following` running as long as the API.
+    pub fn following(mut self, following: Option<Following>) -> Self {
+        self.following = following.map(std::sync::Arc::new);
+        self
     }
 }
 

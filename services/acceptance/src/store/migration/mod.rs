@@ -5,6 +5,8 @@ use sea_orm_migration::prelude::*;
 mod m001_gate_policies;
 mod m002_opportunities;
 mod m003_domain_documents;
+mod m004_policy_versions;
+mod m005_live_opportunities;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -12,7 +14,7 @@ mod m003_domain_documents;
 pub(crate) mod frozen {
     use sea_orm_migration::prelude::*;
 
-    #[derive(DeriveIden)]
+    #[derive(DeriveIden, Clone, Copy)]
     pub enum GatePolicies {
         #[sea_orm(iden = "gate_policies")]
         Table,
@@ -32,6 +34,25 @@ pub(crate) mod frozen {
     }
 
     #[derive(DeriveIden, Clone, Copy)]
+    pub enum GatePolicyVersions {
+        #[sea_orm(iden = "gate_policy_versions")]
+        Table,
+        TenantId,
+        Segment,
+        Version,
+        Framework,
+        RequiredCriteria,
+        RequireEconomicBuyer,
+        RequireChampion,
+        MinStakeholders,
+        RequireNextStep,
+        ContactMaxAgeDays,
+        MinScore,
+        UpdatedAt,
+        UpdatedBy,
+    }
+
+    #[derive(DeriveIden, Clone, Copy)]
     pub enum Opportunities {
         #[sea_orm(iden = "opportunities")]
         Table,
@@ -46,6 +67,7 @@ pub(crate) mod frozen {
         FirstMeaningfulAt,
         CreatedAt,
         Body,
+        LiveLead,
     }
 
     #[derive(DeriveIden, Clone, Copy)]
@@ -122,6 +144,8 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::outbox::StampFunction),
             Box::new(M003DomainDocuments),
             Box::new(qualify_platform::idempotency::SubjectColumn),
+            Box::new(m004_policy_versions::M004PolicyVersions),
+            Box::new(m005_live_opportunities::M005LiveOpportunities),
         ]
     }
 }

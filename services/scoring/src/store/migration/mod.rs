@@ -140,6 +140,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::outbox::StampFunction),
             Box::new(M004DomainDocuments),
             Box::new(qualify_platform::idempotency::SubjectColumn),
+            Box::new(qualify_platform::follow::Migration),
         ]
     }
 }
