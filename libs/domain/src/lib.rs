@@ -25,8 +25,8 @@ pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, PolicyInForce, StakeholderRole};
 pub use lead::Lead;
 pub use opportunity::{
-    Activity, ActivityType, Authors, Decision, DecisionKind, Opportunity, OpportunityAction, OpportunityState, Qualification,
-    RejectionReason, TransitionError, Verdict,
+    Activity, ActivityType, Authors, Decision, DecisionKind, Opportunity, OpportunityAction, OpportunityState,
+    Qualification, RejectionReason, TransitionError, Verdict,
 };
 pub use permission::Denied;
 pub use role::{Caller, Role};

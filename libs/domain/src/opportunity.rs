@@ -99,7 +99,7 @@ impl Authors<'_> {
 
     fn wrote(&self, c: &Caller) -> bool {
         let me = subject::normalise(&c.subject);
-        self.submitted_by(c) || self.contributors.iter().any(|x| *x == me)
+        self.submitted_by(c) || self.contributors.contains(&me)
     }
 }
 
@@ -622,7 +622,8 @@ impl Opportunity {
 
     /// Pending, sent back, or accepted and open: the lead's live opportunity.
     pub fn is_live(&self) -> bool {
-        matches!(self.state, OpportunityState::PendingReview | OpportunityState::SentBack) || self.state.is_open_pipeline()
+        matches!(self.state, OpportunityState::PendingReview | OpportunityState::SentBack)
+            || self.state.is_open_pipeline()
     }
 
     /// The gate's view of the opportunity: evidence, buying group, next step and score.

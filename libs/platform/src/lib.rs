@@ -86,7 +86,12 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     config: ServiceConfig,
     listener: tokio::net::TcpListener,
     shutdown: futures::future::BoxFuture<'static, ()>,
-    build: impl FnOnce(sea_orm::DatabaseConnection, &ServiceConfig, Authenticator) -> anyhow::Result<tonic::service::Routes>,
+    build: impl FnOnce(
+        sea_orm::DatabaseConnection,
+        &ServiceConfig,
+        Authenticator,
+        serve::Draining,
+    ) -> anyhow::Result<tonic::service::Routes>,
 ) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     if config.run_migrations {
@@ -94,7 +99,8 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
     }
     let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
         .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
-    let routes = build(db.clone(), &config, auth)?;
+    let (draining, shutdown) = serve::Draining::on(shutdown);
+    let routes = build(db.clone(), &config, auth, draining)?;
     let purger = idempotency::spawn_purger(db.clone(), config.clock.clone(), config.idempotency_purge_every);
     let opts = serve::ServeOptions {
         service_name,

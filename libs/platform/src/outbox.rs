@@ -212,12 +212,14 @@ pub async fn read_after(
 pub struct Relay {
     nudge: Arc<Notify>,
     stamped: Arc<Notify>,
+    draining: crate::serve::Draining,
 }
 
 impl Relay {
-    /// Starts the relay loop over `db`: it stamps when nudged and at least every 200 ms.
-    pub fn spawn(db: DatabaseConnection) -> Self {
-        let relay = Relay::default();
+    /// Starts the relay loop over `db`: it stamps when nudged and at least
+    /// every 200 ms. Followed [`stream`]s end when the server is `draining`.
+    pub fn spawn(db: DatabaseConnection, draining: crate::serve::Draining) -> Self {
+        let relay = Relay { draining, ..Relay::default() };
         let r = relay.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
@@ -275,7 +277,8 @@ pub fn stream_scope(caller: &qualify_domain::Caller, after_sequence: i64) -> Res
 /// Streams committed events after `after` in stream order, following new ones
 /// when `follow`. `decode` turns a payload and its position into the
 /// service's message; an undecodable row is logged and skipped. The stream
-/// ends when the receiver is dropped.
+/// ends when the receiver is dropped, and a followed one with UNAVAILABLE
+/// when the server drains (the follower resumes after its last position).
 pub fn stream<T, D>(
     db: DatabaseConnection,
     relay: Relay,
@@ -290,6 +293,7 @@ where
     D: Fn(&[u8], i64) -> Option<T> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(256);
+    let mut draining = relay.draining.clone();
     tokio::spawn(async move {
         let mut cursor = after;
         loop {
@@ -307,6 +311,13 @@ where
                 tokio::select! {
                     _ = relay.wait_stamped(Duration::from_millis(250)) => {}
                     _ = tx.closed() => return,
+                    _ = draining.started() => {
+                        let status = tonic::Status::unavailable(format!(
+                            "the server is draining; resume after sequence {cursor}"
+                        ));
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
                 }
                 continue;
             }

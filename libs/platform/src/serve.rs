@@ -190,3 +190,37 @@ pub async fn shutdown_signal() {
         _ = term => tracing::info!("SIGTERM received"),
     }
 }
+
+/// Whether the server has begun draining: long-lived streams end then, with
+/// UNAVAILABLE, so their followers resume from another replica (or this one
+/// restarted) instead of holding the drain open until the pod is killed.
+#[derive(Clone, Debug)]
+pub struct Draining(watch::Receiver<bool>);
+
+impl Draining {
+    /// A signal that [`Draining::start`]s when `shutdown` completes, and that shutdown wrapped to set it.
+    pub fn on(
+        shutdown: futures::future::BoxFuture<'static, ()>,
+    ) -> (Draining, futures::future::BoxFuture<'static, ()>) {
+        let (tx, rx) = watch::channel(false);
+        let wrapped = Box::pin(async move {
+            shutdown.await;
+            tx.send_replace(true);
+        });
+        (Draining(rx), wrapped)
+    }
+
+    /// Completes once the server drains; never, for a signal no server sets.
+    pub async fn started(&mut self) {
+        if self.0.wait_for(|d| *d).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Default for Draining {
+    /// A signal that never fires (for use cases run without a server).
+    fn default() -> Self {
+        Draining(watch::channel(false).1)
+    }
+}

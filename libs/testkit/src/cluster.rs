@@ -10,7 +10,10 @@ use qualify_proto::scoring::lead_scoring_service_client::LeadScoringServiceClien
 use qualify_scoring::Scoring;
 use tonic::transport::Channel;
 
-use crate::{Backend, Running, Tokens, authed, config, fixtures, loopback, spawn, spawn_on, with_redis};
+use crate::{
+    Backend, Running, TestConfig, Tokens, authed, config, durable_config, fixtures, loopback, spawn, spawn_on,
+    with_redis,
+};
 
 /// Lead scoring, opportunity acceptance and metrics on `127.0.0.1:0`, each on
 /// a database of its own: acceptance calls lead scoring, lead scoring follows
@@ -26,6 +29,8 @@ pub struct Cluster {
     pub clients: Clients,
     /// Tokens of tenant `acme`, the tenant of the [`fixtures`].
     pub acme: Tokens,
+    /// What lead scoring and acceptance were started with, to start them again.
+    configs: (TestConfig, TestConfig),
 }
 
 /// Clients of the three services (cheap to clone: they share a connection).
@@ -42,13 +47,20 @@ pub struct Clients {
 impl Cluster {
     /// Starts the three services on `backend`, lead scoring with its in-process cache.
     pub async fn start(backend: Backend) -> Cluster {
-        Cluster::launch(backend, false).await
+        Cluster::launch(backend, false, false).await
+    }
+
+    /// Like [`Cluster::start`], with lead scoring and acceptance on databases
+    /// that outlive a restart (a file on SQLite), for
+    /// [`Cluster::stop_scoring`] and the like.
+    pub async fn start_durable(backend: Backend) -> Cluster {
+        Cluster::launch(backend, false, true).await
     }
 
     /// Starts the three services on `backend`, lead scoring caching in the
     /// machine's Redis, which must answer.
     pub async fn start_with_redis(backend: Backend) -> Cluster {
-        Cluster::launch(backend, true).await
+        Cluster::launch(backend, true, false).await
     }
 
     /// Starts the three services on `backend` with [`fixtures::sql_lead`]
@@ -60,17 +72,22 @@ impl Cluster {
         cluster
     }
 
-    async fn launch(backend: Backend, redis: bool) -> Cluster {
-        let mut scoring = config("scoring", backend).await;
+    async fn launch(backend: Backend, redis: bool, durable: bool) -> Cluster {
+        let db = |service: &'static str| async move {
+            if durable { durable_config(service, backend).await } else { config(service, backend).await }
+        };
+        let mut scoring = db("scoring").await;
         if redis {
             scoring = with_redis(scoring).await;
         }
         // Each calls the other: lead scoring follows acceptance's stream.
         let acceptance_listener = loopback().await;
         scoring.acceptance_url = Some(format!("http://{}", acceptance_listener.local_addr().expect("local addr")));
+        let configs = (scoring.clone(), db("acceptance").await);
         let scoring = spawn::<Scoring>(scoring).await;
-        let mut acceptance = config("acceptance", backend).await;
+        let mut acceptance = configs.1.clone();
         acceptance.scoring_url = Some(scoring.url());
+        let configs = (configs.0, acceptance.clone());
         let acceptance = spawn_on::<Acceptance>(acceptance, acceptance_listener).await;
         let mut metrics = config("metrics", backend).await;
         metrics.scoring_url = Some(scoring.url());
@@ -81,7 +98,29 @@ impl Cluster {
             acceptance: OpportunityAcceptanceServiceClient::new(acceptance.channel().await),
             metrics: MetricsServiceClient::new(metrics.channel().await),
         };
-        Cluster { scoring, acceptance, metrics, clients, acme: Tokens::new("acme") }
+        Cluster { scoring, acceptance, metrics, clients, acme: Tokens::new("acme"), configs }
+    }
+
+    /// Stops lead scoring gracefully (acceptance and metrics keep running).
+    pub async fn stop_scoring(&mut self) {
+        self.scoring.halt().await.expect("lead scoring stops cleanly");
+    }
+
+    /// Starts lead scoring again on its address and database (see [`Cluster::start_durable`]).
+    pub async fn start_scoring(&mut self) {
+        self.scoring.resume::<Scoring>(self.configs.0.clone()).await;
+        self.clients.scoring = LeadScoringServiceClient::new(self.scoring.channel().await);
+    }
+
+    /// Stops opportunity acceptance gracefully (lead scoring and metrics keep running).
+    pub async fn stop_acceptance(&mut self) {
+        self.acceptance.halt().await.expect("acceptance stops cleanly");
+    }
+
+    /// Starts opportunity acceptance again on its address and database (see [`Cluster::start_durable`]).
+    pub async fn start_acceptance(&mut self) {
+        self.acceptance.resume::<Acceptance>(self.configs.1.clone()).await;
+        self.clients.acceptance = OpportunityAcceptanceServiceClient::new(self.acceptance.channel().await);
     }
 
     /// `acme`'s SDR submits `o` ([`fixtures::submit`]).

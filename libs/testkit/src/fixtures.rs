@@ -84,9 +84,21 @@ pub async fn walk_to_sql(s: &mut LeadScoringServiceClient<Channel>, people: &Tok
 /// created by the CRM sync and walked to SQL.
 pub async fn sql_lead(s: &mut LeadScoringServiceClient<Channel>, people: &Tokens) {
     account_with_verified_contacts(s, people).await;
-    let req = sc::CreateLeadRequest { lead: Some(lead(LEAD, "q4-webinar")), ..Default::default() };
+    another_sql_lead(s, people, LEAD).await;
+}
+
+/// Lead `id` of `acc-1` (campaign `q4-webinar`) created by the CRM sync and
+/// walked to SQL: a lead carries one live opportunity, so each further
+/// ordinary opportunity of a test needs a lead of its own.
+pub async fn another_sql_lead(s: &mut LeadScoringServiceClient<Channel>, people: &Tokens, id: &str) {
+    let req = sc::CreateLeadRequest { lead: Some(lead(id, "q4-webinar")), ..Default::default() };
     s.create_lead(authed(req, &people.sync)).await.expect("the fixture lead is created");
-    walk_to_sql(s, people, LEAD, "close takes 9 days").await;
+    walk_to_sql(s, people, id, "close takes 9 days").await;
+}
+
+/// [`opportunity`] `id` of lead `lead_id`.
+pub fn opportunity_of(id: &str, lead_id: &str) -> acc::Opportunity {
+    acc::Opportunity { lead_id: lead_id.into(), ..opportunity(id) }
 }
 
 /// An opportunity of `lead-1` (USD 24,000, team `emea-smb`) that passes the

@@ -60,7 +60,34 @@ pub async fn config(service: &str, backend: Backend) -> TestConfig {
             schema = Some(s);
         }
     }
-    TestConfig { config: c, schema }
+    TestConfig { config: c, schema, file: None }
+}
+
+/// Like [`config`], but a restarted service finds what the first one stored:
+/// on SQLite the database is a file (removed when the test is done) instead
+/// of memory; PostgreSQL's schema already outlives a restart.
+pub async fn durable_config(service: &str, backend: Backend) -> TestConfig {
+    let mut c = config(service, backend).await;
+    if backend == Backend::Sqlite {
+        let path = std::env::temp_dir().join(format!("qualify-{service}-{}.db", uuid::Uuid::new_v4().simple()));
+        c.config.database_url = format!("sqlite://{}?mode=rwc", path.display());
+        c.file = Some(Arc::new(SqliteFile(path)));
+    }
+    c
+}
+
+/// A test's SQLite file, removed with its WAL and shared memory when dropped.
+#[derive(Debug)]
+struct SqliteFile(std::path::PathBuf);
+
+impl Drop for SqliteFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// A [`ServiceConfig`] (it derefs to one) that keeps its test schema alive:
@@ -69,6 +96,7 @@ pub async fn config(service: &str, backend: Backend) -> TestConfig {
 pub struct TestConfig {
     config: ServiceConfig,
     schema: Option<Arc<schema::Schema>>,
+    file: Option<Arc<SqliteFile>>,
 }
 
 impl Deref for TestConfig {
@@ -88,7 +116,7 @@ impl DerefMut for TestConfig {
 /// A configuration made by hand owns no schema.
 impl From<ServiceConfig> for TestConfig {
     fn from(config: ServiceConfig) -> Self {
-        TestConfig { config, schema: None }
+        TestConfig { config, schema: None, file: None }
     }
 }
 
@@ -98,8 +126,8 @@ pub struct Running {
     pub addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
-    /// The test schema, kept at least as long as the service.
-    _schema: Option<Arc<schema::Schema>>,
+    /// The test schema or SQLite file, kept at least as long as the service.
+    _storage: (Option<Arc<schema::Schema>>, Option<Arc<SqliteFile>>),
 }
 
 impl Running {
@@ -130,6 +158,12 @@ impl Running {
 
     /// Stops the service gracefully and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.halt().await
+    }
+
+    /// Stops the service gracefully and waits for it, keeping its address
+    /// for [`Running::resume`].
+    pub async fn halt(&mut self) -> anyhow::Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -137,6 +171,20 @@ impl Running {
             Some(h) => h.await?,
             None => Ok(()),
         }
+    }
+
+    /// Starts `S` with `config` again on the address of this halted service,
+    /// as a restarted pod keeps its Service address.
+    pub async fn resume<S: QualifyService>(&mut self, config: impl Into<TestConfig>) {
+        let mut listener = tokio::net::TcpListener::bind(self.addr).await;
+        for _ in 0..50 {
+            if listener.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            listener = tokio::net::TcpListener::bind(self.addr).await;
+        }
+        *self = spawn_on::<S>(config, listener.expect("the halted service's address is free again")).await;
     }
 }
 
@@ -160,7 +208,7 @@ pub async fn loopback() -> tokio::net::TcpListener {
 
 /// Starts service `S` with `config` on `listener`.
 pub async fn spawn_on<S: QualifyService>(config: impl Into<TestConfig>, listener: tokio::net::TcpListener) -> Running {
-    let TestConfig { mut config, schema } = config.into();
+    let TestConfig { mut config, schema, file } = config.into();
     let addr = listener.local_addr().expect("local addr");
     config.listen_addr = addr;
     let (tx, rx) = oneshot::channel::<()>();
@@ -171,7 +219,7 @@ pub async fn spawn_on<S: QualifyService>(config: impl Into<TestConfig>, listener
             let _ = rx.await;
         }),
     ));
-    Running { addr, stop: Some(tx), handle: Some(handle), _schema: schema }
+    Running { addr, stop: Some(tx), handle: Some(handle), _storage: (schema, file) }
 }
 
 /// A token for the test cluster.

@@ -33,9 +33,9 @@ impl QualifyService for Acceptance {
             config,
             listener,
             shutdown,
-            |db, config, auth| {
+            |db, config, auth, draining| {
                 let scoring = grpc::ScoringClient::new(config.scoring_url.as_deref()).context("QUALIFY_SCORING_URL")?;
-                let relay = Relay::spawn(db.clone());
+                let relay = Relay::spawn(db.clone(), draining);
                 let api = grpc::AcceptanceApi::new(db, relay, scoring, config.clock.clone());
                 Ok(grpc::routes(api, auth, config.max_message_bytes))
             },

@@ -12,8 +12,8 @@ use qualify_domain::gate::{self, GateResult};
 use qualify_domain::opportunity::{CurrencyMismatch, DecisionError, LeadSnapshot, Money, Stakeholder, is_abandoned};
 use qualify_domain::subject;
 use qualify_domain::{
-    Activity, ActivityType, Authors, Caller, Decision, LeadSource, LeadStage, Opportunity, OpportunityAction, OpportunityState,
-    Qualification, Segment, TransitionError, Verdict,
+    Activity, ActivityType, Authors, Caller, Decision, LeadSource, LeadStage, Opportunity, OpportunityAction,
+    OpportunityState, Qualification, Segment, TransitionError, Verdict,
 };
 use qualify_platform::ApiError;
 use qualify_platform::error::PreconditionViolation;

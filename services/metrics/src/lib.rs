@@ -32,7 +32,7 @@ impl QualifyService for Metrics {
             config,
             listener,
             shutdown,
-            |db, config, auth| {
+            |db, config, auth, _draining| {
                 let ingestor = ingest::Ingestor::new(
                     db.clone(),
                     config.scoring_url.as_deref(),

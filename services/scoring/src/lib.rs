@@ -36,12 +36,12 @@ impl QualifyService for Scoring {
             config,
             listener,
             shutdown,
-            |db, config, auth| {
+            |db, config, auth, draining| {
                 let redis = match config.redis_url.as_deref() {
                     Some(url) => Some(Redis::connect(url).context("QUALIFY_REDIS_URL")?),
                     None => None,
                 };
-                let relay = Relay::spawn(db.clone());
+                let relay = Relay::spawn(db.clone(), draining);
                 // Half the pool for batched score reads: the rest stays free for writes.
                 let read_slots = (config.database_max_connections as usize / 2).max(1);
                 // A lead follows its opportunity through acceptance's event stream.

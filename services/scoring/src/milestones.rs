@@ -73,7 +73,10 @@ impl Milestone {
 /// appends. A lead already there is left as it is; one the funnel cannot
 /// move there (disqualified or recycled meanwhile, unknown) is skipped and
 /// logged: acceptance already refuses to accept such a lead's opportunity.
-pub async fn apply(txn: &impl ConnectionTrait, milestones: &[Milestone]) -> Result<Vec<(String, StageChange)>, ApiError> {
+pub async fn apply(
+    txn: &impl ConnectionTrait,
+    milestones: &[Milestone],
+) -> Result<Vec<(String, StageChange)>, ApiError> {
     let mut moved = Vec::new();
     for m in milestones {
         let lead = match store::get(txn, &m.tenant, &m.lead_id).await {

@@ -146,7 +146,8 @@ impl OpportunityAcceptanceService for AcceptanceApi {
         &self,
         r: Request<pb::AcceptOpportunityRequest>,
     ) -> Result<Response<pb::AcceptOpportunityResponse>, Status> {
-        rpc::unary(DOMAIN, r, |call, m| async move { self.accept_opportunity(call.caller, &call.bearer, m).await }).await
+        rpc::unary(DOMAIN, r, |call, m| async move { self.accept_opportunity(call.caller, &call.bearer, m).await })
+            .await
     }
     async fn reject_opportunity(
         &self,

@@ -304,12 +304,11 @@ impl AcceptanceApi {
         // response (if any) is returned; when it succeeds, the transaction finds the key.
         let stakeholders = &mut sub.qualification.stakeholders;
         let expansion = !sub.expansion_reason.is_empty();
-        let snapshot = match opportunities::snapshot(&self.scoring, token, &sub.lead_id, expansion, stakeholders, now)
-            .await
-        {
-            Ok(s) => s,
-            Err(e) => return idempotency::replayed(&self.db, key, &req).await?.ok_or(e),
-        };
+        let snapshot =
+            match opportunities::snapshot(&self.scoring, token, &sub.lead_id, expansion, stakeholders, now).await {
+                Ok(s) => s,
+                Err(e) => return idempotency::replayed(&self.db, key, &req).await?.ok_or(e),
+            };
         let submitted = opportunities::prepare(&self.db, &c, sub, snapshot, now).await?;
         let gate = encode_gate(&submitted.gate, submitted.policy_version);
         let tenant = c.tenant.clone();

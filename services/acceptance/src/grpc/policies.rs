@@ -88,12 +88,13 @@ impl AcceptanceApi {
     ) -> Result<pb::GetGatePolicyResponse, ApiError> {
         let mut v = Violations::new();
         let segment = v.required_enum::<Segment>("segment", req.segment);
-        v.check(req.version >= 0, "version", "must not be negative");
+        v.check(req.version.is_none_or(|n| n >= 0), "version", "must not be negative");
         v.finish()?;
         let segment = segment.ok_or_else(|| ApiError::field("segment", "is required"))?;
         let stored = match req.version {
-            0 => policies::in_force(&self.db, &c.tenant, segment).await?,
-            n => policies::version(&self.db, &c.tenant, segment, n).await?.ok_or_else(|| ApiError::NotFound {
+            None => policies::in_force(&self.db, &c.tenant, segment).await?,
+            Some(0) => PolicyInForce::default_for(segment),
+            Some(n) => policies::version(&self.db, &c.tenant, segment, n).await?.ok_or_else(|| ApiError::NotFound {
                 kind: "gate policy version",
                 id: format!("{}/{n}", segment.as_str()),
             })?,

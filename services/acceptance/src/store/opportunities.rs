@@ -88,11 +88,7 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, o: &Opportunity) ->
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) => {
             // Which unique index refused it (both backends name the column or the index).
-            if e.to_string().contains("live_lead") {
-                Err(InsertError::LeadHasLive)
-            } else {
-                Err(InsertError::IdTaken)
-            }
+            if e.to_string().contains("live_lead") { Err(InsertError::LeadHasLive) } else { Err(InsertError::IdTaken) }
         }
         Err(e) => Err(e.into()),
     }

@@ -46,8 +46,11 @@ async fn client(port: u16) -> Client<Channel> {
     panic!("acceptance never listened on {port}");
 }
 
+/// Opportunity `id` of `lead-1`, an expansion: a lead carries one live
+/// ordinary opportunity, and the load needs hundreds on the fixture's lead.
 fn submit(id: &str) -> pb::SubmitOpportunityRequest {
-    pb::SubmitOpportunityRequest { opportunity: Some(opportunity(id)), request_id: format!("submit-{id}") }
+    let o = pb::Opportunity { expansion_reason: "load: another team of the account".into(), ..opportunity(id) };
+    pb::SubmitOpportunityRequest { opportunity: Some(o), request_id: format!("submit-{id}") }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

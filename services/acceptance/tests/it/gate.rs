@@ -74,7 +74,10 @@ async fn policies_default_per_segment_and_version_on_update(b: Backend) {
     let (_s, mut c) = start(b).await;
     let revops = token("acme", "rita", &[Role::Revops]);
     let got = c
-        .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Enterprise as i32, version: 0 }, &revops))
+        .get_gate_policy(authed(
+            pb::GetGatePolicyRequest { segment: Segment::Enterprise as i32, version: None },
+            &revops,
+        ))
         .await
         .unwrap()
         .into_inner()
@@ -201,7 +204,7 @@ async fn malformed_candidates_name_their_fields(b: Backend) {
         .unwrap_err();
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "policy.required_criteria[0]");
     let got = c
-        .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Smb as i32, version: 0 }, &revops))
+        .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Smb as i32, version: None }, &revops))
         .await
         .unwrap()
         .into_inner();
@@ -219,7 +222,7 @@ async fn policies_are_per_tenant(b: Backend) {
     .await
     .unwrap();
     let theirs = c
-        .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Smb as i32, version: 0 }, &globex))
+        .get_gate_policy(authed(pb::GetGatePolicyRequest { segment: Segment::Smb as i32, version: None }, &globex))
         .await
         .unwrap()
         .into_inner()

@@ -10,7 +10,7 @@ use qualify_proto::acceptance::{
 };
 use qualify_proto::common::{BuyingRole, LeadSource, Money, Segment};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
-use qualify_testkit::fixtures::{opportunity, ts};
+use qualify_testkit::fixtures::{another_sql_lead, opportunity, opportunity_of, ts};
 use qualify_testkit::{Backend, Cluster, Role, authed, config, on_both_backends, spawn, token};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -360,8 +360,9 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
     assert_eq!(o.state, pb::OpportunityState::ClosedWon as i32);
     assert_eq!(o.closed_amount.unwrap().amount_minor, 2_000_000);
 
-    // Calibration: reject a second one, sample both, review: one agree, one disagree.
-    w.submit(opportunity("opp-7")).await;
+    // Calibration: reject a second one (of another lead), sample both, review: one agree, one disagree.
+    another_sql_lead(&mut w.clients.scoring, &w.acme, "lead-7").await;
+    w.submit(opportunity_of("opp-7", "lead-7")).await;
     let rej = pb::RejectOpportunityRequest {
         opportunity_id: "opp-7".into(),
         reason: pb::RejectionReason::NoTimeline as i32,
@@ -456,7 +457,9 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
         [(true, true), (true, false), (false, true), (false, false), (false, false)].iter().enumerate()
     {
         let id = format!("opp-{i}");
-        let mut o = opportunity(&id);
+        let lead = format!("lead-b{i}");
+        another_sql_lead(&mut w.clients.scoring, &w.acme, &lead).await;
+        let mut o = opportunity_of(&id, &lead);
         if *third {
             o.stakeholders.push(pb::Stakeholder {
                 contact_id: "c-te".into(),

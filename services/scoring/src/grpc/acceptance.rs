@@ -27,7 +27,12 @@ const BATCH: usize = 500;
 
 /// Follows acceptance's stream at `url` for every tenant, with a platform
 /// service token signed with `jwt_secret`, until the returned guard is dropped.
-pub fn follow_acceptance(db: DatabaseConnection, relay: Relay, url: &str, jwt_secret: &str) -> anyhow::Result<Following> {
+pub fn follow_acceptance(
+    db: DatabaseConnection,
+    relay: Relay,
+    url: &str,
+    jwt_secret: &str,
+) -> anyhow::Result<Following> {
     let follower = AcceptanceStream {
         db,
         relay,

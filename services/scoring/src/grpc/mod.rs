@@ -29,8 +29,8 @@ use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
-pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use acceptance::follow_acceptance;
+pub use qualify_platform::outbox::SYSTEM_TENANT;
 pub use signals::MAX_BATCH;
 
 use crate::leads::ScoreReads;

@@ -25,8 +25,10 @@ const LIVE: &str = "('pending_review', 'sent_back', 'accepted', 'proposal', 'neg
 #[async_trait::async_trait]
 impl MigrationTrait for M005LiveOpportunities {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.alter_table(Table::alter().table(O::Table).add_column(ColumnDef::new(O::LiveLead).string().null()).to_owned())
-            .await?;
+        m.alter_table(
+            Table::alter().table(O::Table).add_column(ColumnDef::new(O::LiveLead).string().null()).to_owned(),
+        )
+        .await?;
         // No release before this one had expansions: every live opportunity is an ordinary one.
         let mark = format!(
             "UPDATE opportunities SET live_lead = lead_id WHERE state IN {LIVE} AND NOT EXISTS (\
