@@ -490,7 +490,7 @@ mod tests {
             prop_assert_eq!(r.checks.len(), 4 + 6);
             prop_assert_eq!(r.passed(), r.checks.iter().all(|c| c.passed));
             let expect = confirmed.iter().all(|b| *b) && n_stake >= 1 && champion
-                && n_stake + usize::from(champion) >= 2 && next_days > 0 && age <= 90 && score >= 40;
+                && n_stake + usize::from(champion) >= 2 && next_days > 0 && age <= i64::from(policy.contact_max_age_days) && score >= 40;
             prop_assert_eq!(r.passed(), expect);
         }
     }
