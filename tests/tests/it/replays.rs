@@ -281,7 +281,14 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
         seen,
         a.submit_opportunity,
         "SubmitOpportunity",
-        acc::SubmitOpportunityRequest { opportunity: Some(opportunity("opp-2")), request_id: "r-19".into() },
+        acc::SubmitOpportunityRequest {
+            // lead-1 is a customer now: a second deal for it is an expansion.
+            opportunity: Some(acc::Opportunity {
+                expansion_reason: "the EMEA team buys its own seats".into(),
+                ..opportunity("opp-2")
+            }),
+            request_id: "r-19".into()
+        },
         &sdr
     );
     twice!(
