@@ -100,8 +100,12 @@ pub struct ServiceConfig {
     /// Where every use case reads the current time: the system clock, or a
     /// test's manual one.
     pub clock: crate::Clock,
-    /// How often expired idempotency keys are purged (`QUALIFY_IDEMPOTENCY_PURGE_SECS`).
+    /// How often expired idempotency keys (and, with a retention, outbox
+    /// events) are purged (`QUALIFY_IDEMPOTENCY_PURGE_SECS`).
     pub idempotency_purge_every: Duration,
+    /// How many days delivered outbox events are kept for the event streams
+    /// (`QUALIFY_OUTBOX_RETENTION_DAYS`); 0 keeps them for ever.
+    pub outbox_retention_days: u32,
 }
 
 impl ServiceConfig {
@@ -129,6 +133,7 @@ impl ServiceConfig {
             cors_origins: Vec::new(),
             clock: crate::Clock::system(),
             idempotency_purge_every: Duration::from_secs(600),
+            outbox_retention_days: 0,
         }
     }
 
@@ -188,6 +193,7 @@ impl ServiceConfig {
         }
         c.tenant_rate_limit = parse(env, "QUALIFY_TENANT_RATE_LIMIT", c.tenant_rate_limit)?;
         c.idempotency_purge_every = Duration::from_secs(parse(env, "QUALIFY_IDEMPOTENCY_PURGE_SECS", 600)?.max(1));
+        c.outbox_retention_days = parse(env, "QUALIFY_OUTBOX_RETENTION_DAYS", 0)?;
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }

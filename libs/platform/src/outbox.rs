@@ -207,6 +207,60 @@ pub async fn read_after(
     q.order_by_asc(entity::Column::Seq).limit(limit).all(db).await
 }
 
+/// How long stamped events are kept, and how often old ones are pruned.
+#[derive(Clone)]
+pub struct Pruning {
+    /// Events stamped and written longer ago than this are pruned; `None` keeps them.
+    pub keep: Option<chrono::Duration>,
+    /// How often the relay prunes.
+    pub every: Duration,
+    /// The clock the retention is measured by.
+    pub clock: crate::Clock,
+}
+
+impl Pruning {
+    /// The service's retention (`QUALIFY_OUTBOX_RETENTION_DAYS`, 0: for ever),
+    /// pruned as often as idempotency keys are purged.
+    pub fn from_config(config: &crate::ServiceConfig) -> Self {
+        let days = config.outbox_retention_days;
+        Pruning {
+            keep: (days > 0).then(|| chrono::Duration::days(i64::from(days))),
+            every: config.idempotency_purge_every,
+            clock: config.clock.clone(),
+        }
+    }
+}
+
+/// Deletes stamped events written before `cutoff`; returns how many. The
+/// newest stamped event always stays, so positions keep counting from it.
+pub async fn prune(db: &impl ConnectionTrait, cutoff: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
+    let newest = entity::Entity::find()
+        .filter(entity::Column::Seq.is_not_null())
+        .order_by_desc(entity::Column::Seq)
+        .one(db)
+        .await?
+        .and_then(|m| m.seq);
+    let Some(newest) = newest else { return Ok(0) };
+    let done = entity::Entity::delete_many()
+        .filter(entity::Column::Seq.lt(newest))
+        .filter(entity::Column::CreatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(done.rows_affected)
+}
+
+/// The first position still kept, when events before it were pruned: a
+/// reader asking for events after an earlier position would miss some.
+async fn pruned_before(db: &impl ConnectionTrait) -> Result<Option<i64>, DbErr> {
+    let first = entity::Entity::find()
+        .filter(entity::Column::Seq.is_not_null())
+        .order_by_asc(entity::Column::Seq)
+        .one(db)
+        .await?
+        .and_then(|m| m.seq);
+    Ok(first.filter(|s| *s > 1))
+}
+
 /// A running relay: nudge it after a commit that appended events.
 #[derive(Clone, Default)]
 pub struct Relay {
@@ -217,12 +271,14 @@ pub struct Relay {
 
 impl Relay {
     /// Starts the relay loop over `db`: it stamps when nudged and at least
-    /// every 200 ms. Followed [`stream`]s end when the server is `draining`.
-    pub fn spawn(db: DatabaseConnection, draining: crate::serve::Draining) -> Self {
+    /// every 200 ms, and prunes as `pruning` says. Followed [`stream`]s end
+    /// when the server is `draining`.
+    pub fn spawn(db: DatabaseConnection, draining: crate::serve::Draining, pruning: Pruning) -> Self {
         let relay = Relay { draining, ..Relay::default() };
         let r = relay.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
+            let mut last_prune: Option<tokio::time::Instant> = None;
             loop {
                 match stamp(&db).await {
                     Ok(n) => {
@@ -239,6 +295,16 @@ impl Relay {
                         if failures == 1 || failures.is_multiple_of(50) {
                             tracing::warn!(error = %e, failures, "outbox relay cannot stamp events");
                         }
+                    }
+                }
+                if let Some(keep) = pruning.keep
+                    && last_prune.is_none_or(|t| t.elapsed() >= pruning.every)
+                {
+                    last_prune = Some(tokio::time::Instant::now());
+                    match prune(&db, pruning.clock.now() - keep).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(events = n, "outbox events past their retention pruned"),
+                        Err(e) => tracing::warn!(error = %e, "outbox events not pruned"),
                     }
                 }
                 tokio::select! {
@@ -296,6 +362,23 @@ where
     let mut draining = relay.draining.clone();
     tokio::spawn(async move {
         let mut cursor = after;
+        match pruned_before(&db).await {
+            Ok(Some(first)) if cursor < first - 1 => {
+                let status = tonic::Status::out_of_range(format!(
+                    "events up to sequence {} are past their retention (QUALIFY_OUTBOX_RETENTION_DAYS) and pruned; \
+                     resume after sequence {} to skip them",
+                    first - 1,
+                    first - 1
+                ));
+                let _ = tx.send(Err(status)).await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = tx.send(Err(crate::ApiError::from(e).into_status(error_domain))).await;
+                return;
+            }
+        }
         loop {
             let rows = match read_after(&db, tenant.as_deref(), cursor, 500).await {
                 Ok(r) => r,

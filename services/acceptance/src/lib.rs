@@ -11,7 +11,7 @@ pub mod store;
 
 use anyhow::Context;
 use futures::future::BoxFuture;
-use qualify_platform::outbox::Relay;
+use qualify_platform::outbox::{Pruning, Relay};
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
 use tokio::net::TcpListener;
 
@@ -35,7 +35,7 @@ impl QualifyService for Acceptance {
             shutdown,
             |db, config, auth, draining| {
                 let scoring = grpc::ScoringClient::new(config.scoring_url.as_deref()).context("QUALIFY_SCORING_URL")?;
-                let relay = Relay::spawn(db.clone(), draining);
+                let relay = Relay::spawn(db.clone(), draining, Pruning::from_config(config));
                 let api = grpc::AcceptanceApi::new(db, relay, scoring, config.clock.clone());
                 Ok(grpc::routes(api, auth, config.max_message_bytes))
             },

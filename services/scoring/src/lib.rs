@@ -12,7 +12,7 @@ pub mod store;
 use anyhow::Context;
 use futures::future::BoxFuture;
 use qualify_platform::cache::Redis;
-use qualify_platform::outbox::Relay;
+use qualify_platform::outbox::{Pruning, Relay};
 use qualify_platform::{QualifyService, ServiceConfig, migrate_only, run_service};
 
 use crate::scorecards::Cards;
@@ -41,7 +41,7 @@ impl QualifyService for Scoring {
                     Some(url) => Some(Redis::connect(url).context("QUALIFY_REDIS_URL")?),
                     None => None,
                 };
-                let relay = Relay::spawn(db.clone(), draining);
+                let relay = Relay::spawn(db.clone(), draining, Pruning::from_config(config));
                 // Half the pool for batched score reads: the rest stays free for writes.
                 let read_slots = (config.database_max_connections as usize / 2).max(1);
                 // A lead follows its opportunity through acceptance's event stream.

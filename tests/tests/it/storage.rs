@@ -176,3 +176,65 @@ async fn idempotency_keys_are_kept_48_hours_and_no_longer(b: Backend) {
     .await;
     assert!(anew.is_some(), "after 48 hours the key is gone and the create runs again (and finds the account)");
 }
+
+qualify_testkit::on_both_backends!(outbox_events_past_their_retention_are_pruned_and_readers_told);
+
+/// With a retention, stamped events older than it are pruned (the newest
+/// always stays, so positions keep counting); a reader asking to resume
+/// before the pruned range is told OUT_OF_RANGE with where to resume,
+/// instead of silently missing events. Within the retention nothing goes.
+async fn outbox_events_past_their_retention_are_pruned_and_readers_told(b: Backend) {
+    let clock = qualify_platform::Clock::manual(qualify_platform::Clock::system().now());
+    let mut cfg = qualify_testkit::config("scoring", b).await;
+    cfg.clock = clock.clone();
+    cfg.idempotency_purge_every = Duration::from_millis(20);
+    cfg.outbox_retention_days = 1;
+    let svc = spawn::<Scoring>(cfg).await;
+    let mut c = LeadScoringServiceClient::new(svc.channel().await);
+    let t = token("acme", "sync", &[Role::Service]);
+    let account = pb::Account { account_id: "acc-1".into(), display_name: "Acme".into(), ..Default::default() };
+    c.create_account(authed(pb::CreateAccountRequest { account: Some(account), request_id: String::new() }, &t))
+        .await
+        .unwrap();
+    let create = |id: &str| pb::CreateLeadRequest {
+        lead: Some(pb::Lead {
+            lead_id: id.into(),
+            account_id: "acc-1".into(),
+            source: qualify_proto::common::LeadSource::Inbound as i32,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    for id in ["lead-1", "lead-2", "lead-3"] {
+        c.create_lead(authed(create(id), &t)).await.unwrap();
+    }
+    let reader = c.clone();
+    let read = |after: i64| {
+        let (mut c, t) = (reader.clone(), t.clone());
+        async move {
+            let req = pb::StreamEventsRequest { after_sequence: after, follow: false };
+            let mut s = c.stream_events(authed(req, &t)).await?.into_inner();
+            let mut seqs = Vec::new();
+            while let Some(e) = s.message().await? {
+                seqs.push(e.event.unwrap().sequence);
+            }
+            Ok::<_, tonic::Status>(seqs)
+        }
+    };
+    let all = eventually(Duration::from_secs(5), || async { read(0).await.ok().filter(|s| s.len() == 3) }).await;
+    assert_eq!(all, Some(vec![1, 2, 3]), "the three creations are stamped in order");
+
+    clock.advance(chrono::Duration::hours(20));
+    tokio::time::sleep(Duration::from_millis(300)).await; // several prunings within the retention
+    assert_eq!(read(0).await.unwrap(), [1, 2, 3], "within the retention nothing is pruned");
+
+    clock.advance(chrono::Duration::hours(8));
+    let refused = eventually(Duration::from_secs(5), || async { read(0).await.err() }).await.unwrap();
+    assert_eq!(refused.code(), tonic::Code::OutOfRange, "{refused:?}");
+    assert!(refused.message().contains("resume after sequence 2"), "{}", refused.message());
+    assert_eq!(read(2).await.unwrap(), [3], "the newest event stays");
+
+    c.create_lead(authed(create("lead-4"), &t)).await.unwrap();
+    let next = eventually(Duration::from_secs(5), || async { read(2).await.ok().filter(|s| s.len() == 2) }).await;
+    assert_eq!(next, Some(vec![3, 4]), "positions continue after a pruning");
+}
