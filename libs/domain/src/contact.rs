@@ -5,6 +5,15 @@ use chrono::{DateTime, Utc};
 
 use crate::StakeholderRole;
 
+/// How far ahead of the server's clock a verification time may be: clock
+/// skew between the provider and us, never a verification yet to happen.
+pub const VERIFY_TIME_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+/// Whether a verification at `at` can have happened by `now`.
+pub fn verified_by(at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    at <= now + VERIFY_TIME_SKEW
+}
+
 /// What is known of an email address or phone number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Verification {

@@ -2,7 +2,8 @@
 //! validation that names every bad field by its path in the request),
 //! encoding one, and the contact RPCs.
 
-use qualify_domain::{Caller, Contact, ContactDetails, ContactField, StakeholderRole, Verification};
+use chrono::{DateTime, Utc};
+use qualify_domain::{Caller, Contact, ContactDetails, ContactField, StakeholderRole, Verification, contact};
 use qualify_platform::validate::Item;
 use qualify_platform::{ApiError, Violations, idempotency};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -36,7 +37,7 @@ fn encode_status(s: Verification) -> i32 {
 }
 
 /// Decodes the writable fields of a contact (the ids separately).
-fn decode_details(v: &mut Violations, c: &pb::Contact) -> ContactDetails {
+fn decode_details(v: &mut Violations, c: &pb::Contact, now: DateTime<Utc>) -> ContactDetails {
     v.text("contact.full_name", &c.full_name, 256);
     v.text("contact.title", &c.title, 256);
     v.text("contact.seniority", &c.seniority, 64);
@@ -59,6 +60,8 @@ fn decode_details(v: &mut Violations, c: &pb::Contact) -> ContactDetails {
         Some(t) => {
             let d = from_timestamp(t);
             v.check(d.is_some(), field, "is not a valid time");
+            let in_future = d.is_some_and(|d| !contact::verified_by(d, now));
+            v.check(!in_future, field, "must not be in the future (a verification that has not happened)");
             d
         }
     };
@@ -84,6 +87,7 @@ fn decode_contact<'a>(
     v: &mut Violations,
     c: Option<&'a pb::Contact>,
     create: bool,
+    now: DateTime<Utc>,
 ) -> Result<(&'a pb::Contact, NewContact), ApiError> {
     let Some(c) = c else { return Err(ApiError::field("contact", "is required")) };
     v.id("contact.contact_id", &c.contact_id);
@@ -92,7 +96,7 @@ fn decode_contact<'a>(
     } else {
         v.optional_id("contact.account_id", &c.account_id);
     }
-    let details = decode_details(v, c);
+    let details = decode_details(v, c, now);
     Ok((c, NewContact { contact_id: c.contact_id.clone(), account_id: c.account_id.clone(), details }))
 }
 
@@ -128,7 +132,7 @@ impl ScoringApi {
     ) -> Result<pb::CreateContactResponse, ApiError> {
         let mut v = Violations::new();
         v.request_id(&req.request_id);
-        let (_, new) = decode_contact(&mut v, req.contact.as_ref(), true)?;
+        let (_, new) = decode_contact(&mut v, req.contact.as_ref(), true, self.clock.now())?;
         v.finish()?;
         let key = idempotency::Key {
             tenant: &caller.tenant,
@@ -180,7 +184,7 @@ impl ScoringApi {
     ) -> Result<pb::UpdateContactResponse, ApiError> {
         let mut v = Violations::new();
         v.request_id(&req.request_id);
-        let (c, contact) = decode_contact(&mut v, req.contact.as_ref(), false)?;
+        let (c, contact) = decode_contact(&mut v, req.contact.as_ref(), false, self.clock.now())?;
         let fields = decode_mask(
             &mut v,
             req.update_mask.as_ref(),

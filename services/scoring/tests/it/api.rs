@@ -51,6 +51,7 @@ on_both_backends!(
     update_masks_etags_and_upserts,
     pagination_walks_every_row_once,
     batch_get_contacts_answers_in_order_or_not_at_all,
+    a_verification_time_in_the_future_is_refused,
 );
 
 async fn accounts_and_leads_round_trip(b: Backend) {
@@ -377,4 +378,54 @@ async fn batch_get_contacts_answers_in_order_or_not_at_all(b: Backend) {
     let e = c.batch_get_contacts(authed(get(&["c-1", "bad id"]), &t)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "contact_ids[1]");
+}
+
+/// A contact cannot claim a verification that has not happened yet: a time
+/// more than five minutes ahead of the server is INVALID_ARGUMENT naming the
+/// field, on create and update alike, and nothing changes.
+async fn a_verification_time_in_the_future_is_refused(b: Backend) {
+    let (_s, mut c) = start(b).await;
+    let t = token("acme", "sync-job", &[Role::Service]);
+    c.create_account(authed(
+        pb::CreateAccountRequest { account: Some(account("acc-1")), request_id: String::new() },
+        &t,
+    ))
+    .await
+    .unwrap();
+    let in_an_hour = qualify_testkit::fixtures::ts(1.0 / 24.0);
+    let contact = |email_at: Option<prost_types::Timestamp>, phone_at: Option<prost_types::Timestamp>| pb::Contact {
+        contact_id: "c-1".into(),
+        account_id: "acc-1".into(),
+        full_name: "Ann".into(),
+        email: "ann@acme.test".into(),
+        email_status: pb::VerificationStatus::Verified as i32,
+        email_verify_time: email_at,
+        phone: "+1 555 0100".into(),
+        phone_status: pb::VerificationStatus::Verified as i32,
+        phone_verify_time: phone_at,
+        ..Default::default()
+    };
+    let req = pb::CreateContactRequest { contact: Some(contact(in_an_hour, None)), ..Default::default() };
+    let e = c.create_contact(authed(req, &t)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    let fields: Vec<_> =
+        e.get_error_details().bad_request().unwrap().field_violations.iter().map(|f| f.field.clone()).collect();
+    assert_eq!(fields, ["contact.email_verify_time"]);
+    let get = || pb::GetContactRequest { contact_id: "c-1".into() };
+    assert_eq!(c.get_contact(authed(get(), &t)).await.unwrap_err().code(), Code::NotFound, "nothing stored");
+
+    // A minute ahead is clock skew, not the future.
+    let a_minute = qualify_testkit::fixtures::ts(1.0 / 1440.0);
+    let req = pb::CreateContactRequest { contact: Some(contact(a_minute, None)), ..Default::default() };
+    let stored = c.create_contact(authed(req, &t)).await.unwrap().into_inner().contact.unwrap();
+    let req = pb::UpdateContactRequest {
+        contact: Some(pb::Contact { etag: stored.etag.clone(), ..contact(None, in_an_hour) }),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["phone_verify_time".into()] }),
+        ..Default::default()
+    };
+    let e = c.update_contact(authed(req, &t)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "contact.phone_verify_time");
+    let now = c.get_contact(authed(get(), &t)).await.unwrap().into_inner().contact.unwrap();
+    assert_eq!((now.etag, now.phone_verify_time), (stored.etag, None), "the update changed nothing");
 }
