@@ -85,7 +85,7 @@ fn opportunity(id: &str, dollars: i64) -> acc::Opportunity {
     acc::Opportunity { amount: usd(dollars), competitors: vec![], ..fixtures::opportunity(id) }
 }
 
-/// Six opportunities of lead-1: o1–o4 at $100,000 and o5 at $500,000 are
+/// Six opportunities of lead-1 (o1 and five expansions): o1–o4 at $100,000 and o5 at $500,000 are
 /// accepted, o6 ($50,000) rejected; o1 is won, o2–o4 lost, o5 stays open with
 /// one meaningful call.
 async fn seed_opportunities(a: &mut AccClient<Channel>) {
@@ -94,7 +94,9 @@ async fn seed_opportunities(a: &mut AccClient<Channel>) {
     for (id, dollars) in
         [("o1", 100_000), ("o2", 100_000), ("o3", 100_000), ("o4", 100_000), ("o5", 500_000), ("o6", 50_000)]
     {
-        fixtures::submit(a, &acme, opportunity(id, dollars)).await;
+        // A lead carries one live ordinary opportunity: the rest are expansions of the account.
+        let expansion_reason = if id == "o1" { String::new() } else { format!("another team's deal ({id})") };
+        fixtures::submit(a, &acme, acc::Opportunity { expansion_reason, ..opportunity(id, dollars) }).await;
     }
     for id in ["o1", "o2", "o3", "o4", "o5"] {
         let req = acc::AcceptOpportunityRequest { opportunity_id: id.into(), ..Default::default() };
