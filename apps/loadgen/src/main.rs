@@ -294,7 +294,9 @@ fn candidate() -> acc::GateCandidate {
 }
 
 /// An opportunity for `lead-1` that passes the SMB default gate: BANT
-/// confirmed, economic buyer and champion mapped, a demo in three days.
+/// confirmed, economic buyer and champion mapped, a demo in three days. A lead
+/// carries one live ordinary opportunity, so the load's many are expansions
+/// (the same submission and acceptance work, gate included).
 fn opportunity(id: &str) -> acc::Opportunity {
     let c = candidate();
     acc::Opportunity {
@@ -307,6 +309,7 @@ fn opportunity(id: &str) -> acc::Opportunity {
         stakeholders: c.stakeholders,
         next_step: c.next_step,
         team: "emea-smb".into(),
+        expansion_reason: "load: another team of the account".into(),
         ..Default::default()
     }
 }
