@@ -143,6 +143,10 @@ pub mod benchmarks {
 
     /// SQL → SQO above this, with a close rate below [`CLOSE_RATE_FLOOR`], means loose criteria.
     pub const SQL_TO_SQO_LOOSE: f64 = 0.40;
+    /// SQL → SQO below this, with a win rate above [`WIN_RATE_HIGH`], means too strict criteria.
+    pub const SQL_TO_SQO_STRICT: f64 = 0.20;
+    /// A win rate above this, with SQL → SQO below [`SQL_TO_SQO_STRICT`], means too strict criteria.
+    pub const WIN_RATE_HIGH: f64 = 0.30;
     /// SQO → won below this means the criteria should be tightened.
     pub const CLOSE_RATE_FLOOR: f64 = 0.15;
     /// Pipeline coverage below this multiple of quota is pipeline risk.

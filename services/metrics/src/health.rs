@@ -25,6 +25,8 @@ pub enum FindingCode {
     StaleContactData,
     /// An SDR's SQOs of a month are outside the segment's target.
     SdrOffTarget,
+    /// Few SQLs become SQOs while most closed SQOs are won: good deals are left out.
+    TooStrict,
 }
 
 /// A figure behind a finding, with the benchmark it was held against.
@@ -59,6 +61,63 @@ fn finding(code: FindingCode, group: Option<Group>, message: String, evidence: V
     Finding { code, group, message, evidence }
 }
 
+/// The findings of the whole range's figures: loose, too strict or to be
+/// tightened criteria, and deals accepted over stale contact data.
+fn range_findings(f: &funnel::Figures) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let (Some(s), Some(w)) = (f.sql_to_sqo, f.win_rate)
+        && s > b::SQL_TO_SQO_LOOSE
+        && w < b::CLOSE_RATE_FLOOR
+    {
+        out.push(finding(
+            FindingCode::LooseCriteria,
+            None,
+            format!("{:.0} % of SQLs became SQOs but only {:.0} % of closed deals were won", s * 100.0, w * 100.0),
+            vec![
+                evidence("sql_to_sqo", s, Some(b::SQL_TO_SQO_LOOSE)),
+                evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)),
+            ],
+        ));
+    }
+    if let Some(w) = f.win_rate
+        && w < b::CLOSE_RATE_FLOOR
+    {
+        out.push(finding(
+            FindingCode::TightenCriteria,
+            None,
+            format!("only {:.0} % of closed SQOs were won: tighten the acceptance criteria", w * 100.0),
+            vec![evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)), evidence("won", f.won as f64, None)],
+        ));
+    }
+    if f.accepted_with_stale_contacts > 0 {
+        out.push(finding(
+            FindingCode::StaleContactData,
+            None,
+            format!("{} accepted deals stand on stale or unverified contact data", f.accepted_with_stale_contacts),
+            vec![
+                evidence("accepted_with_stale_contacts", f.accepted_with_stale_contacts as f64, Some(0.0)),
+                evidence("sqos_accepted", f.sqos_accepted as f64, None),
+            ],
+        ));
+    }
+    if let (Some(s), Some(w)) = (f.sql_to_sqo, f.win_rate)
+        && s < b::SQL_TO_SQO_STRICT
+        && w > b::WIN_RATE_HIGH
+    {
+        out.push(finding(
+            FindingCode::TooStrict,
+            None,
+            format!(
+                "only {:.0} % of SQLs became SQOs while {:.0} % of closed deals were won: the criteria leave good deals out",
+                s * 100.0,
+                w * 100.0
+            ),
+            vec![evidence("sql_to_sqo", s, Some(b::SQL_TO_SQO_STRICT)), evidence("win_rate", w, Some(b::WIN_RATE_HIGH))],
+        ));
+    }
+    out
+}
+
 /// The findings for `tenant` over `start..=end`.
 pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &str) -> Result<Vec<Finding>, ApiError> {
     let query = |group_by: Vec<Dimension>| Query::grouped(tenant, start, end, group_by);
@@ -66,42 +125,8 @@ pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &
 
     // The whole range.
     let all = funnel::funnel(db, &query(vec![])).await?;
-    if let Some(f) = all.first().map(|r| &r.figures) {
-        if let (Some(s), Some(w)) = (f.sql_to_sqo, f.win_rate)
-            && s > b::SQL_TO_SQO_LOOSE
-            && w < b::CLOSE_RATE_FLOOR
-        {
-            out.push(finding(
-                FindingCode::LooseCriteria,
-                None,
-                format!("{:.0} % of SQLs became SQOs but only {:.0} % of closed deals were won", s * 100.0, w * 100.0),
-                vec![
-                    evidence("sql_to_sqo", s, Some(b::SQL_TO_SQO_LOOSE)),
-                    evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)),
-                ],
-            ));
-        }
-        if let Some(w) = f.win_rate
-            && w < b::CLOSE_RATE_FLOOR
-        {
-            out.push(finding(
-                FindingCode::TightenCriteria,
-                None,
-                format!("only {:.0} % of closed SQOs were won: tighten the acceptance criteria", w * 100.0),
-                vec![evidence("win_rate", w, Some(b::CLOSE_RATE_FLOOR)), evidence("won", f.won as f64, None)],
-            ));
-        }
-        if f.accepted_with_stale_contacts > 0 {
-            out.push(finding(
-                FindingCode::StaleContactData,
-                None,
-                format!("{} accepted deals stand on stale or unverified contact data", f.accepted_with_stale_contacts),
-                vec![
-                    evidence("accepted_with_stale_contacts", f.accepted_with_stale_contacts as f64, Some(0.0)),
-                    evidence("sqos_accepted", f.sqos_accepted as f64, None),
-                ],
-            ));
-        }
+    if let Some(r) = all.first() {
+        out.extend(range_findings(&r.figures));
     }
 
     // Coverage per team that has a quota.
@@ -189,4 +214,29 @@ pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(f: &funnel::Figures) -> Vec<FindingCode> {
+        range_findings(f).into_iter().map(|f| f.code).collect()
+    }
+
+    /// domain.md: SQL → SQO of 20–40 %; far below it while most closed deals
+    /// are won, the gate leaves good deals out. 1 SQO of 6 SQLs (16.7 %), won
+    /// 2 of 5 closed (40 %): too strict; at 20 % or at a 30 % win rate: not.
+    #[test]
+    fn too_strict_when_few_sqls_pass_and_most_closed_deals_are_won() {
+        let f = |s: f64, w: f64| funnel::Figures { sql_to_sqo: Some(s), win_rate: Some(w), ..Default::default() };
+        assert_eq!(codes(&f(1.0 / 6.0, 0.4)), [FindingCode::TooStrict]);
+        let found = range_findings(&f(1.0 / 6.0, 0.4)).remove(0);
+        assert_eq!(found.evidence[0].benchmark, Some(0.20));
+        assert_eq!(found.evidence[1].benchmark, Some(0.30));
+        assert!(codes(&f(0.20, 0.4)).is_empty(), "at the benchmark's floor");
+        assert!(codes(&f(1.0 / 6.0, 0.30)).is_empty(), "a 30 % win rate is not high");
+        assert_eq!(codes(&f(0.5, 0.1)), [FindingCode::LooseCriteria, FindingCode::TightenCriteria]);
+        assert!(codes(&funnel::Figures::default()).is_empty(), "no figures, no finding");
+    }
 }

@@ -141,6 +141,7 @@ pub(super) fn finding(f: Finding) -> pb::Finding {
         FindingCode::OverridesRising => pb::FindingCode::OverridesRising,
         FindingCode::StaleContactData => pb::FindingCode::StaleContactData,
         FindingCode::SdrOffTarget => pb::FindingCode::SdrOffTarget,
+        FindingCode::TooStrict => pb::FindingCode::TooStrict,
     };
     pb::Finding {
         code: code as i32,
