@@ -166,7 +166,8 @@ pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
     let median_p99 = |s: &[Sample]| {
         let mut v: Vec<f64> = s.iter().map(|s| s.p99.iter().copied().fold(0.0, f64::max)).collect();
         v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
+        // The lower middle of an even count: one noisy window is not a trend.
+        v.get(v.len().saturating_sub(1) / 2).copied().unwrap_or(0.0)
     };
     let p99 = (median_p99(early), median_p99(late));
     let total: u64 = samples.iter().map(|s| s.ok.iter().sum::<u64>()).sum();
