@@ -314,7 +314,7 @@ fn opportunity(id: &str) -> acc::Opportunity {
     }
 }
 
-/// Lead scoring with `lead-1` at SQL and the candidate's two contacts verified two days ago.
+/// Lead scoring with `lead-1` at SQL and the candidate's two contacts verified two days ago (by the verifier's feed).
 async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
     let mut c = LeadScoringServiceClient::new(ch);
     let bot = token("bench", "sync", &[Role::Service]);
@@ -330,6 +330,7 @@ async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::ensure!(up, "the scoring service did not come up");
+    let mut findings = Vec::new();
     for s in candidate().stakeholders {
         let contact = sc::Contact {
             contact_id: s.contact_id.clone(),
@@ -337,13 +338,21 @@ async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
             full_name: s.contact_id.clone(),
             buying_role: s.role,
             email: format!("{}@bench.test", s.contact_id),
-            email_status: sc::VerificationStatus::Verified as i32,
-            email_verify_time: s.verify_time,
             ..Default::default()
         };
         c.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
             .await?;
+        findings.push(sc::ContactVerification {
+            contact_id: s.contact_id,
+            channel: sc::ContactChannel::Email as i32,
+            status: sc::VerificationStatus::Verified as i32,
+            provider: "bench-verifier".into(),
+            verify_time: s.verify_time,
+        });
     }
+    let verifier = token("bench", "enricher", &[Role::Verifier]);
+    let feed = sc::RecordContactVerificationsRequest { verifications: findings, request_id: String::new() };
+    c.record_contact_verifications(authed(feed, &verifier)).await?;
     let lead = sc::Lead {
         lead_id: "lead-1".into(),
         account_id: "acc-1".into(),

@@ -356,6 +356,7 @@ fn bump(tally: &Mutex<Tally>, f: impl FnOnce(&mut Tally)) {
 
 struct Tokens {
     service: String,
+    verifier: String,
     revops: String,
     sdr: BTreeMap<String, String>,
     ae: BTreeMap<String, String>,
@@ -375,6 +376,7 @@ fn tokens(tenant: &str) -> anyhow::Result<Tokens> {
     }
     Ok(Tokens {
         service: issuer.issue(tenant, "crm-sync", &[Role::Service], ttl)?,
+        verifier: issuer.issue(tenant, "enrichment", &[Role::Verifier], ttl)?,
         revops: issuer.issue(tenant, "rita-revops", &[Role::Revops], ttl)?,
         sdr,
         ae,
@@ -482,13 +484,25 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
             async move {
                 let r = sc::CreateAccountRequest { account: Some(account.clone()), request_id: rid.clone() };
                 s.create_account(req(r, &t.service)?).await?;
+                // The CRM brings the people; the enrichment integration's feed verifies their emails.
+                let mut verifications = Vec::new();
                 for contact in contacts {
+                    verifications.push(sc::ContactVerification {
+                        contact_id: contact.contact_id.clone(),
+                        channel: sc::ContactChannel::Email as i32,
+                        status: contact.email_status,
+                        provider: "neverbounce".into(),
+                        verify_time: contact.email_verify_time,
+                    });
+                    let entered = sc::Contact { email_status: 0, email_verify_time: None, ..contact.clone() };
                     let r = sc::CreateContactRequest {
-                        contact: Some(contact.clone()),
+                        contact: Some(entered),
                         request_id: format!("{rid}-{}", contact.contact_id),
                     };
                     s.create_contact(req(r, &t.service)?).await?;
                 }
+                let r = sc::RecordContactVerificationsRequest { verifications, request_id: format!("{rid}-verified") };
+                s.record_contact_verifications(req(r, &t.verifier)?).await?;
                 bump(tally, |t| {
                     t.accounts += 1;
                     t.contacts += contacts.len() as u64;

@@ -19,7 +19,7 @@ pub mod stage;
 pub mod subject;
 
 pub use account::{Account, AccountDetails, AccountField};
-pub use contact::{Contact, ContactDetails, ContactField, Verification};
+pub use contact::{Channel, Contact, ContactDetails, ContactField, Finding, Reach, Recorded, Verification};
 pub use engagement::{AccountRollup, RecordedSignal};
 pub use framework::{Criterion, EvidenceStatus, Framework};
 pub use gate::{GateCandidate, GateCheck, GateCheckCode, GatePolicy, GateResult, PolicyInForce, StakeholderRole};

@@ -24,8 +24,36 @@ pub fn ts(days: f64) -> Option<Timestamp> {
     Some(Timestamp { seconds: now + (days * 86_400.0) as i64, nanos: 0 })
 }
 
-/// Creates account `acc-1` (SMB) with two contacts whose email was verified
-/// three days ago: `c-eb`, the economic buyer, and `c-ch`, the champion.
+/// The provider the fixtures' verifier reports.
+pub const PROVIDER: &str = "zerobounce";
+
+/// The verifier records that `provider` verified the emails of `contacts`
+/// `days_ago` days ago; each finding must be applied.
+pub async fn verify_emails(
+    s: &mut LeadScoringServiceClient<Channel>,
+    people: &Tokens,
+    contacts: &[&str],
+    days_ago: f64,
+) {
+    let verifications = contacts
+        .iter()
+        .map(|id| sc::ContactVerification {
+            contact_id: id.to_string(),
+            channel: sc::ContactChannel::Email as i32,
+            status: sc::VerificationStatus::Verified as i32,
+            provider: PROVIDER.into(),
+            verify_time: ts(-days_ago),
+        })
+        .collect();
+    let req = sc::RecordContactVerificationsRequest { verifications, request_id: String::new() };
+    let got =
+        s.record_contact_verifications(authed(req, &people.verifier)).await.expect("the verifier's feed is taken");
+    assert_eq!(got.into_inner().applied_count as usize, contacts.len(), "every fixture finding is applied");
+}
+
+/// Creates account `acc-1` (SMB) with two contacts whose email a provider
+/// verified three days ago, as the verifier's feed recorded: `c-eb`, the
+/// economic buyer, and `c-ch`, the champion.
 pub async fn account_with_verified_contacts(s: &mut LeadScoringServiceClient<Channel>, people: &Tokens) {
     let account = sc::Account {
         account_id: ACCOUNT.into(),
@@ -43,13 +71,12 @@ pub async fn account_with_verified_contacts(s: &mut LeadScoringServiceClient<Cha
             full_name: id.into(),
             buying_role: role as i32,
             email: format!("{id}@acme.test"),
-            email_status: sc::VerificationStatus::Verified as i32,
-            email_verify_time: ts(-3.0),
             ..Default::default()
         };
         let req = sc::CreateContactRequest { contact: Some(contact), ..Default::default() };
         s.create_contact(authed(req, &people.sync)).await.expect("the fixture contacts are created");
     }
+    verify_emails(s, people, &["c-eb", "c-ch"], 3.0).await;
 }
 
 /// An inbound lead of `acc-1` from `campaign`, owned by `sam` (the SDR), whose

@@ -260,6 +260,8 @@ pub struct Tokens {
     pub manager: String,
     /// `rita`, revenue operations.
     pub revops: String,
+    /// `enricher`, the contact-data verification integration: a verifier.
+    pub verifier: String,
 }
 
 impl Tokens {
@@ -272,6 +274,7 @@ impl Tokens {
             ae: token(tenant, "alex", &[Role::Ae]),
             manager: token(tenant, "mia", &[Role::Manager]),
             revops: token(tenant, "rita", &[Role::Revops]),
+            verifier: token(tenant, "enricher", &[Role::Verifier]),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! returns the events it caused, which the caller appends in that same
 //! transaction (`grpc` writes their wire form).
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
@@ -189,22 +190,31 @@ fn check_lead_carries(lead_id: &str, stage: Option<LeadStage>, expansion: bool) 
     }
 }
 
+/// When lead scoring says each of an opportunity's stakeholder contacts was
+/// last verified by a provider, by contact id.
+pub type Verified = HashMap<String, Option<DateTime<Utc>>>;
+
 /// Before an acceptance's transaction: `c` may accept opportunity `id` as it
 /// stands (permission and state first, so a refused caller learns nothing of
 /// the lead), and lead scoring says its lead may still carry it: a
-/// disqualified or recycled lead's opportunity is not accepted. The
-/// transaction checks the opportunity again.
+/// disqualified or recycled lead's opportunity is not accepted. Returns the
+/// stakeholders' verification as lead scoring has it now, which the gate
+/// judges (never the times of the submission). The transaction checks the
+/// opportunity again.
 pub async fn precheck_accept(
     db: &impl ConnectionTrait,
     scoring: &impl LeadScoring,
     c: &Caller,
     token: &str,
     id: &str,
-) -> Result<(), ApiError> {
+) -> Result<Verified, ApiError> {
     let o = store::load(db, &c.tenant, id).await?;
     o.state.apply(OpportunityAction::Accept, c, o.authors()).map_err(|e| transition_error(e, id))?;
-    let lead = scoring.lead(token, &o.lead_id).await?;
-    check_lead_carries(&o.lead_id, lead.stage, o.is_expansion()).map(|_| ())
+    let ids: Vec<String> = o.stakeholders.iter().filter_map(|s| s.contact_id.clone()).collect();
+    let (lead, verified) =
+        futures::future::try_join(scoring.lead(token, &o.lead_id), scoring.contacts_verified_at(token, &ids)).await?;
+    check_lead_carries(&o.lead_id, lead.stage, o.is_expansion())?;
+    Ok(ids.into_iter().zip(verified).collect())
 }
 
 /// The refusal of a second live opportunity for a lead, naming the live one.
@@ -371,16 +381,24 @@ pub async fn resubmit(
 }
 
 /// One decision: the version read, the move, the gate under the policy in
-/// force (libs/domain decides), then the opportunity and its audit row.
+/// force (libs/domain decides) on the stakeholders' verification as
+/// `verified` says it is now (see [`precheck_accept`]; empty keeps the
+/// stored times), then the opportunity and its audit row.
 pub async fn decide(
     txn: &impl ConnectionTrait,
     c: &Caller,
     id: &str,
     expected: i64,
     verdict: &Verdict,
+    verified: &Verified,
     now: DateTime<Utc>,
 ) -> Result<(Opportunity, Decision, Vec<Event>), ApiError> {
     let mut o = store::load(txn, &c.tenant, id).await?;
+    for s in &mut o.stakeholders {
+        if let Some(at) = s.contact_id.as_ref().and_then(|id| verified.get(id)) {
+            s.verified_at = *at;
+        }
+    }
     check_expected(expected, &o)?;
     let (from, read) = (o.state, o.version);
     // Permission and state before the policy is read; `decide` checks them again.

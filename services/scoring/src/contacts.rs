@@ -1,15 +1,16 @@
 //! Use cases around contacts, the people at accounts: creating one at an
 //! existing account, updating the fields a client names (only on the version
-//! that was read), and reading many at once.
+//! that was read), reading many at once, and recording a verifier's findings.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use qualify_domain::{Contact, ContactDetails, ContactField};
+use qualify_domain::{Contact, ContactDetails, ContactField, Finding, Recorded, Verification};
 use qualify_platform::ApiError;
 use sea_orm::ConnectionTrait;
 
 use crate::accounts;
+use crate::signals::Rejection;
 use crate::store::contacts as store;
 
 /// A contact as a client sends it.
@@ -45,7 +46,7 @@ pub async fn create(
     let contact = Contact {
         contact_id: c.contact_id,
         account_id: c.account_id,
-        details: c.details.normalized(),
+        details: c.details.normalized().entered_by_a_client(),
         version: 1,
         created_at: now,
         updated_at: now,
@@ -96,4 +97,97 @@ pub async fn batch_get(db: &impl ConnectionTrait, tenant: &str, ids: &[String]) 
             None => Err(ApiError::NotFound { kind: "contact", id: id.clone() }),
         })
         .collect()
+}
+
+/// One finding of a verification feed, as sent.
+pub struct IncomingFinding {
+    /// The contact it is about.
+    pub contact_id: String,
+    /// The finding, or why it was rejected on its own.
+    pub checked: Result<Finding, Vec<Rejection>>,
+}
+
+/// What became of one finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FindingOutcome {
+    /// Recorded on the contact.
+    Applied,
+    /// Refused on its own.
+    Rejected(Vec<Rejection>),
+    /// No such contact.
+    NotFound,
+    /// A finding as recent or newer was on record.
+    Superseded,
+}
+
+/// A finding that changed a contact: what the event stream tells.
+pub struct AppliedFinding {
+    /// The contact.
+    pub contact_id: String,
+    /// Its account.
+    pub account_id: String,
+    /// The finding.
+    pub finding: Finding,
+    /// The channel's status before it.
+    pub previous: Verification,
+}
+
+/// What a feed did.
+pub struct FeedRecorded {
+    /// An outcome per finding, in the feed's order.
+    pub outcomes: Vec<FindingOutcome>,
+    /// The findings that changed a contact, in order.
+    pub applied: Vec<AppliedFinding>,
+}
+
+/// Contacts read per query while recording a feed.
+const FEED_READ_CHUNK: usize = 500;
+
+/// Records a verification feed in order: each finding on its contact unless
+/// one as recent or newer is on record; each touched contact is written once,
+/// only on the version read (a concurrent change is ABORTED: retry the feed).
+pub async fn record_findings(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    feed: Vec<IncomingFinding>,
+    now: DateTime<Utc>,
+) -> Result<FeedRecorded, ApiError> {
+    let mut ids: Vec<String> = feed.iter().filter(|f| f.checked.is_ok()).map(|f| f.contact_id.clone()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut contacts: HashMap<String, (Contact, i64)> = HashMap::new();
+    for chunk in ids.chunks(FEED_READ_CHUNK) {
+        for c in store::get_many(txn, tenant, chunk).await? {
+            let read = c.version;
+            contacts.insert(c.contact_id.clone(), (c, read));
+        }
+    }
+    let mut out = FeedRecorded { outcomes: Vec::with_capacity(feed.len()), applied: Vec::new() };
+    for f in feed {
+        let outcome = match (f.checked, contacts.get_mut(&f.contact_id)) {
+            (Err(r), _) => FindingOutcome::Rejected(r),
+            (Ok(_), None) => FindingOutcome::NotFound,
+            (Ok(finding), Some((c, _))) => match c.details.record(&finding) {
+                Recorded::Superseded => FindingOutcome::Superseded,
+                Recorded::Applied { previous } => {
+                    c.updated_at = now;
+                    let (contact_id, account_id) = (c.contact_id.clone(), c.account_id.clone());
+                    out.applied.push(AppliedFinding { contact_id, account_id, finding, previous });
+                    FindingOutcome::Applied
+                }
+            },
+        };
+        out.outcomes.push(outcome);
+    }
+    let mut touched: Vec<&String> = out.applied.iter().map(|a| &a.contact_id).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    for id in touched {
+        let (c, read) = &contacts[id];
+        let next = Contact { version: read + 1, ..c.clone() };
+        if !store::update(txn, tenant, &next, *read).await? {
+            return Err(ApiError::Aborted(format!("contact {id} changed concurrently; retry the feed")));
+        }
+    }
+    Ok(out)
 }

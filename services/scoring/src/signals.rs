@@ -15,10 +15,11 @@ use crate::leads::{self, MAX_SIGNALS_PER_LEAD};
 use crate::scorecards::Cards;
 use crate::store::signals as store;
 
-/// Why a signal was rejected: the field at fault and what is wrong with it.
+/// Why an item of a batch (a signal, a verification finding) was rejected:
+/// the field at fault and what is wrong with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejection {
-    /// The field, in the signal.
+    /// The field, in the item.
     pub field: &'static str,
     /// What is wrong.
     pub description: &'static str,

@@ -36,7 +36,7 @@ macro_rules! twice {
 async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
     let cluster = Cluster::start(Backend::Postgres).await;
     let Clients { scoring: mut s, acceptance: mut a, metrics: mut m } = cluster.clients.clone();
-    let Tokens { sync: bot, sdr, ae, revops, .. } = cluster.acme.clone();
+    let Tokens { sync: bot, sdr, ae, revops, verifier, .. } = cluster.acme.clone();
     let mut seen = BTreeSet::new();
 
     // Lead scoring.
@@ -70,8 +70,6 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
             full_name: id.into(),
             buying_role: role as i32,
             email: format!("{id}@acme.test"),
-            email_status: sc::VerificationStatus::Verified as i32,
-            email_verify_time: ts(-2.0),
             ..Default::default()
         };
         twice!(
@@ -90,6 +88,21 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
             &bot
         );
     }
+    let finding = |id: &str| sc::ContactVerification {
+        contact_id: id.into(),
+        channel: sc::ContactChannel::Email as i32,
+        status: sc::VerificationStatus::Verified as i32,
+        provider: "zerobounce".into(),
+        verify_time: ts(-2.0),
+    };
+    let feed = sc::RecordContactVerificationsRequest {
+        verifications: vec![finding("c-eb"), finding("c-ch")],
+        request_id: "r-4-feed".into(),
+    };
+    let fed = twice!(seen, s.record_contact_verifications, "RecordContactVerifications", feed, &verifier);
+    assert_eq!(fed.applied_count, 2, "the feed applied once: {fed:?}");
+    let eb = s.get_contact(authed(sc::GetContactRequest { contact_id: "c-eb".into() }, &bot)).await.unwrap();
+    assert_eq!(eb.into_inner().contact.unwrap().etag, "3", "created, updated, verified: one version each");
     let bands =
         sc::GradeBands { fit_a: 60, fit_b: 40, fit_c: 20, engagement_1: 60, engagement_2: 30, engagement_3: 10 };
     let card = sc::Scorecard { mql_threshold: 1000, grade_bands: Some(bands), ..Default::default() };

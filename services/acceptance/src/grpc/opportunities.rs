@@ -396,15 +396,16 @@ impl AcceptanceApi {
     }
 
     /// One decision under its idempotency key: the opportunity, its audit row
-    /// and their two events in one transaction.
+    /// and their two events in one transaction. `(id, expected)`: the
+    /// opportunity and the version the caller read.
     async fn decide(
         &self,
         c: Caller,
-        id: &str,
-        expected: i64,
+        (id, expected): (&str, i64),
         request_id: &str,
         request: &impl Message,
         verdict: Verdict,
+        verified: opportunities::Verified,
     ) -> Result<(pb::Opportunity, pb::Decision), ApiError> {
         let method = match verdict.kind() {
             DecisionKind::Accept => "AcceptOpportunity",
@@ -419,7 +420,7 @@ impl AcceptanceApi {
         // Replays return the stored response, encoded as this pair.
         let (out, fresh) = idempotency::run_reporting(&self.db, key, request, move |txn| {
             Box::pin(async move {
-                let (o, d, events) = opportunities::decide(txn, &c, &id, expected, &verdict, now).await?;
+                let (o, d, events) = opportunities::decide(txn, &c, &id, expected, &verdict, &verified, now).await?;
                 emit(txn, &c.tenant, now, encode_events(&events)).await?;
                 Ok(pb::AcceptOpportunityResponse {
                     opportunity: Some(encode_opportunity(&o)),
@@ -468,8 +469,10 @@ impl AcceptanceApi {
         if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
             return Ok(done);
         }
-        opportunities::precheck_accept(&self.db, &self.scoring, &c, token, &req.opportunity_id).await?;
-        let (o, d) = self.decide(c, &req.opportunity_id, req.expected_version, &req.request_id, &req, verdict).await?;
+        let verified = opportunities::precheck_accept(&self.db, &self.scoring, &c, token, &req.opportunity_id).await?;
+        let (o, d) = self
+            .decide(c, (&req.opportunity_id, req.expected_version), &req.request_id, &req, verdict, verified)
+            .await?;
         Ok(pb::AcceptOpportunityResponse { opportunity: Some(o), decision: Some(d) })
     }
 
@@ -491,7 +494,9 @@ impl AcceptanceApi {
         v.finish()?;
         let reason = reason.ok_or_else(|| ApiError::field("reason", "is required"))?;
         let verdict = Verdict::Reject { reason, note: req.note.trim().to_string() };
-        let (o, d) = self.decide(c, &req.opportunity_id, req.expected_version, &req.request_id, &req, verdict).await?;
+        let (o, d) = self
+            .decide(c, (&req.opportunity_id, req.expected_version), &req.request_id, &req, verdict, Default::default())
+            .await?;
         Ok(pb::RejectOpportunityResponse { opportunity: Some(o), decision: Some(d) })
     }
 
@@ -506,7 +511,9 @@ impl AcceptanceApi {
         v.text("note", &req.note, 4096);
         v.finish()?;
         let verdict = Verdict::SendBack { note: req.note.trim().to_string() };
-        let (o, d) = self.decide(c, &req.opportunity_id, req.expected_version, &req.request_id, &req, verdict).await?;
+        let (o, d) = self
+            .decide(c, (&req.opportunity_id, req.expected_version), &req.request_id, &req, verdict, Default::default())
+            .await?;
         Ok(pb::SendBackOpportunityResponse { opportunity: Some(o), decision: Some(d) })
     }
 

@@ -91,11 +91,16 @@ fn missing_contact(s: &Status, asked: &[String]) -> String {
     asked.iter().find(|id| s.message().contains(id.as_str())).or(asked.first()).cloned().unwrap_or_default()
 }
 
+/// When a provider last verified the contact's data, as a verifier recorded
+/// it: a self-reported verification (no provider) is never trusted.
 fn verified_at(c: &sc::Contact) -> Option<DateTime<Utc>> {
-    let verified = sc::VerificationStatus::Verified as i32;
-    let email = (c.email_status == verified).then(|| c.email_verify_time.as_ref().and_then(from_timestamp));
-    let phone = (c.phone_status == verified).then(|| c.phone_verify_time.as_ref().and_then(from_timestamp));
-    email.flatten().max(phone.flatten())
+    let trusted = |status: i32, provider: &str, at: &Option<prost_types::Timestamp>| {
+        let verified = status == sc::VerificationStatus::Verified as i32 && !provider.is_empty();
+        verified.then(|| at.as_ref().and_then(from_timestamp)).flatten()
+    };
+    let email = trusted(c.email_status, &c.email_verify_provider, &c.email_verify_time);
+    let phone = trusted(c.phone_status, &c.phone_verify_provider, &c.phone_verify_time);
+    email.max(phone)
 }
 
 fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {

@@ -358,7 +358,8 @@ async fn rows_read_back_unchanged_after_the_upgrade_on_sqlite() {
 async fn rows_read_back_unchanged_after_the_upgrade_on_postgres() {
     let url =
         std::env::var("QUALIFY_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("t_acc_m003_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    // `t_<name>_<pid>_<random>`: the test schema sweep of other test processes keeps it while this one runs.
+    let schema = format!("t_accm003_{}_{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let db = qualify_platform::db::connect_url(&url, Some(&schema), 2)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL at {url} is required by this test: {e:#}"));

@@ -10,7 +10,7 @@ use qualify_proto::acceptance::{
 };
 use qualify_proto::common::{BuyingRole, LeadSource, Money, Segment};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
-use qualify_testkit::fixtures::{another_sql_lead, opportunity, opportunity_of, ts};
+use qualify_testkit::fixtures::{another_sql_lead, opportunity, opportunity_of, ts, verify_emails};
 use qualify_testkit::{Backend, Cluster, Role, authed, config, on_both_backends, spawn, token};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -445,13 +445,12 @@ async fn a_stricter_policy_is_backtested_on_the_accepted_deals(b: Backend) {
         full_name: "Tess".into(),
         buying_role: BuyingRole::TechnicalEvaluator as i32,
         email: "tess@acme.test".into(),
-        email_status: sc::VerificationStatus::Verified as i32,
-        email_verify_time: ts(-1.0),
         ..Default::default()
     };
     s.create_contact(authed(sc::CreateContactRequest { contact: Some(contact), ..Default::default() }, &bot))
         .await
         .unwrap();
+    verify_emails(&mut s, &w.acme, &["c-te"], 1.0).await;
     let ae = w.acme.ae.clone();
     for (i, (third, won)) in
         [(true, true), (true, false), (false, true), (false, false), (false, false)].iter().enumerate()

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use qualify_proto::acceptance as pb;
-use qualify_proto::common::{LeadStage, Money, Segment};
+use qualify_proto::common::{BuyingRole, LeadStage, Money, Segment};
 use qualify_proto::scoring as sc;
-use qualify_testkit::fixtures::{another_sql_lead, opportunity, opportunity_of};
+use qualify_testkit::fixtures::{another_sql_lead, opportunity, opportunity_of, ts, verify_emails};
 use qualify_testkit::{Backend, Cluster, Role, authed, eventually, on_both_backends, token};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -262,6 +262,44 @@ async fn an_opportunity_of_a_lead_that_left_sql_is_not_accepted(b: Backend) {
     w.clients.acceptance.reject_opportunity(authed(reject, &w.acme.ae)).await.unwrap();
 }
 
+/// Contacts an SDR enters as verified (any provider, yesterday) are
+/// self-reported: the gate finds their data stale and the AE cannot accept
+/// without an override. Once the verifier's feed records a provider's
+/// finding about the same contacts, the same opportunity passes.
+async fn self_reported_verification_never_satisfies_the_gate(b: Backend) {
+    let mut w = Cluster::with_sql_lead(b).await;
+    let people = w.acme.clone();
+    for (id, role) in [("c-eb2", BuyingRole::EconomicBuyer), ("c-ch2", BuyingRole::Champion)] {
+        let contact = sc::Contact {
+            contact_id: id.into(),
+            account_id: "acc-1".into(),
+            buying_role: role as i32,
+            email: format!("{id}@acme.test"),
+            email_status: sc::VerificationStatus::Verified as i32,
+            email_verify_time: ts(-1.0),
+            email_verify_provider: "zerobounce".into(),
+            ..Default::default()
+        };
+        let req = sc::CreateContactRequest { contact: Some(contact), ..Default::default() };
+        let made = w.clients.scoring.create_contact(authed(req, &people.sdr)).await.unwrap().into_inner();
+        assert_eq!(made.contact.unwrap().email_status, sc::VerificationStatus::SelfReported as i32);
+    }
+    let mut o = opportunity("opp-1");
+    for s in &mut o.stakeholders {
+        s.contact_id = format!("{}2", s.contact_id);
+    }
+    let gate = w.submit(o).await.gate.unwrap();
+    let failed: Vec<_> = gate.checks.iter().filter(|c| !c.passed).map(|c| c.code).collect();
+    assert_eq!(failed, [pb::GateCheckCode::ContactDataStale as i32], "only the contacts' data fails");
+    let e = w.accept("opp-1", &people.ae, "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(e.get_error_details().error_info().unwrap().reason, "GATE_NOT_PASSED");
+
+    verify_emails(&mut w.clients.scoring, &people, &["c-eb2", "c-ch2"], 1.0).await;
+    let r = w.accept("opp-1", &people.ae, "").await.unwrap();
+    assert!(r.decision.unwrap().gate_passed, "a provider's finding is trusted");
+}
+
 /// Accepted, the lead moves to SQO at the acceptance's time by the
 /// accepting AE; closed, to closed won or lost. Expansions move nothing.
 async fn the_lead_follows_its_opportunity(b: Backend) {
@@ -397,4 +435,5 @@ on_both_backends!(
     the_lead_follows_its_opportunity,
     the_lead_follows_across_restarts,
     a_decisions_policy_version_reads_back,
+    self_reported_verification_never_satisfies_the_gate,
 );

@@ -1,20 +1,28 @@
 //! Contacts on the wire: decoding a contact sent to create or update (with
 //! validation that names every bad field by its path in the request),
-//! encoding one, and the contact RPCs.
+//! encoding one, the contact RPCs, and the verifiers' feed (each finding
+//! checked on its own, a result per finding).
 
 use chrono::{DateTime, Utc};
-use qualify_domain::{Caller, Contact, ContactDetails, ContactField, StakeholderRole, Verification, contact};
-use qualify_platform::validate::Item;
+use qualify_domain::{
+    Caller, Channel, Contact, ContactDetails, ContactField, Finding, Reach, StakeholderRole, Verification, contact,
+    permission,
+};
+use qualify_platform::validate::{Item, is_resource_id};
 use qualify_platform::{ApiError, Violations, idempotency};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
-use qualify_proto::scoring::{self as pb, VerificationStatus};
+use qualify_proto::scoring::{self as pb, ContactChannel, VerificationOutcome, VerificationStatus};
 
-use super::{ScoringApi, decode_mask};
-use crate::contacts::{self, NewContact};
+use super::{ScoringApi, decode_mask, encode_rejections, events};
+use crate::contacts::{self, FeedRecorded, FindingOutcome, IncomingFinding, NewContact};
+use crate::signals::Rejection;
 use crate::store::contacts as store;
 
 /// Most contacts one BatchGetContacts may name.
 const MAX_BATCH_GET: usize = 100;
+
+/// Most findings one RecordContactVerifications may carry.
+pub const MAX_FEED: usize = 5000;
 
 fn decode_status(s: VerificationStatus) -> Verification {
     match s {
@@ -26,7 +34,7 @@ fn decode_status(s: VerificationStatus) -> Verification {
     }
 }
 
-fn encode_status(s: Verification) -> i32 {
+pub(crate) fn encode_status(s: Verification) -> i32 {
     (match s {
         Verification::Unverified => VerificationStatus::Unspecified,
         Verification::Verified => VerificationStatus::Verified,
@@ -67,18 +75,27 @@ fn decode_details(v: &mut Violations, c: &pb::Contact, now: DateTime<Utc>) -> Co
     };
     let email_verified_at = time("contact.email_verify_time", &c.email_verify_time);
     let phone_verified_at = time("contact.phone_verify_time", &c.phone_verify_time);
+    // The providers are output only: a client's word is never a provider's finding.
+    let email = Reach {
+        address: c.email.clone(),
+        status: email_status,
+        verified_at: email_verified_at,
+        provider: c.email_verify_provider.clone(),
+    };
+    let phone = Reach {
+        address: c.phone.clone(),
+        status: phone_status,
+        verified_at: phone_verified_at,
+        provider: c.phone_verify_provider.clone(),
+    };
     ContactDetails {
         full_name: c.full_name.clone(),
         title: c.title.clone(),
         seniority: c.seniority.clone(),
         department: c.department.clone(),
         buying_role,
-        email: c.email.clone(),
-        email_status,
-        email_verified_at,
-        phone: c.phone.clone(),
-        phone_status,
-        phone_verified_at,
+        email,
+        phone,
     }
 }
 
@@ -110,21 +127,125 @@ fn encode(c: Contact) -> pb::Contact {
         seniority: d.seniority,
         department: d.department,
         buying_role: d.buying_role.map_or(0, WireEnum::to_wire),
-        email: d.email,
-        email_status: encode_status(d.email_status),
-        email_verify_time: d.email_verified_at.map(timestamp),
-        phone: d.phone,
-        phone_status: encode_status(d.phone_status),
-        phone_verify_time: d.phone_verified_at.map(timestamp),
+        email: d.email.address,
+        email_status: encode_status(d.email.status),
+        email_verify_time: d.email.verified_at.map(timestamp),
+        email_verify_provider: d.email.provider,
+        phone: d.phone.address,
+        phone_status: encode_status(d.phone.status),
+        phone_verify_time: d.phone.verified_at.map(timestamp),
+        phone_verify_provider: d.phone.provider,
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: c.version.to_string(),
-        email_verify_provider: String::new(),
-        phone_verify_provider: String::new(),
     }
 }
 
+/// The wire form of a channel.
+pub(crate) fn encode_channel(c: Channel) -> i32 {
+    (match c {
+        Channel::Email => ContactChannel::Email,
+        Channel::Phone => ContactChannel::Phone,
+    }) as i32
+}
+
+/// Checks one finding on its own; the contact's existence is checked against the stored ones.
+fn check_finding(f: &pb::ContactVerification, now: DateTime<Utc>) -> Result<Finding, Vec<Rejection>> {
+    let mut errors = Vec::new();
+    let mut reject = |field, description| errors.push(Rejection { field, description });
+    if !is_resource_id(&f.contact_id) {
+        reject("contact_id", "must be 1 to 128 characters of [A-Za-z0-9._:-]");
+    }
+    let channel = match ContactChannel::try_from(f.channel) {
+        Ok(ContactChannel::Email) => Some(Channel::Email),
+        Ok(ContactChannel::Phone) => Some(Channel::Phone),
+        Ok(ContactChannel::Unspecified) => None,
+        Err(_) => None,
+    };
+    if channel.is_none() {
+        reject("channel", if f.channel == 0 { "is required" } else { "is not a known value" });
+    }
+    let status =
+        VerificationStatus::try_from(f.status).ok().map(decode_status).filter(|s| Finding::STATUSES.contains(s));
+    if status.is_none() {
+        reject("status", "must be VERIFIED, BOUNCED or LEFT_COMPANY");
+    }
+    if f.provider.trim().is_empty() || f.provider.chars().count() > 128 {
+        reject("provider", "is required, at most 128 characters");
+    }
+    let at = f.verify_time.as_ref().and_then(from_timestamp);
+    match at {
+        None => reject("verify_time", "is required and must be a valid time"),
+        Some(t) if !contact::verified_by(t, now) => {
+            reject("verify_time", "must not be in the future (a verification that has not happened)")
+        }
+        Some(_) => {}
+    }
+    match (channel, status, at) {
+        (Some(channel), Some(status), Some(verified_at)) if errors.is_empty() => {
+            Ok(Finding { channel, status, provider: f.provider.trim().to_string(), verified_at })
+        }
+        _ => Err(errors),
+    }
+}
+
+fn encode_feed(feed: &[pb::ContactVerification], recorded: FeedRecorded) -> pb::RecordContactVerificationsResponse {
+    let mut out = pb::RecordContactVerificationsResponse::default();
+    for (f, outcome) in feed.iter().zip(recorded.outcomes) {
+        let mut result = pb::ContactVerificationResult { contact_id: f.contact_id.clone(), ..Default::default() };
+        let (code, count) = match outcome {
+            FindingOutcome::Applied => (VerificationOutcome::Applied, &mut out.applied_count),
+            FindingOutcome::NotFound => (VerificationOutcome::NotFound, &mut out.not_found_count),
+            FindingOutcome::Superseded => (VerificationOutcome::Superseded, &mut out.superseded_count),
+            FindingOutcome::Rejected(rejections) => {
+                result.violations = encode_rejections(rejections);
+                (VerificationOutcome::Rejected, &mut out.rejected_count)
+            }
+        };
+        result.outcome = code as i32;
+        *count += 1;
+        out.results.push(result);
+    }
+    out
+}
+
 impl ScoringApi {
+    pub(crate) async fn record_contact_verifications(
+        &self,
+        caller: Caller,
+        req: pb::RecordContactVerificationsRequest,
+    ) -> Result<pb::RecordContactVerificationsResponse, ApiError> {
+        permission::verify_contacts(&caller)?;
+        let mut v = Violations::new();
+        v.request_id(&req.request_id);
+        v.check(!req.verifications.is_empty(), "verifications", "must not be empty");
+        v.check(req.verifications.len() <= MAX_FEED, "verifications", "must hold at most 5000 findings");
+        v.finish()?;
+        let key = idempotency::Key {
+            tenant: &caller.tenant,
+            method: "RecordContactVerifications",
+            request_id: &req.request_id,
+            subject: &caller.subject,
+        };
+        let (tenant, now) = (caller.tenant.clone(), self.clock.now());
+        let feed: Vec<IncomingFinding> = req
+            .verifications
+            .iter()
+            .map(|f| IncomingFinding { contact_id: f.contact_id.clone(), checked: check_finding(f, now) })
+            .collect();
+        let sent = req.verifications.clone();
+        let out = idempotency::run(&self.db, key, &req, move |txn| {
+            Box::pin(async move { record(txn, &tenant, &sent, feed, now).await })
+        })
+        .await?;
+        if out.applied_count > 0 {
+            self.relay.nudge();
+        }
+        metrics::counter!("qualify_contact_verifications_total", "outcome" => "applied")
+            .increment(out.applied_count as u64);
+        Ok(out)
+    }
+
     pub(crate) async fn create_contact(
         &self,
         caller: Caller,
@@ -209,4 +330,17 @@ impl ScoringApi {
         })
         .await
     }
+}
+
+/// Records a feed and appends its events in the caller's transaction.
+async fn record(
+    txn: &impl sea_orm::ConnectionTrait,
+    tenant: &str,
+    sent: &[pb::ContactVerification],
+    feed: Vec<IncomingFinding>,
+    now: DateTime<Utc>,
+) -> Result<pb::RecordContactVerificationsResponse, ApiError> {
+    let recorded = contacts::record_findings(txn, tenant, feed, now).await?;
+    events::verifications_recorded(txn, tenant, &recorded.applied, now).await?;
+    Ok(encode_feed(sent, recorded))
 }

@@ -15,7 +15,9 @@ use sea_orm::ConnectionTrait;
 use tokio::sync::mpsc;
 
 use super::ScoringApi;
+use super::contacts::{encode_channel, encode_status};
 use super::leads::encode_lead;
+use crate::contacts::AppliedFinding;
 
 impl ScoringApi {
     pub(crate) async fn stream_events(
@@ -48,6 +50,12 @@ async fn emit(
     now: DateTime<Utc>,
     payload: pb::event::Payload,
 ) -> Result<(), ApiError> {
+    outbox::append(txn, tenant, [event(tenant, now, payload)]).await?;
+    Ok(())
+}
+
+/// An outbox row: a new event's id and its wire form.
+fn event(tenant: &str, now: DateTime<Utc>, payload: pb::event::Payload) -> (String, Vec<u8>) {
     let event_id = uuid::Uuid::now_v7().to_string();
     let event = pb::Event {
         event_id: event_id.clone(),
@@ -56,8 +64,7 @@ async fn emit(
         occur_time: Some(timestamp(now)),
         payload: Some(payload),
     };
-    outbox::append(txn, tenant, [(event_id, event.encode_to_vec())]).await?;
-    Ok(())
+    (event_id, event.encode_to_vec())
 }
 
 /// Appends the event of a lead's creation at an account of `segment`, in the transaction that made it.
@@ -71,6 +78,32 @@ pub(crate) async fn lead_created(
     let created =
         pb::LeadCreated { lead: Some(encode_lead(lead.clone())), segment: segment.map_or(0, WireEnum::to_wire) };
     emit(txn, tenant, now, pb::event::Payload::LeadCreated(created)).await
+}
+
+/// Appends an event per finding a verification feed recorded, in the transaction that recorded them.
+pub(crate) async fn verifications_recorded(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    applied: &[AppliedFinding],
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let events = applied.iter().map(|a| {
+        let recorded = pb::ContactVerificationRecorded {
+            contact_id: a.contact_id.clone(),
+            account_id: a.account_id.clone(),
+            channel: encode_channel(a.finding.channel),
+            status: encode_status(a.finding.status),
+            provider: a.finding.provider.clone(),
+            verify_time: Some(timestamp(a.finding.verified_at)),
+            previous_status: encode_status(a.previous),
+        };
+        event(tenant, now, pb::event::Payload::ContactVerificationRecorded(recorded))
+    });
+    outbox::append(txn, tenant, events).await?;
+    Ok(())
 }
 
 /// Appends the event of a stage move, in the transaction that made it.

@@ -112,6 +112,14 @@ fn decode_mask<F: Copy>(
     }
 }
 
+/// The wire form of why an item of a batch was rejected.
+fn encode_rejections(rejections: Vec<crate::signals::Rejection>) -> Vec<pb::ItemViolation> {
+    rejections
+        .into_iter()
+        .map(|r| pb::ItemViolation { field: r.field.into(), description: r.description.into() })
+        .collect()
+}
+
 type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -169,6 +177,12 @@ impl LeadScoringService for ScoringApi {
         r: Request<pb::UpdateContactRequest>,
     ) -> Result<Response<pb::UpdateContactResponse>, Status> {
         rpc::unary(DOMAIN, r, |call, m| self.update_contact(call.caller, m)).await
+    }
+    async fn record_contact_verifications(
+        &self,
+        r: Request<pb::RecordContactVerificationsRequest>,
+    ) -> Result<Response<pb::RecordContactVerificationsResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| self.record_contact_verifications(call.caller, m)).await
     }
     async fn ingest_signals(
         &self,

@@ -75,10 +75,7 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
             }
             Outcome::Rejected(rejections) => {
                 result.outcome = SignalOutcome::Rejected as i32;
-                result.violations = rejections
-                    .into_iter()
-                    .map(|r| pb::ItemViolation { field: r.field.into(), description: r.description.into() })
-                    .collect();
+                result.violations = super::encode_rejections(rejections);
                 out.rejected_count += 1;
             }
         }

@@ -1,6 +1,6 @@
 //! The `contacts` table, read and written in domain types.
 
-use qualify_domain::{Contact, ContactDetails, StakeholderRole, Verification};
+use qualify_domain::{Contact, ContactDetails, Reach, StakeholderRole, Verification};
 use qualify_platform::{ApiError, db};
 use sea_orm::ActiveValue::NotSet;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
@@ -19,12 +19,18 @@ fn to_contact(m: contact::Model) -> Contact {
             seniority: m.seniority,
             department: m.department,
             buying_role: m.buying_role.as_deref().and_then(StakeholderRole::parse),
-            email: m.email,
-            email_status: status(&m.email_status),
-            email_verified_at: m.email_verified_at,
-            phone: m.phone,
-            phone_status: status(&m.phone_status),
-            phone_verified_at: m.phone_verified_at,
+            email: Reach {
+                address: m.email,
+                status: status(&m.email_status),
+                verified_at: m.email_verified_at,
+                provider: m.email_verify_provider,
+            },
+            phone: Reach {
+                address: m.phone,
+                status: status(&m.phone_status),
+                verified_at: m.phone_verified_at,
+                provider: m.phone_verify_provider,
+            },
         },
         contact_id: m.contact_id,
         account_id: m.account_id,
@@ -45,12 +51,14 @@ fn to_row(tenant: &str, c: &Contact) -> contact::ActiveModel {
         seniority: Set(d.seniority.clone()),
         department: Set(d.department.clone()),
         buying_role: Set(d.buying_role.map(|r| r.as_str().to_string())),
-        email: Set(d.email.clone()),
-        email_status: Set(d.email_status.as_str().to_string()),
-        email_verified_at: Set(d.email_verified_at),
-        phone: Set(d.phone.clone()),
-        phone_status: Set(d.phone_status.as_str().to_string()),
-        phone_verified_at: Set(d.phone_verified_at),
+        email: Set(d.email.address.clone()),
+        email_status: Set(d.email.status.as_str().to_string()),
+        email_verified_at: Set(d.email.verified_at),
+        email_verify_provider: Set(d.email.provider.clone()),
+        phone: Set(d.phone.address.clone()),
+        phone_status: Set(d.phone.status.as_str().to_string()),
+        phone_verified_at: Set(d.phone.verified_at),
+        phone_verify_provider: Set(d.phone.provider.clone()),
         version: Set(c.version),
         created_at: Set(c.created_at),
         updated_at: Set(c.updated_at),

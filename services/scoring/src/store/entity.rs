@@ -88,6 +88,8 @@ pub mod contact {
         pub phone: String,
         pub phone_status: String,
         pub phone_verified_at: Option<ChronoDateTimeUtc>,
+        pub email_verify_provider: String,
+        pub phone_verify_provider: String,
         pub version: i64,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,

@@ -4,3 +4,4 @@ mod api;
 mod migrations;
 mod protection;
 mod scoring;
+mod verification;

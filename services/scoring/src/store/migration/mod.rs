@@ -6,6 +6,7 @@ mod m001_accounts_leads;
 mod m002_contacts_signals_scorecards;
 mod m003_signal_log;
 mod m004_domain_documents;
+mod m005_verification_provenance;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -66,6 +67,8 @@ pub(crate) mod frozen {
         Phone,
         PhoneStatus,
         PhoneVerifiedAt,
+        EmailVerifyProvider,
+        PhoneVerifyProvider,
         Version,
         CreatedAt,
         UpdatedAt,
@@ -141,6 +144,7 @@ impl MigratorTrait for Migrator {
             Box::new(M004DomainDocuments),
             Box::new(qualify_platform::idempotency::SubjectColumn),
             Box::new(qualify_platform::follow::Migration),
+            Box::new(M005VerificationProvenance),
         ]
     }
 }
@@ -149,3 +153,4 @@ pub use m001_accounts_leads::M001AccountsLeads;
 pub use m002_contacts_signals_scorecards::M002ContactsSignalsScorecards;
 pub use m003_signal_log::M003SignalLog;
 pub use m004_domain_documents::M004DomainDocuments;
+pub use m005_verification_provenance::M005VerificationProvenance;
