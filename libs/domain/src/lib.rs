@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod contact;
+pub mod currency;
 pub mod engagement;
 pub mod framework;
 pub mod gate;

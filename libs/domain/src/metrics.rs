@@ -30,7 +30,7 @@ impl Ratio {
 }
 
 /// Divides with rounding half away from zero.
-fn div_round(n: i128, d: i128) -> i128 {
+pub(crate) fn div_round(n: i128, d: i128) -> i128 {
     let q = n / d;
     let r = n % d;
     if 2 * r.abs() >= d.abs() { q + n.signum() * d.signum() } else { q }

@@ -1,7 +1,7 @@
 //! Funnel queries over the roll-ups: one grouped read whose size follows the
 //! groups returned, then the domain's formulas per group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qualify_domain::metrics::{
     Ratio, average_deal_size, conversion, coverage, forecast, percentile_of_counts, velocity_days, win_rate,
@@ -118,7 +118,8 @@ pub struct Group {
 }
 
 /// The figures of a group (see `FunnelFigures` in the contract): counts and
-/// amounts in minor units; rates as fractions, `None` without data.
+/// amounts in minor units of the reporting currency; rates as fractions,
+/// `None` without data.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Figures {
     pub leads: i64,
@@ -153,6 +154,10 @@ pub struct Figures {
     pub calibration_reviewed: i64,
     pub calibration_agreed: i64,
     pub calibration_agreement: Option<f64>,
+    /// The currency of every money figure: the tenant's reporting currency.
+    pub currency_code: String,
+    /// (currency, month) of amounts left out of the money figures for want of a rate.
+    pub missing_rates: Vec<(String, String)>,
 }
 
 /// One group and its figures.
@@ -167,6 +172,16 @@ pub struct Row {
 /// A group's values in [`Dimension::ALL`] order, as stored.
 type Key = [String; 6];
 type Sums = HashMap<String, i64>;
+/// A currency and a month without an exchange rate.
+type Missing = (String, String);
+
+/// A group's figures as the cells fold into it.
+#[derive(Default)]
+struct Folded {
+    sums: Sums,
+    forecast: i64,
+    missing: BTreeSet<Missing>,
+}
 
 /// Runs `q`: the figures of every group, ordered by the group's values.
 pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiError> {
@@ -186,7 +201,21 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiE
         if figure == f::WON { e.0 += value.max(0) as u64 } else { e.1 += value.max(0) as u64 }
     }
 
-    // Fold the fine cells (group + source + segment) into the requested groups.
+    // Money converts into the reporting currency at its month's rate; an
+    // amount without one is left out and named, never summed as it is.
+    let reporting = store::currency::reporting(db, &q.tenant).await?;
+    let exchange = store::currency::rates(db, &q.tenant, &reporting, range).await?;
+    let convert = |period: &str, currency: &str, value: i64| -> Result<i64, Missing> {
+        if value == 0 || currency.is_empty() || currency == reporting {
+            return Ok(value);
+        }
+        match exchange.get(&(period.to_string(), currency.to_string())) {
+            Some(rate) => Ok(rate.convert(value, currency, &reporting)),
+            None => Err((currency.to_string(), period.to_string())),
+        }
+    };
+
+    // Fold the fine cells (group + month + source + segment) into the requested groups.
     let key = |c: &Cell| -> Key {
         let keep = |d: Dimension, v: &str| if grouped(d) { v.to_string() } else { String::new() };
         [
@@ -198,24 +227,34 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiE
             keep(Dimension::Campaign, &c.campaign),
         ]
     };
-    let mut groups: BTreeMap<Key, (Sums, i64)> = BTreeMap::new();
+    let mut groups: BTreeMap<Key, Folded> = BTreeMap::new();
     let mut fine: HashMap<(Key, String, String), i64> = HashMap::new();
     for c in &cells {
         let g = groups.entry(key(c)).or_default();
-        *g.0.entry(c.figure.clone()).or_default() += c.value;
-        if c.figure == f::OPEN {
-            *fine.entry((key(c), c.source.clone(), c.segment.clone())).or_default() += c.value;
+        let (name, value) = match f::split_money(&c.figure) {
+            None => (c.figure.as_str(), c.value),
+            Some((name, currency)) => match convert(&c.period, currency, c.value) {
+                Ok(value) => (name, value),
+                Err(missing) => {
+                    g.missing.insert(missing);
+                    continue;
+                }
+            },
+        };
+        *g.sums.entry(name.to_string()).or_default() += value;
+        if name == f::OPEN {
+            *fine.entry((key(c), c.source.clone(), c.segment.clone())).or_default() += value;
         }
     }
     for ((k, source, segment), open) in fine {
         let (won, lost) = rates.get(&(source, segment)).copied().unwrap_or_default();
         if let (Some(rate), Some(g)) = (win_rate(won, lost), groups.get_mut(&k)) {
-            g.1 += forecast(open, rate);
+            g.forecast += forecast(open, rate);
         }
     }
     // Quotas of the range, once; each group takes its team's, its rep's or every team's.
     let quotas = store::quota::in_range(db, &q.tenant, range).await?;
-    let quota_of = |k: &Key| -> i64 {
+    let quota_of = |k: &Key, missing: &mut BTreeSet<Missing>| -> i64 {
         let [period, _, _, team, rep, _] = k;
         let (kind, owner) = match (grouped(Dimension::Team), grouped(Dimension::Rep)) {
             (true, _) if !team.is_empty() => (OwnerKind::Team, Some(team)),
@@ -226,13 +265,13 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiE
             .iter()
             .filter(|m| m.owner_kind == kind && owner.is_none_or(|o| *o == m.owner_id))
             .filter(|m| period.is_empty() || *period == m.period)
-            .map(|m| m.amount_minor)
+            .filter_map(|m| convert(&m.period, &m.currency_code, m.amount_minor).map_err(|e| missing.insert(e)).ok())
             .sum()
     };
     Ok(groups
         .into_iter()
-        .map(|(k, (sums, forecast_minor))| {
-            let quota_minor = quota_of(&k);
+        .map(|(k, mut g)| {
+            let quota_minor = quota_of(&k, &mut g.missing);
             let [period, source, segment, team, rep, campaign] = k;
             Row {
                 group: Group {
@@ -243,7 +282,11 @@ pub async fn funnel(db: &DatabaseConnection, q: &Query) -> Result<Vec<Row>, ApiE
                     rep,
                     campaign,
                 },
-                figures: figures(&sums, forecast_minor, quota_minor),
+                figures: Figures {
+                    currency_code: reporting.clone(),
+                    missing_rates: g.missing.into_iter().collect(),
+                    ..figures(&g.sums, g.forecast, quota_minor)
+                },
             }
         })
         .collect())
@@ -293,5 +336,7 @@ fn figures(sums: &Sums, forecast_minor: i64, quota_minor: i64) -> Figures {
         calibration_reviewed: g(f::CALIBRATION_REVIEWED),
         calibration_agreed: g(f::CALIBRATION_AGREED),
         calibration_agreement: ratio(Ratio::new(n(f::CALIBRATION_AGREED), n(f::CALIBRATION_REVIEWED))),
+        currency_code: String::new(),
+        missing_rates: vec![],
     }
 }

@@ -27,6 +27,8 @@ pub enum FindingCode {
     SdrOffTarget,
     /// Few SQLs become SQOs while most closed SQOs are won: good deals are left out.
     TooStrict,
+    /// Amounts of a currency and month have no exchange rate: money figures leave them out.
+    MissingExchangeRate,
 }
 
 /// A figure behind a finding, with the benchmark it was held against.
@@ -113,6 +115,17 @@ fn range_findings(f: &funnel::Figures) -> Vec<Finding> {
                 w * 100.0
             ),
             vec![evidence("sql_to_sqo", s, Some(b::SQL_TO_SQO_STRICT)), evidence("win_rate", w, Some(b::WIN_RATE_HIGH))],
+        ));
+    }
+    for (currency, period) in &f.missing_rates {
+        out.push(finding(
+            FindingCode::MissingExchangeRate,
+            Some(Group { period: period.clone(), ..Group::default() }),
+            format!(
+                "amounts in {currency} of {period} have no exchange rate into {}: money figures leave them out until one is set",
+                f.currency_code
+            ),
+            vec![],
         ));
     }
     out

@@ -37,6 +37,7 @@ pub mod figure {
     pub const OVERRIDES: &str = "overrides";
     pub const WON: &str = "won";
     pub const LOST: &str = "lost";
+    // Money figures are kept per currency (see [`money`]), never summed across currencies.
     pub const PIPELINE: &str = "pipeline_generated";
     pub const WON_AMOUNT: &str = "won_amount";
     pub const OPEN: &str = "open_pipeline";
@@ -62,6 +63,16 @@ pub mod figure {
     pub const CALIBRATION_REVIEWED: &str = "calibration_reviewed";
     /// Those agreeing with the decision (a changed verdict moves this count).
     pub const CALIBRATION_AGREED: &str = "calibration_agreed";
+
+    /// The counter of money figure `base` in `currency`: `pipeline_generated@EUR`.
+    pub fn money(base: &str, currency: &str) -> String {
+        format!("{base}@{currency}")
+    }
+
+    /// A money counter's figure and currency; `None` for any other counter.
+    pub fn split_money(name: &str) -> Option<(&str, &str)> {
+        name.split_once('@')
+    }
 }
 
 /// The dimension sets roll-ups are kept at. Every grain keeps month, source

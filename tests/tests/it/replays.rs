@@ -341,6 +341,21 @@ async fn every_mutating_rpc_replayed_with_its_request_id_changes_nothing() {
         .unwrap()
         .into_inner();
     assert_eq!(quotas.quotas.len(), 1);
+    let reporting = twice!(
+        seen,
+        m.set_reporting_currency,
+        "SetReportingCurrency",
+        mt::SetReportingCurrencyRequest { currency_code: "EUR".into(), request_id: "r-22".into() },
+        &revops
+    );
+    assert_eq!(reporting.currency_code, "EUR");
+    let rates = mt::SetExchangeRatesRequest {
+        period: "2026-01".into(),
+        rates: vec![mt::ExchangeRate { currency_code: "USD".into(), rate: "0.92".into() }],
+        request_id: "r-23".into(),
+    };
+    let set = twice!(seen, m.set_exchange_rates, "SetExchangeRates", rates, &revops);
+    assert_eq!((set.reporting_currency_code.as_str(), set.rates.len()), ("EUR", 1));
 
     // Every mutating RPC of the contract was replayed above.
     let pool = DescriptorPool::decode(qualify_proto::FILE_DESCRIPTOR_SET).unwrap();

@@ -2,8 +2,9 @@
 //! every bad field collected as a violation before anything runs, and their
 //! results encoded as messages.
 
+use qualify_domain::currency::{Rate, is_code as is_currency};
 use qualify_domain::{LeadSource, Segment};
-use qualify_platform::validate::{is_month, month_range};
+use qualify_platform::validate::{Item, is_month, month_range};
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::common::Money;
 use qualify_proto::convert::{WireEnum, timestamp};
@@ -127,6 +128,12 @@ pub(super) fn funnel_row(r: funnel::Row) -> pb::FunnelRow {
             calibration_reviewed: f.calibration_reviewed,
             calibration_agreed: f.calibration_agreed,
             calibration_agreement: f.calibration_agreement,
+            currency_code: f.currency_code,
+            missing_exchange_rates: f
+                .missing_rates
+                .into_iter()
+                .map(|(currency_code, period)| pb::MissingExchangeRate { currency_code, period })
+                .collect(),
         }),
     }
 }
@@ -142,6 +149,7 @@ pub(super) fn finding(f: Finding) -> pb::Finding {
         FindingCode::StaleContactData => pb::FindingCode::StaleContactData,
         FindingCode::SdrOffTarget => pb::FindingCode::SdrOffTarget,
         FindingCode::TooStrict => pb::FindingCode::TooStrict,
+        FindingCode::MissingExchangeRate => pb::FindingCode::MissingExchangeRate,
     };
     pb::Finding {
         code: code as i32,
@@ -160,9 +168,55 @@ pub(super) fn position(p: Position) -> pb::StreamPosition {
     pb::StreamPosition { stream: p.stream, applied_sequence: p.applied_sequence, applied_events: p.applied_events }
 }
 
-/// ISO 4217 shape: three upper-case letters.
-fn is_currency(s: &str) -> bool {
-    s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase())
+/// The reporting currency `req` sets.
+pub(super) fn reporting_currency(req: &pb::SetReportingCurrencyRequest) -> Result<String, ApiError> {
+    let mut v = Violations::new();
+    v.request_id(&req.request_id);
+    v.check(is_currency(&req.currency_code), "currency_code", "must be an ISO 4217 code");
+    v.finish()?;
+    Ok(req.currency_code.clone())
+}
+
+/// Most rates one SetExchangeRates may carry.
+const MAX_RATES: usize = 200;
+
+/// The month and the rates `req` sets, checked against the reporting currency they convert into.
+pub(super) fn exchange_rates(
+    req: &pb::SetExchangeRatesRequest,
+    reporting: &str,
+) -> Result<Vec<(String, Rate)>, ApiError> {
+    let mut v = Violations::new();
+    v.request_id(&req.request_id);
+    v.check(is_month(&req.period), "period", "must be a month as YYYY-MM");
+    v.check(!req.rates.is_empty(), "rates", "must not be empty");
+    v.check(req.rates.len() <= MAX_RATES, "rates", "must hold at most 200 rates");
+    let mut out = Vec::with_capacity(req.rates.len());
+    for (i, r) in req.rates.iter().enumerate().take(MAX_RATES) {
+        let code_ok = is_currency(&r.currency_code);
+        v.check(code_ok, Item("rates", i, "currency_code"), "must be an ISO 4217 code");
+        v.check(
+            r.currency_code != reporting,
+            Item("rates", i, "currency_code"),
+            "is the reporting currency: it needs no rate",
+        );
+        v.check(
+            !req.rates[..i].iter().any(|o| o.currency_code == r.currency_code),
+            Item("rates", i, "currency_code"),
+            "is given twice",
+        );
+        let rate = Rate::parse(&r.rate);
+        v.check(rate.is_some(), Item("rates", i, "rate"), "must be a plain decimal above 0, at most nine places");
+        if let Some(rate) = rate {
+            out.push((r.currency_code.clone(), rate));
+        }
+    }
+    v.finish()?;
+    Ok(out)
+}
+
+/// Rates as sent.
+pub(super) fn rates_of(rates: Vec<(String, Rate)>) -> Vec<pb::ExchangeRate> {
+    rates.into_iter().map(|(currency_code, r)| pb::ExchangeRate { currency_code, rate: r.to_string() }).collect()
 }
 
 /// The quota `req` sets.
@@ -224,5 +278,15 @@ mod tests {
         assert!(is_month("2026-11"));
         assert!(!is_month("2026-13") && !is_month("2026-1") && !is_month("26-11-01"));
         assert!(is_currency("USD") && !is_currency("usd") && !is_currency("US"));
+        let req = |code: &str, rate: &str| pb::SetExchangeRatesRequest {
+            period: "2026-11".into(),
+            rates: vec![pb::ExchangeRate { currency_code: code.into(), rate: rate.into() }],
+            request_id: String::new(),
+        };
+        assert_eq!(exchange_rates(&req("EUR", "1.08"), "USD").unwrap()[0].1.to_string(), "1.08");
+        for (code, rate, field) in [("USD", "1", "rates[0].currency_code"), ("EUR", "0", "rates[0].rate")] {
+            let e = exchange_rates(&req(code, rate), "USD").unwrap_err();
+            assert!(format!("{e:?}").contains(field), "{e:?}");
+        }
     }
 }

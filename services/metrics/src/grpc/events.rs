@@ -159,6 +159,7 @@ fn acceptance_change(payload: acc::event::Payload, at: DateTime<Utc>) -> Option<
                 source: LeadSource::from_wire(snapshot.source),
                 campaign: snapshot.campaign,
                 segment: Segment::from_wire(o.segment),
+                currency_code: o.amount.as_ref().map(|m| m.currency_code.clone()).unwrap_or_default(),
                 amount_minor: o.amount.map_or(0, |m| m.amount_minor),
                 created_at: time_or(o.create_time.as_ref(), at),
                 updated_at: time_or(o.update_time.as_ref(), at),

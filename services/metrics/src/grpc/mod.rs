@@ -15,7 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::ingest::{self, Ingestor};
-use crate::{funnel, health, quotas};
+use crate::{funnel, health, quotas, store};
 
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "metrics.qualify";
@@ -98,6 +98,78 @@ impl MetricsApi {
         Ok(pb::GetFunnelHealthResponse { findings: findings.into_iter().map(codec::finding).collect() })
     }
 
+    async fn set_reporting_currency(
+        &self,
+        c: Caller,
+        req: pb::SetReportingCurrencyRequest,
+    ) -> Result<pb::SetReportingCurrencyResponse, ApiError> {
+        permission::administer(&c, "set the reporting currency")?;
+        let code = codec::reporting_currency(&req)?;
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "SetReportingCurrency",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
+        let (tenant, now) = (c.tenant.clone(), self.clock.now());
+        idempotency::run(&self.db, key, &req, move |txn| {
+            Box::pin(async move {
+                store::currency::set_reporting(txn, &tenant, &code, now).await?;
+                Ok(pb::SetReportingCurrencyResponse { currency_code: code })
+            })
+        })
+        .await
+    }
+
+    async fn get_reporting_currency(&self, c: Caller) -> Result<pb::GetReportingCurrencyResponse, ApiError> {
+        Ok(pb::GetReportingCurrencyResponse { currency_code: store::currency::reporting(&self.db, &c.tenant).await? })
+    }
+
+    async fn set_exchange_rates(
+        &self,
+        c: Caller,
+        req: pb::SetExchangeRatesRequest,
+    ) -> Result<pb::SetExchangeRatesResponse, ApiError> {
+        permission::administer(&c, "set exchange rates")?;
+        let key = idempotency::Key {
+            tenant: &c.tenant,
+            method: "SetExchangeRates",
+            request_id: &req.request_id,
+            subject: &c.subject,
+        };
+        let (tenant, now, sent) = (c.tenant.clone(), self.clock.now(), req.clone());
+        idempotency::run(&self.db, key, &req, move |txn| {
+            Box::pin(async move {
+                // The rates convert into the reporting currency as it is in this transaction.
+                let reporting = store::currency::reporting(txn, &tenant).await?;
+                let rates = codec::exchange_rates(&sent, &reporting)?;
+                store::currency::set_rates(txn, &tenant, &sent.period, &reporting, &rates, now).await?;
+                let month = (sent.period.as_str(), sent.period.as_str());
+                let stored = store::currency::rates(txn, &tenant, &reporting, month).await?;
+                Ok(pb::SetExchangeRatesResponse {
+                    rates: codec::rates_of(stored.into_iter().map(|((_, code), r)| (code, r)).collect()),
+                    reporting_currency_code: reporting,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn list_exchange_rates(
+        &self,
+        c: Caller,
+        req: pb::ListExchangeRatesRequest,
+    ) -> Result<pb::ListExchangeRatesResponse, ApiError> {
+        codec::month("period", &req.period)?;
+        let reporting = store::currency::reporting(&self.db, &c.tenant).await?;
+        let month = (req.period.as_str(), req.period.as_str());
+        let stored = store::currency::rates(&self.db, &c.tenant, &reporting, month).await?;
+        Ok(pb::ListExchangeRatesResponse {
+            rates: codec::rates_of(stored.into_iter().map(|((_, code), r)| (code, r)).collect()),
+            reporting_currency_code: reporting,
+        })
+    }
+
     async fn get_ingestion_status(&self, c: Caller) -> Result<pb::GetIngestionStatusResponse, ApiError> {
         // Stream positions count every tenant's events: the platform's business, not a tenant's.
         permission::operate_platform(&c, "reads ingestion status")?;
@@ -151,5 +223,33 @@ impl MetricsService for MetricsApi {
 
     async fn list_quotas(&self, r: Request<pb::ListQuotasRequest>) -> Result<Response<pb::ListQuotasResponse>, Status> {
         rpc::unary(DOMAIN, r, |call, m| self.list_quotas(call.caller, m)).await
+    }
+
+    async fn set_reporting_currency(
+        &self,
+        r: Request<pb::SetReportingCurrencyRequest>,
+    ) -> Result<Response<pb::SetReportingCurrencyResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| self.set_reporting_currency(call.caller, m)).await
+    }
+
+    async fn get_reporting_currency(
+        &self,
+        r: Request<pb::GetReportingCurrencyRequest>,
+    ) -> Result<Response<pb::GetReportingCurrencyResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, _| self.get_reporting_currency(call.caller)).await
+    }
+
+    async fn set_exchange_rates(
+        &self,
+        r: Request<pb::SetExchangeRatesRequest>,
+    ) -> Result<Response<pb::SetExchangeRatesResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| self.set_exchange_rates(call.caller, m)).await
+    }
+
+    async fn list_exchange_rates(
+        &self,
+        r: Request<pb::ListExchangeRatesRequest>,
+    ) -> Result<Response<pb::ListExchangeRatesResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| self.list_exchange_rates(call.caller, m)).await
     }
 }

@@ -83,6 +83,7 @@ fn opportunity_changed(facts: &mut Facts, tenant: &str, o: &OpportunityChanged, 
             rep: o.submitted_by.clone(),
             campaign: o.campaign.clone(),
             amount_minor: o.amount_minor,
+            currency_code: o.currency_code.clone(),
             accept_period: None,
             accepted_at: None,
             meaningful_activity: false,
@@ -101,8 +102,8 @@ fn opportunity_changed(facts: &mut Facts, tenant: &str, o: &OpportunityChanged, 
     if let (None, Some(accepted)) = (&f.accept_period, o.accepted_at) {
         let p = period(accepted);
         d.add(tenant, &p, &s, figure::ACCEPTED, 1);
-        d.add(tenant, &p, &s, figure::PIPELINE, f.amount_minor);
-        d.add(tenant, &p, &s, figure::OPEN, f.amount_minor);
+        d.add(tenant, &p, &s, figure::money(figure::PIPELINE, &f.currency_code), f.amount_minor);
+        d.add(tenant, &p, &s, figure::money(figure::OPEN, &f.currency_code), f.amount_minor);
         d.add(tenant, &p, &s, figure::OVERRIDES, i64::from(o.overridden));
         d.add(tenant, &p, &s, figure::NO_ACTIVITY, 1);
         f.accept_period = Some(p);
@@ -131,14 +132,14 @@ fn opportunity_changed(facts: &mut Facts, tenant: &str, o: &OpportunityChanged, 
             d.add(tenant, &cp, &s, if won { figure::WON } else { figure::LOST }, 1);
             if won {
                 let amount = o.closed_amount_minor.unwrap_or(f.amount_minor);
-                d.add(tenant, &cp, &s, figure::WON_AMOUNT, amount);
+                d.add(tenant, &cp, &s, figure::money(figure::WON_AMOUNT, &f.currency_code), amount);
                 d.add(tenant, &p, &s, figure::COHORT_SQO_WON, 1);
             }
             if let Some(a) = f.accepted_at {
                 d.add(tenant, &cp, &s, figure::VELOCITY_SECS, (o.closed_at - a).num_seconds().max(0));
                 d.add(tenant, &cp, &s, figure::CLOSED_ACCEPTED, 1);
             }
-            d.add(tenant, &p, &s, figure::OPEN, -f.amount_minor);
+            d.add(tenant, &p, &s, figure::money(figure::OPEN, &f.currency_code), -f.amount_minor);
             f.closed = true;
             changed = true;
             if won {

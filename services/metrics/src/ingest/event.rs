@@ -80,8 +80,10 @@ pub struct OpportunityChanged {
     pub team: String,
     /// The SDR who submitted it.
     pub submitted_by: String,
-    /// Value, in minor units.
+    /// Value, in minor units of `currency_code`.
     pub amount_minor: i64,
+    /// ISO 4217 currency of its amounts (empty without an amount).
+    pub currency_code: String,
     /// When it was submitted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

@@ -78,6 +78,8 @@ pub(crate) struct OpportunityFact {
     pub rep: String,
     pub campaign: String,
     pub amount_minor: i64,
+    /// The currency of its amounts.
+    pub currency_code: String,
     /// Month it was accepted.
     pub accept_period: Option<String>,
     pub accepted_at: Option<DateTime<Utc>>,

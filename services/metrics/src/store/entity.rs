@@ -118,6 +118,7 @@ pub mod opportunity_fact {
         pub rep: String,
         pub campaign: String,
         pub amount_minor: i64,
+        pub currency_code: String,
         pub accept_period: Option<String>,
         pub accepted_at: Option<ChronoDateTimeUtc>,
         pub meaningful_activity: bool,
@@ -158,6 +159,53 @@ pub mod rollup {
         #[sea_orm(primary_key, auto_increment = false)]
         pub figure: String,
         pub value: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Each tenant's reporting currency, once chosen.
+pub mod reporting_currency {
+    use sea_orm::entity::prelude::*;
+
+    /// One tenant's choice.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "reporting_currencies")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        pub currency_code: String,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// Exchange rates into a tenant's reporting currency, per month and currency.
+pub mod exchange_rate {
+    use sea_orm::entity::prelude::*;
+
+    /// One rate.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "exchange_rates")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub period: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub currency_code: String,
+        /// Billionths of the reporting currency one unit buys.
+        pub rate_nanos: i64,
+        /// The reporting currency it converts into.
+        pub reporting_code: String,
+        pub updated_at: ChronoDateTimeUtc,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

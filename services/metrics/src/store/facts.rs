@@ -34,6 +34,7 @@ const OPPORTUNITY_COLUMNS: Columns = &[
     ("rep", "text"),
     ("campaign", "text"),
     ("amount_minor", "bigint"),
+    ("currency_code", "text"),
     ("accept_period", "text"),
     ("accepted_at", "timestamptz"),
     ("meaningful_activity", "boolean"),
@@ -99,7 +100,7 @@ pub(crate) async fn write(
             serde_json::json!({
                 "tenant_id": m.tenant_id, "opportunity_id": m.opportunity_id, "lead_id": m.lead_id,
                 "source": m.source, "segment": m.segment, "team": m.team, "rep": m.rep, "campaign": m.campaign,
-                "amount_minor": m.amount_minor, "accept_period": m.accept_period,
+                "amount_minor": m.amount_minor, "currency_code": m.currency_code, "accept_period": m.accept_period,
                 "accepted_at": m.accepted_at.map(|t| t.to_rfc3339()),
                 "meaningful_activity": m.meaningful_activity, "closed": m.closed,
             })
@@ -197,6 +198,7 @@ fn opportunity_of(m: opportunity_fact::Model) -> OpportunityFact {
         rep: m.rep,
         campaign: m.campaign,
         amount_minor: m.amount_minor,
+        currency_code: m.currency_code,
         accept_period: m.accept_period,
         accepted_at: m.accepted_at,
         meaningful_activity: m.meaningful_activity,
@@ -215,6 +217,7 @@ fn opportunity_row(f: OpportunityFact) -> opportunity_fact::ActiveModel {
         rep: Set(f.rep),
         campaign: Set(f.campaign),
         amount_minor: Set(f.amount_minor),
+        currency_code: Set(f.currency_code),
         accept_period: Set(f.accept_period),
         accepted_at: Set(f.accepted_at),
         meaningful_activity: Set(f.meaningful_activity),

@@ -2,7 +2,10 @@
 
 use sea_orm_migration::prelude::*;
 
-use frozen::{FunnelRollups, LeadFacts, OpportunityFacts, ProcessedEvents, Quotas, StreamCursors};
+use frozen::{
+    ExchangeRates, FunnelRollups, LeadFacts, OpportunityFacts, ProcessedEvents, Quotas, ReportingCurrencies,
+    StreamCursors,
+};
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -70,10 +73,32 @@ mod frozen {
         Rep,
         Campaign,
         AmountMinor,
+        CurrencyCode,
         AcceptPeriod,
         AcceptedAt,
         MeaningfulActivity,
         Closed,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum ReportingCurrencies {
+        #[sea_orm(iden = "reporting_currencies")]
+        Table,
+        TenantId,
+        CurrencyCode,
+        UpdatedAt,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum ExchangeRates {
+        #[sea_orm(iden = "exchange_rates")]
+        Table,
+        TenantId,
+        Period,
+        CurrencyCode,
+        RateNanos,
+        ReportingCode,
+        UpdatedAt,
     }
 
     #[derive(DeriveIden)]
@@ -103,6 +128,7 @@ impl MigratorTrait for Migrator {
             Box::new(M001Quotas),
             Box::new(M002Rollups),
             Box::new(qualify_platform::idempotency::SubjectColumn),
+            Box::new(M003Currencies),
         ]
     }
 }
@@ -243,6 +269,62 @@ impl MigrationTrait for M002Rollups {
             for table in ["funnel_rollups", "lead_facts", "opportunity_facts"] {
                 m.get_connection().execute_unprepared(&format!("ALTER TABLE {table} SET (fillfactor = 50)")).await?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// Money by currency: each opportunity's currency, the tenants' reporting
+/// currencies and exchange rates. Earlier roll-ups summed amounts of every
+/// currency into one figure, which cannot be taken apart: they, the facts and
+/// the cursors are cleared, so ingestion replays both streams from their
+/// start and counts each amount in its own currency.
+pub struct M003Currencies;
+
+impl MigrationName for M003Currencies {
+    fn name(&self) -> &str {
+        "m20261204_000003_currencies"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M003Currencies {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        use OpportunityFacts as O;
+        m.alter_table(
+            Table::alter()
+                .table(O::Table)
+                .add_column(ColumnDef::new(O::CurrencyCode).string().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        use ReportingCurrencies as C;
+        m.create_table(
+            Table::create()
+                .table(C::Table)
+                .col(text(C::TenantId).primary_key())
+                .col(text(C::CurrencyCode))
+                .col(ColumnDef::new(C::UpdatedAt).timestamp_with_time_zone().not_null())
+                .to_owned(),
+        )
+        .await?;
+        use ExchangeRates as X;
+        m.create_table(
+            Table::create()
+                .table(X::Table)
+                .col(text(X::TenantId))
+                .col(text(X::Period))
+                .col(text(X::CurrencyCode))
+                .col(ColumnDef::new(X::RateNanos).big_integer().not_null())
+                .col(text(X::ReportingCode))
+                .col(ColumnDef::new(X::UpdatedAt).timestamp_with_time_zone().not_null())
+                .primary_key(Index::create().col(X::TenantId).col(X::Period).col(X::CurrencyCode))
+                .to_owned(),
+        )
+        .await?;
+        let db = m.get_connection();
+        for table in ["funnel_rollups", "lead_facts", "opportunity_facts", "processed_events", "stream_cursors"] {
+            db.execute_unprepared(&format!("DELETE FROM {table}")).await?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! wire types.
 
 mod bulk;
+pub(crate) mod currency;
 pub mod entity;
 pub(crate) mod facts;
 pub mod migration;

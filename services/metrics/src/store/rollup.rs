@@ -109,7 +109,9 @@ fn column(d: Dimension) -> R {
 }
 
 /// Every figure of `tenant` from `start` to `end` (months, inclusive) read at `grain`,
-/// summed per group of `grouped` and, always, per source and segment; only the
+/// summed per group of `grouped` and, always, per month (money converts at
+/// its month's rate), source and segment (the forecast applies each one's own
+/// close rate); only the
 /// counters whose dimension equals the value of each of `filters`.
 pub(crate) async fn cells(
     db: &impl ConnectionTrait,
@@ -122,7 +124,7 @@ pub(crate) async fn cells(
     let mut select = rollup::Entity::find().select_only();
     for d in Dimension::ALL {
         let c = column(d);
-        if grouped.contains(&d) || matches!(d, Dimension::Source | Dimension::Segment) {
+        if grouped.contains(&d) || matches!(d, Dimension::Source | Dimension::Segment | Dimension::Period) {
             select = select.column(c).group_by(c);
         } else {
             select = select.expr_as(Expr::val(""), c.as_str());

@@ -190,6 +190,8 @@ fn expected() -> pb::FunnelFigures {
         calibration_reviewed: 3,
         calibration_agreed: 2,
         calibration_agreement: Some(2.0 / 3.0),
+        currency_code: "USD".into(),
+        missing_exchange_rates: vec![],
     }
 }
 

@@ -1,6 +1,7 @@
 //! Metrics' integration tests, one binary: a module per area.
 
 mod crash;
+mod currencies;
 mod funnel;
 mod quotas;
 mod replicas;
