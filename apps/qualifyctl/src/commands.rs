@@ -530,6 +530,18 @@ pub async fn funnel(g: &Global, mut c: Clients, args: FunnelArgs) -> anyhow::Res
         println!("no funnel figures in this range");
     } else {
         t.print();
+        let f = resp.rows[0].figures.clone().unwrap_or_default();
+        println!("amounts in {}", f.currency_code);
+        let missing: std::collections::BTreeSet<String> = resp
+            .rows
+            .iter()
+            .flat_map(|r| r.figures.iter().flat_map(|f| f.missing_exchange_rates.iter()))
+            .map(|m| format!("{} {}", m.currency_code, m.period))
+            .collect();
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.into_iter().collect();
+            println!("left out for want of an exchange rate: {}", list.join(", "));
+        }
     }
     Ok(())
 }
