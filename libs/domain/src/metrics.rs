@@ -155,6 +155,17 @@ pub mod benchmarks {
     pub const INFLATION_ACCEPTANCE: f64 = 0.80;
     /// ... with fewer than this share of SQOs reached within 30 days is stage inflation.
     pub const INFLATION_CONTACT: f64 = 0.50;
+    /// The follow-up window: an SQO accepted less than this many days ago may still be reached
+    /// in time, so a month counts toward stage inflation only once this long after its end.
+    pub const FOLLOW_UP_DAYS: i64 = 30;
+
+    /// Whether every SQO accepted in `period` (`YYYY-MM`) has had its whole follow-up window by
+    /// `now`; `false` for a period that is not a month.
+    pub fn follow_up_matured(period: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let Ok(first) = chrono::NaiveDate::parse_from_str(&format!("{period}-01"), "%Y-%m-%d") else { return false };
+        let Some(end) = first.checked_add_months(chrono::Months::new(1)) else { return false };
+        end.and_time(chrono::NaiveTime::MIN).and_utc() + chrono::Duration::days(FOLLOW_UP_DAYS) <= now
+    }
 
     /// SQOs per SDR per month expected in a segment (inclusive), where the domain gives one.
     pub fn sqo_target(segment: Segment) -> Option<(u64, u64)> {
@@ -168,6 +179,16 @@ pub mod benchmarks {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_month_matures_thirty_days_after_its_end() {
+        use super::benchmarks::follow_up_matured;
+        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+        assert!(!follow_up_matured("2026-11", at("2026-12-30T23:59:59Z")));
+        assert!(follow_up_matured("2026-11", at("2026-12-31T00:00:00Z")));
+        assert!(follow_up_matured("2026-12", at("2027-01-31T00:00:00Z")), "across the year");
+        assert!(!follow_up_matured("2026-13", at("2030-01-01T00:00:00Z")));
+    }
+
     #[test]
     fn percentiles_of_a_histogram_match_those_of_the_sample() {
         let sample = [0, 0, 1, 3, 3, 3, 7, 12, 12, 40];

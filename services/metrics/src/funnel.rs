@@ -158,6 +158,10 @@ pub struct Figures {
     pub currency_code: String,
     /// (currency, month) of amounts left out of the money figures for want of a rate.
     pub missing_rates: Vec<(String, String)>,
+    pub expansions_submitted: i64,
+    pub expansions_accepted: i64,
+    pub expansion_pipeline_minor: i64,
+    pub expansions_won: i64,
 }
 
 /// One group and its figures.
@@ -338,5 +342,9 @@ fn figures(sums: &Sums, forecast_minor: i64, quota_minor: i64) -> Figures {
         calibration_agreement: ratio(Ratio::new(n(f::CALIBRATION_AGREED), n(f::CALIBRATION_REVIEWED))),
         currency_code: String::new(),
         missing_rates: vec![],
+        expansions_submitted: g(f::EXPANSIONS_SUBMITTED),
+        expansions_accepted: g(f::EXPANSIONS_ACCEPTED),
+        expansion_pipeline_minor: g(f::EXPANSION_PIPELINE),
+        expansions_won: g(f::EXPANSIONS_WON),
     }
 }

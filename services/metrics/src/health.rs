@@ -1,6 +1,7 @@
 //! Funnel health: the figures of a range of months against the domain's
 //! benchmarks, each finding with the figures behind it.
 
+use chrono::{DateTime, Utc};
 use qualify_domain::metrics::benchmarks as b;
 use qualify_domain::metrics::{Ratio, acceptance_rate, override_share};
 use qualify_platform::ApiError;
@@ -132,7 +133,12 @@ fn range_findings(f: &funnel::Figures) -> Vec<Finding> {
 }
 
 /// The findings for `tenant` over `start..=end`.
-pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &str) -> Result<Vec<Finding>, ApiError> {
+pub async fn findings(
+    db: &DatabaseConnection,
+    tenant: &str,
+    (start, end): (&str, &str),
+    now: DateTime<Utc>,
+) -> Result<Vec<Finding>, ApiError> {
     let query = |group_by: Vec<Dimension>| Query::grouped(tenant, start, end, group_by);
     let mut out = Vec::new();
 
@@ -166,8 +172,10 @@ pub async fn findings(db: &DatabaseConnection, tenant: &str, start: &str, end: &
     let mut previous_share: Option<f64> = None;
     for r in funnel::funnel(db, &query(vec![Dimension::Period])).await? {
         let (g, f) = (r.group, r.figures);
-        // Only months with acceptances: no acceptance is no inflation.
+        // Only months with acceptances (no acceptance is no inflation) whose SQOs have all had
+        // their follow-up window: a deal accepted last week may still be called in time.
         if f.sqos_accepted > 0
+            && b::follow_up_matured(&g.period, now)
             && let Some(acceptance) = acceptance_rate(f.sqos_accepted as u64, f.sqos_submitted.max(0) as u64)
         {
             let acceptance = acceptance.value();

@@ -63,6 +63,11 @@ pub mod figure {
     pub const CALIBRATION_REVIEWED: &str = "calibration_reviewed";
     /// Those agreeing with the decision (a changed verdict moves this count).
     pub const CALIBRATION_AGREED: &str = "calibration_agreed";
+    // Expansions, counted apart from the SDR funnel.
+    pub const EXPANSIONS_SUBMITTED: &str = "expansions_submitted";
+    pub const EXPANSIONS_ACCEPTED: &str = "expansions_accepted";
+    pub const EXPANSION_PIPELINE: &str = "expansion_pipeline";
+    pub const EXPANSIONS_WON: &str = "expansions_won";
 
     /// The counter of money figure `base` in `currency`: `pipeline_generated@EUR`.
     pub fn money(base: &str, currency: &str) -> String {

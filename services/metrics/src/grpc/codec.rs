@@ -134,6 +134,10 @@ pub(super) fn funnel_row(r: funnel::Row) -> pb::FunnelRow {
                 .into_iter()
                 .map(|(currency_code, period)| pb::MissingExchangeRate { currency_code, period })
                 .collect(),
+            expansions_submitted: f.expansions_submitted,
+            expansions_accepted: f.expansions_accepted,
+            expansion_pipeline_minor: f.expansion_pipeline_minor,
+            expansions_won: f.expansions_won,
         }),
     }
 }

@@ -171,6 +171,7 @@ fn acceptance_change(payload: acc::event::Payload, at: DateTime<Utc>) -> Option<
                 first_meaningful_activity_at: o.first_meaningful_activity_time.as_ref().and_then(from_timestamp),
                 closed_at: time_or(o.close_time.as_ref(), at),
                 closed_amount_minor: o.closed_amount.map(|m| m.amount_minor),
+                expansion: !o.expansion_reason.is_empty(),
                 opportunity_id: o.opportunity_id,
                 lead_id: o.lead_id,
                 team: o.team,

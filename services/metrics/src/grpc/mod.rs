@@ -94,7 +94,8 @@ impl MetricsApi {
         req: pb::GetFunnelHealthRequest,
     ) -> Result<pb::GetFunnelHealthResponse, ApiError> {
         codec::months(&req.start_period, &req.end_period)?;
-        let findings = health::findings(&self.db, &c.tenant, &req.start_period, &req.end_period).await?;
+        let range = (req.start_period.as_str(), req.end_period.as_str());
+        let findings = health::findings(&self.db, &c.tenant, range, self.clock.now()).await?;
         Ok(pb::GetFunnelHealthResponse { findings: findings.into_iter().map(codec::finding).collect() })
     }
 

@@ -84,15 +84,20 @@ fn opportunity_changed(facts: &mut Facts, tenant: &str, o: &OpportunityChanged, 
             campaign: o.campaign.clone(),
             amount_minor: o.amount_minor,
             currency_code: o.currency_code.clone(),
+            expansion: o.expansion,
             accept_period: None,
             accepted_at: None,
             meaningful_activity: false,
             closed: false,
         };
-        d.add(tenant, &period(o.created_at), &f.slice(), figure::SUBMITTED, 1);
+        let submitted = if f.expansion { figure::EXPANSIONS_SUBMITTED } else { figure::SUBMITTED };
+        d.add(tenant, &period(o.created_at), &f.slice(), submitted, 1);
         facts.put_opportunity(f);
     }
     let Some(mut f) = facts.opportunity(tenant, &o.opportunity_id).cloned() else { return };
+    if f.expansion {
+        return expansion_changed(facts, f, o, d);
+    }
     let s = f.slice();
     let entered = |x: OpportunityState| o.state == Some(x) && o.from_state != Some(x);
     let mut changed = false;
@@ -156,9 +161,31 @@ fn opportunity_changed(facts: &mut Facts, tenant: &str, o: &OpportunityChanged, 
     }
 }
 
-/// Rejections by reason, and acceptances over stale contact data, from the audit trail.
+/// An expansion counts apart: when it is accepted (and its value) and when it is won.
+fn expansion_changed(facts: &mut Facts, mut f: OpportunityFact, o: &OpportunityChanged, d: &mut Deltas) {
+    let (tenant, s) = (f.tenant_id.clone(), f.slice());
+    let mut changed = false;
+    if let (None, Some(accepted)) = (&f.accept_period, o.accepted_at) {
+        let p = period(accepted);
+        d.add(&tenant, &p, &s, figure::EXPANSIONS_ACCEPTED, 1);
+        d.add(&tenant, &p, &s, figure::money(figure::EXPANSION_PIPELINE, &f.currency_code), f.amount_minor);
+        (f.accept_period, f.accepted_at, changed) = (Some(p), Some(accepted), true);
+    }
+    let won = o.state == Some(OpportunityState::ClosedWon) && o.from_state != Some(OpportunityState::ClosedWon);
+    let lost = o.state == Some(OpportunityState::ClosedLost) && o.from_state != Some(OpportunityState::ClosedLost);
+    if !f.closed && (won || lost) {
+        d.add(&tenant, &period(o.closed_at), &s, figure::EXPANSIONS_WON, i64::from(won));
+        (f.closed, changed) = (true, true);
+    }
+    if changed {
+        facts.put_opportunity(f);
+    }
+}
+
+/// Rejections by reason, and acceptances over stale contact data, from the
+/// audit trail (of the SDR funnel: not of expansions).
 fn decision(facts: &Facts, tenant: &str, dec: &Decision, d: &mut Deltas) {
-    let Some(f) = facts.opportunity(tenant, &dec.opportunity_id) else { return };
+    let Some(f) = facts.opportunity(tenant, &dec.opportunity_id).filter(|f| !f.expansion) else { return };
     let p = period(dec.decided_at);
     match &dec.verdict {
         Verdict::Reject { reason } => {
@@ -174,7 +201,7 @@ fn decision(facts: &Facts, tenant: &str, dec: &Decision, d: &mut Deltas) {
 /// A reviewer's verdict counts once per sample, in the month of the decision and its
 /// opportunity's slice; a changed verdict only moves the agreed count.
 fn review(facts: &Facts, tenant: &str, r: &CalibrationReview, d: &mut Deltas) {
-    let Some(f) = facts.opportunity(tenant, &r.opportunity_id) else { return };
+    let Some(f) = facts.opportunity(tenant, &r.opportunity_id).filter(|f| !f.expansion) else { return };
     let p = period(r.decided_at);
     let s = f.slice();
     let agree = i64::from(r.agree);

@@ -84,6 +84,8 @@ pub struct OpportunityChanged {
     pub amount_minor: i64,
     /// ISO 4217 currency of its amounts (empty without an amount).
     pub currency_code: String,
+    /// Submitted as an expansion of an account (with a reason): counted apart.
+    pub expansion: bool,
     /// When it was submitted.
     pub created_at: DateTime<Utc>,
     /// When it last changed.

@@ -80,6 +80,8 @@ pub(crate) struct OpportunityFact {
     pub amount_minor: i64,
     /// The currency of its amounts.
     pub currency_code: String,
+    /// An expansion: counted apart from the SDR funnel.
+    pub expansion: bool,
     /// Month it was accepted.
     pub accept_period: Option<String>,
     pub accepted_at: Option<DateTime<Utc>>,

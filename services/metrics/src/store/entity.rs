@@ -119,6 +119,7 @@ pub mod opportunity_fact {
         pub campaign: String,
         pub amount_minor: i64,
         pub currency_code: String,
+        pub expansion: bool,
         pub accept_period: Option<String>,
         pub accepted_at: Option<ChronoDateTimeUtc>,
         pub meaningful_activity: bool,

@@ -35,6 +35,7 @@ const OPPORTUNITY_COLUMNS: Columns = &[
     ("campaign", "text"),
     ("amount_minor", "bigint"),
     ("currency_code", "text"),
+    ("expansion", "boolean"),
     ("accept_period", "text"),
     ("accepted_at", "timestamptz"),
     ("meaningful_activity", "boolean"),
@@ -100,7 +101,8 @@ pub(crate) async fn write(
             serde_json::json!({
                 "tenant_id": m.tenant_id, "opportunity_id": m.opportunity_id, "lead_id": m.lead_id,
                 "source": m.source, "segment": m.segment, "team": m.team, "rep": m.rep, "campaign": m.campaign,
-                "amount_minor": m.amount_minor, "currency_code": m.currency_code, "accept_period": m.accept_period,
+                "amount_minor": m.amount_minor, "currency_code": m.currency_code,
+                "expansion": m.expansion, "accept_period": m.accept_period,
                 "accepted_at": m.accepted_at.map(|t| t.to_rfc3339()),
                 "meaningful_activity": m.meaningful_activity, "closed": m.closed,
             })
@@ -199,6 +201,7 @@ fn opportunity_of(m: opportunity_fact::Model) -> OpportunityFact {
         campaign: m.campaign,
         amount_minor: m.amount_minor,
         currency_code: m.currency_code,
+        expansion: m.expansion,
         accept_period: m.accept_period,
         accepted_at: m.accepted_at,
         meaningful_activity: m.meaningful_activity,
@@ -218,6 +221,7 @@ fn opportunity_row(f: OpportunityFact) -> opportunity_fact::ActiveModel {
         campaign: Set(f.campaign),
         amount_minor: Set(f.amount_minor),
         currency_code: Set(f.currency_code),
+        expansion: Set(f.expansion),
         accept_period: Set(f.accept_period),
         accepted_at: Set(f.accepted_at),
         meaningful_activity: Set(f.meaningful_activity),

@@ -74,6 +74,7 @@ mod frozen {
         Campaign,
         AmountMinor,
         CurrencyCode,
+        Expansion,
         AcceptPeriod,
         AcceptedAt,
         MeaningfulActivity,
@@ -274,11 +275,12 @@ impl MigrationTrait for M002Rollups {
     }
 }
 
-/// Money by currency: each opportunity's currency, the tenants' reporting
-/// currencies and exchange rates. Earlier roll-ups summed amounts of every
-/// currency into one figure, which cannot be taken apart: they, the facts and
-/// the cursors are cleared, so ingestion replays both streams from their
-/// start and counts each amount in its own currency.
+/// Money by currency and expansions apart: each opportunity's currency and
+/// whether it is an expansion, the tenants' reporting currencies and exchange
+/// rates. Earlier roll-ups summed amounts of every currency into one figure
+/// and counted expansions as SQOs, which cannot be taken apart: they, the
+/// facts and the cursors are cleared, so ingestion replays both streams from
+/// their start.
 pub struct M003Currencies;
 
 impl MigrationName for M003Currencies {
@@ -295,6 +297,13 @@ impl MigrationTrait for M003Currencies {
             Table::alter()
                 .table(O::Table)
                 .add_column(ColumnDef::new(O::CurrencyCode).string().not_null().default(""))
+                .to_owned(),
+        )
+        .await?;
+        m.alter_table(
+            Table::alter()
+                .table(O::Table)
+                .add_column(ColumnDef::new(O::Expansion).boolean().not_null().default(false))
                 .to_owned(),
         )
         .await?;

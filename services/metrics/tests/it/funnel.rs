@@ -32,8 +32,8 @@ fn usd(dollars: i64) -> Option<Money> {
     Some(Money { amount_minor: dollars * USD, currency_code: "USD".into() })
 }
 
-/// Four inbound leads of the "q4" campaign: three reach MQL on a demo request,
-/// two of those are qualified to SQL.
+/// Eight inbound leads of the "q4" campaign: seven reach MQL on a demo
+/// request, six of those are qualified to SQL.
 async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
     let acme = Tokens::new("acme");
     let card = sc::Scorecard {
@@ -58,13 +58,13 @@ async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
     let req = sc::PublishScorecardRequest { scorecard: Some(card), ..Default::default() };
     s.publish_scorecard(authed(req, &acme.revops)).await.unwrap();
     fixtures::account_with_verified_contacts(s, &acme).await;
-    for i in 1..=4 {
+    for i in 1..=8 {
         let lead = fixtures::lead(&format!("lead-{i}"), "q4");
         s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &acme.sync))
             .await
             .unwrap();
     }
-    let signals = (1..=3)
+    let signals = (1..=7)
         .map(|i| sc::Signal {
             signal_id: format!("demo-{i}"),
             lead_id: format!("lead-{i}"),
@@ -74,29 +74,26 @@ async fn seed_leads(s: &mut LeadScoringServiceClient<Channel>) {
         })
         .collect();
     let r = s.ingest_signals(authed(sc::IngestSignalsRequest { signals }, &acme.sync)).await.unwrap().into_inner();
-    assert_eq!(r.stage_changes.len(), 3, "three leads cross the MQL threshold");
-    for i in 1..=2 {
+    assert_eq!(r.stage_changes.len(), 7, "seven leads cross the MQL threshold");
+    for i in 1..=6 {
         fixtures::walk_to_sql(s, &acme, &format!("lead-{i}"), "month-end close takes nine days").await;
     }
 }
 
-/// The fixture opportunity of lead-1, worth `dollars`, with no competitor named.
-fn opportunity(id: &str, dollars: i64) -> acc::Opportunity {
-    acc::Opportunity { amount: usd(dollars), competitors: vec![], ..fixtures::opportunity(id) }
+/// The fixture opportunity of `lead`, worth `dollars`, with no competitor named.
+fn opportunity(id: &str, lead: &str, dollars: i64) -> acc::Opportunity {
+    acc::Opportunity { amount: usd(dollars), competitors: vec![], ..fixtures::opportunity_of(id, lead) }
 }
 
-/// Six opportunities of lead-1 (o1 and five expansions): o1–o4 at $100,000 and o5 at $500,000 are
-/// accepted, o6 ($50,000) rejected; o1 is won, o2–o4 lost, o5 stays open with
-/// one meaningful call.
+/// Six opportunities, o1–o6 of lead-1–lead-6: o1–o4 at $100,000 and o5 at $500,000 are accepted,
+/// o6 ($50,000) rejected; o1 is won, o2–o4 lost, o5 stays open with one meaningful call. Then an
+/// expansion of lead-1's account, o7 ($70,000), accepted and open: counted apart.
 async fn seed_opportunities(a: &mut AccClient<Channel>) {
     let acme = Tokens::new("acme");
     let ae = acme.ae.clone();
-    for (id, dollars) in
-        [("o1", 100_000), ("o2", 100_000), ("o3", 100_000), ("o4", 100_000), ("o5", 500_000), ("o6", 50_000)]
-    {
-        // A lead carries one live ordinary opportunity: the rest are expansions of the account.
-        let expansion_reason = if id == "o1" { String::new() } else { format!("another team's deal ({id})") };
-        fixtures::submit(a, &acme, acc::Opportunity { expansion_reason, ..opportunity(id, dollars) }).await;
+    for (i, dollars) in [100_000, 100_000, 100_000, 100_000, 500_000, 50_000].into_iter().enumerate() {
+        let (id, lead) = (format!("o{}", i + 1), format!("lead-{}", i + 1));
+        fixtures::submit(a, &acme, opportunity(&id, &lead, dollars)).await;
     }
     for id in ["o1", "o2", "o3", "o4", "o5"] {
         let req = acc::AcceptOpportunityRequest { opportunity_id: id.into(), ..Default::default() };
@@ -151,13 +148,21 @@ async fn seed_opportunities(a: &mut AccClient<Channel>) {
     for (i, agree) in [(0, true), (1, false), (2, false), (1, true)] {
         a.record_calibration_review(authed(review(i, agree), &mia)).await.unwrap();
     }
+
+    let expansion = acc::Opportunity {
+        expansion_reason: "the finance team of the same account".into(),
+        ..opportunity("o7", "lead-1", 70_000)
+    };
+    fixtures::submit(a, &acme, expansion).await;
+    let req = acc::AcceptOpportunityRequest { opportunity_id: "o7".into(), ..Default::default() };
+    a.accept_opportunity(authed(req, &ae)).await.unwrap();
 }
 
 fn expected() -> pb::FunnelFigures {
     pb::FunnelFigures {
-        leads: 4,
-        mqls: 3,
-        sqls: 2,
+        leads: 8,
+        mqls: 7,
+        sqls: 6,
         sqos_submitted: 6,
         sqos_accepted: 5,
         sqos_rejected: 1,
@@ -167,11 +172,11 @@ fn expected() -> pb::FunnelFigures {
         pipeline_generated_minor: 900_000 * USD,
         won_amount_minor: 100_000 * USD,
         open_pipeline_minor: 500_000 * USD,
-        mql_to_sql: Some(2.0 / 3.0),
-        // Of the two SQL leads, lead-1 became an SQO and was won; lead-2 did neither.
-        sql_to_sqo: Some(0.5),
+        mql_to_sql: Some(6.0 / 7.0),
+        // Of the six SQL leads, five became SQOs (lead-6's was rejected) and lead-1's was won.
+        sql_to_sqo: Some(5.0 / 6.0),
         sqo_to_won: Some(0.2),
-        sql_to_won: Some(0.5),
+        sql_to_won: Some(1.0 / 6.0),
         win_rate: Some(0.25),
         average_deal_size_minor: Some(180_000 * USD),
         velocity_days: Some(0.0),
@@ -192,6 +197,11 @@ fn expected() -> pb::FunnelFigures {
         calibration_agreement: Some(2.0 / 3.0),
         currency_code: "USD".into(),
         missing_exchange_rates: vec![],
+        // o7, apart: in none of the figures above.
+        expansions_submitted: 1,
+        expansions_accepted: 1,
+        expansion_pipeline_minor: 70_000 * USD,
+        expansions_won: 0,
     }
 }
 
@@ -244,6 +254,10 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
         std::fs::create_dir_all(&dir).unwrap();
         metrics_cfg.database_url = format!("sqlite://{}/metrics.db?mode=rwc", dir.display());
     }
+    // Health reads this month as two months from now would: its SQOs have had their 30-day
+    // follow-up window, so stage inflation may be judged.
+    metrics_cfg.clock =
+        qualify_platform::Clock::manual(qualify_platform::Clock::system().now() + chrono::Duration::days(62));
     metrics_cfg.scoring_url = Some(scoring.url());
     metrics_cfg.acceptance_url = Some(acceptance.url());
     let (first, mut m) = start_metrics(metrics_cfg.clone()).await;
@@ -285,7 +299,7 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
         for series in [
             r#"qualify_forecast_amount{tenant="acme",source="inbound",segment="smb"} 125000"#,
             r#"qualify_pipeline_open_amount{tenant="acme",source="inbound",segment="smb"} 500000"#,
-            r#"qualify_funnel_conversion_ratio{tenant="acme",source="inbound",from="sql",to="sqo"} 0.5"#,
+            r#"qualify_funnel_conversion_ratio{tenant="acme",source="inbound",from="sql",to="sqo"} 0.8333333333333334"#,
             r#"qualify_funnel_conversion_ratio{tenant="acme",source="inbound",from="sqo",to="won"} 0.2"#,
             r#"qualify_followthrough_days{tenant="acme",quantile="0.5"} 0"#,
             r#"qualify_accepted_without_activity{tenant="acme"} 4"#,
@@ -306,9 +320,9 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     assert_eq!(teams, ["", "emea-smb"]);
     assert_eq!(rows[1].figures.as_ref().unwrap().sqos_accepted, 5);
 
-    // Health: coverage of 0.5x, 5 of 6 submissions accepted while 1 in 5 SQOs was reached, and an
-    // SMB SDR with 5 SQOs against 15–25. Not flagged: SQL→SQO is 50 % but the win rate (25 %) is
-    // not poor, and 25 % is above the 15 % floor; no stale contacts; a single month of overrides.
+    // Health: coverage of 0.5x, 5 of 6 submissions accepted while 1 in 5 SQOs was reached (the
+    // month has matured), and an SMB SDR with 5 SQOs against 15–25. Not flagged: SQL→SQO is 83 %
+    // but the win rate (25 %) is above the 15 % floor; no stale contacts; a single month of overrides.
     let t = token("acme", "mia", &[Role::Manager]);
     let req = pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month() };
     let findings = m.get_funnel_health(authed(req, &t)).await.unwrap().into_inner().findings;
@@ -339,7 +353,7 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     let mut s = LeadScoringServiceClient::new(scoring.channel().await);
     let bot = token("acme", "sync", &[Role::Service]);
     let lead = sc::Lead {
-        lead_id: "lead-5".into(),
+        lead_id: "lead-9".into(),
         account_id: "acc-1".into(),
         source: LeadSource::Inbound as i32,
         campaign: "q4".into(),
@@ -347,7 +361,7 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     };
     s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
     let (_second, mut m) = start_metrics(metrics_cfg).await;
-    caught_up(&mut m, &pb::FunnelFigures { leads: 5, ..want.clone() }).await;
+    caught_up(&mut m, &pb::FunnelFigures { leads: 9, ..want.clone() }).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
