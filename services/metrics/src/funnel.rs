@@ -162,6 +162,10 @@ pub struct Figures {
     pub expansions_accepted: i64,
     pub expansion_pipeline_minor: i64,
     pub expansions_won: i64,
+    pub leads_verified: i64,
+    pub leads_bounced: i64,
+    pub verified_share: Option<f64>,
+    pub bounce_rate: Option<f64>,
 }
 
 /// One group and its figures.
@@ -346,5 +350,9 @@ fn figures(sums: &Sums, forecast_minor: i64, quota_minor: i64) -> Figures {
         expansions_accepted: g(f::EXPANSIONS_ACCEPTED),
         expansion_pipeline_minor: g(f::EXPANSION_PIPELINE),
         expansions_won: g(f::EXPANSIONS_WON),
+        leads_verified: g(f::LEADS_VERIFIED),
+        leads_bounced: g(f::LEADS_BOUNCED),
+        verified_share: ratio(Ratio::new(n(f::LEADS_VERIFIED), n(f::LEADS))),
+        bounce_rate: ratio(Ratio::new(n(f::LEADS_BOUNCED), n(f::LEADS))),
     }
 }

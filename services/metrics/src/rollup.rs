@@ -63,6 +63,10 @@ pub mod figure {
     pub const CALIBRATION_REVIEWED: &str = "calibration_reviewed";
     /// Those agreeing with the decision (a changed verdict moves this count).
     pub const CALIBRATION_AGREED: &str = "calibration_agreed";
+    /// Leads created in the month whose contact a provider verified (on some channel).
+    pub const LEADS_VERIFIED: &str = "leads_verified";
+    /// Leads created in the month whose contact bounced or left, none verified.
+    pub const LEADS_BOUNCED: &str = "leads_bounced";
     // Expansions, counted apart from the SDR funnel.
     pub const EXPANSIONS_SUBMITTED: &str = "expansions_submitted";
     pub const EXPANSIONS_ACCEPTED: &str = "expansions_accepted";

@@ -138,6 +138,10 @@ pub(super) fn funnel_row(r: funnel::Row) -> pb::FunnelRow {
             expansions_accepted: f.expansions_accepted,
             expansion_pipeline_minor: f.expansion_pipeline_minor,
             expansions_won: f.expansions_won,
+            leads_verified: f.leads_verified,
+            leads_bounced: f.leads_bounced,
+            verified_share: f.verified_share,
+            bounce_rate: f.bounce_rate,
         }),
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use qualify_domain::{GateCheckCode, LeadSource, LeadStage, OpportunityState, Role, Segment};
+use qualify_domain::{Channel, GateCheckCode, LeadSource, LeadStage, OpportunityState, Role, Segment, Verification};
 use qualify_platform::client::{ServiceChannel, service_channel};
 use qualify_platform::outbox::SYSTEM_TENANT;
 use qualify_platform::{ApiError, TokenIssuer};
@@ -19,7 +19,8 @@ use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScorin
 
 use crate::ingest::Upstream;
 use crate::ingest::event::{
-    CalibrationReview, Change, Decision, Event, LeadCreated, LeadStageChanged, OpportunityChanged, Verdict,
+    CalibrationReview, Change, ContactVerified, Decision, Event, LeadCreated, LeadStageChanged, OpportunityChanged,
+    Verdict,
 };
 
 /// One stream's events, decoded; an error ends it.
@@ -131,6 +132,7 @@ fn scoring_change(payload: sc::event::Payload, at: DateTime<Utc>) -> Option<Chan
                 lead_id: l.lead_id,
                 sdr: l.owner_sdr,
                 campaign: l.campaign,
+                contact_id: l.contact_id,
             })
         }
         sc::event::Payload::LeadStageChanged(ch) => Change::LeadStageChanged(LeadStageChanged {
@@ -138,8 +140,21 @@ fn scoring_change(payload: sc::event::Payload, at: DateTime<Utc>) -> Option<Chan
             changed_at: time_or(ch.change_time.as_ref(), at),
             lead_id: ch.lead_id,
         }),
-        // Not measured yet: skipped, like an event of a kind this build does not know.
-        sc::event::Payload::ContactVerificationRecorded(_) => return None,
+        sc::event::Payload::ContactVerificationRecorded(v) => Change::ContactVerified(ContactVerified {
+            channel: match sc::ContactChannel::try_from(v.channel).ok()? {
+                sc::ContactChannel::Email => Channel::Email,
+                sc::ContactChannel::Phone => Channel::Phone,
+                sc::ContactChannel::Unspecified => return None,
+            },
+            status: match sc::VerificationStatus::try_from(v.status).ok()? {
+                sc::VerificationStatus::Verified => Verification::Verified,
+                sc::VerificationStatus::Bounced => Verification::Bounced,
+                sc::VerificationStatus::LeftCompany => Verification::LeftCompany,
+                // A finding is one of the three: anything else is not one.
+                _ => return None,
+            },
+            contact_id: v.contact_id,
+        }),
     })
 }
 

@@ -5,9 +5,10 @@
 use qualify_domain::{GateCheckCode, LeadStage, OpportunityState};
 
 use super::event::{
-    CalibrationReview, Change, Decision, Event, LeadCreated, LeadStageChanged, OpportunityChanged, Verdict,
+    CalibrationReview, Change, ContactVerified, Decision, Event, LeadCreated, LeadStageChanged, OpportunityChanged,
+    Verdict,
 };
-use super::facts::{Facts, LeadFact, OpportunityFact};
+use super::facts::{Facts, LeadFact, OpportunityFact, Reach};
 use crate::rollup::{Deltas, figure, period};
 
 /// Applies `e` to `facts`, adding what it counts to `d`.
@@ -19,6 +20,7 @@ pub(crate) fn apply(facts: &mut Facts, e: &Event, d: &mut Deltas) {
         Some(Change::OpportunityChanged(o)) => opportunity_changed(facts, tenant, o, d),
         Some(Change::DecisionRecorded(dec)) => decision(facts, tenant, dec, d),
         Some(Change::CalibrationReviewed(r)) => review(facts, tenant, r, d),
+        Some(Change::ContactVerified(v)) => contact_verified(facts, tenant, v, d),
         None => {}
     }
 }
@@ -46,6 +48,14 @@ fn lead_created(facts: &mut Facts, tenant: &str, c: &LeadCreated, d: &mut Deltas
     f.campaign = c.campaign.clone();
     d.add(tenant, &p, &f.slice(), figure::LEADS, 1);
     f.created_period = Some(p);
+    f.contact_id = c.contact_id.clone();
+    if !c.contact_id.is_empty() {
+        let contact = facts.contact(tenant, &c.contact_id);
+        contact.leads.push(c.lead_id.clone());
+        let reach = contact.reach();
+        recount_reach(facts.lead(tenant, &c.lead_id), reach, d);
+    }
+    let f = facts.lead(tenant, &c.lead_id);
     // Milestones of the other stream that arrived before the lead's creation.
     credit_sql_cohort(f, d, f.reached_sqo, f.reached_won);
 }
@@ -179,6 +189,35 @@ fn expansion_changed(facts: &mut Facts, mut f: OpportunityFact, o: &OpportunityC
     }
     if changed {
         facts.put_opportunity(f);
+    }
+}
+
+/// Counts a created lead by its contact's `reach` (once), moving it from what it was counted as.
+fn recount_reach(l: &mut LeadFact, reach: Reach, d: &mut Deltas) {
+    let Some(p) = l.created_period.clone().filter(|_| l.known && l.reach != reach) else { return };
+    let s = l.slice();
+    let figure = |r: Reach| match r {
+        Reach::Verified => Some(figure::LEADS_VERIFIED),
+        Reach::Bounced => Some(figure::LEADS_BOUNCED),
+        Reach::Unknown => None,
+    };
+    if let Some(before) = figure(l.reach) {
+        d.add(&l.tenant_id, &p, &s, before, -1);
+    }
+    if let Some(now) = figure(reach) {
+        d.add(&l.tenant_id, &p, &s, now, 1);
+    }
+    l.reach = reach;
+}
+
+/// A provider's finding about a contact recounts every lead created with it, in the month and
+/// slice each lead was created in.
+fn contact_verified(facts: &mut Facts, tenant: &str, v: &ContactVerified, d: &mut Deltas) {
+    let contact = facts.contact(tenant, &v.contact_id);
+    contact.record(v.channel, v.status);
+    let (reach, leads) = (contact.reach(), contact.leads.clone());
+    for lead in leads {
+        recount_reach(facts.lead(tenant, &lead), reach, d);
     }
 }
 

@@ -5,7 +5,7 @@
 //! happened when its event did.
 
 use chrono::{DateTime, Utc};
-use qualify_domain::{GateCheckCode, LeadSource, LeadStage, OpportunityState, Segment};
+use qualify_domain::{Channel, GateCheckCode, LeadSource, LeadStage, OpportunityState, Segment, Verification};
 
 /// One event of either stream.
 #[derive(Debug, Clone)]
@@ -33,6 +33,19 @@ pub enum Change {
     DecisionRecorded(Decision),
     /// Opportunity acceptance: a calibration reviewer recorded or changed a verdict.
     CalibrationReviewed(CalibrationReview),
+    /// Lead scoring: a verifier recorded a provider's finding about a contact.
+    ContactVerified(ContactVerified),
+}
+
+/// A provider's finding about one channel of a contact.
+#[derive(Debug, Clone)]
+pub struct ContactVerified {
+    /// Contact.
+    pub contact_id: String,
+    /// The channel checked.
+    pub channel: Channel,
+    /// What the provider found.
+    pub status: Verification,
 }
 
 /// A new lead and the slice it is counted in.
@@ -50,6 +63,8 @@ pub struct LeadCreated {
     pub sdr: String,
     /// Campaign.
     pub campaign: String,
+    /// The lead's contact, if known.
+    pub contact_id: String,
 }
 
 /// A lead's move to another stage.

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use qualify_domain::{Channel, Verification};
 use sea_orm::DatabaseTransaction;
 
 use super::event::{Change, Event};
@@ -33,6 +34,79 @@ pub(crate) struct LeadFact {
     pub reached_sqo: bool,
     /// An opportunity of the lead was won.
     pub reached_won: bool,
+    /// Its contact, if known.
+    pub contact_id: String,
+    /// What the lead is counted as in its cohort of reach: its contact's [`Reach`] when last counted.
+    pub reach: Reach,
+}
+
+/// What providers found of a contact, as a lead is counted by it: verified
+/// (some channel verified), bounced (none verified, some bounced or gone), or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Reach {
+    #[default]
+    Unknown,
+    Verified,
+    Bounced,
+}
+
+impl Reach {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reach::Unknown => "",
+            Reach::Verified => "verified",
+            Reach::Bounced => "bounced",
+        }
+    }
+
+    /// The reach stored as `s`.
+    pub fn parse(s: &str) -> Self {
+        [Reach::Verified, Reach::Bounced].into_iter().find(|r| r.as_str() == s).unwrap_or_default()
+    }
+}
+
+/// A contact: the latest finding per channel, and the leads it is the contact of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContactFact {
+    pub tenant_id: String,
+    pub contact_id: String,
+    pub email: Verification,
+    pub phone: Verification,
+    /// Leads created with this contact.
+    pub leads: Vec<String>,
+}
+
+impl ContactFact {
+    fn unseen(tenant: &str, contact_id: &str) -> Self {
+        ContactFact {
+            tenant_id: tenant.to_string(),
+            contact_id: contact_id.to_string(),
+            email: Verification::Unverified,
+            phone: Verification::Unverified,
+            leads: vec![],
+        }
+    }
+
+    /// Records a finding on its channel.
+    pub fn record(&mut self, channel: Channel, status: Verification) {
+        match channel {
+            Channel::Email => self.email = status,
+            Channel::Phone => self.phone = status,
+        }
+    }
+
+    /// How its leads are counted.
+    pub fn reach(&self) -> Reach {
+        let gone = |v: Verification| matches!(v, Verification::Bounced | Verification::LeftCompany);
+        if self.email == Verification::Verified || self.phone == Verification::Verified {
+            Reach::Verified
+        } else if gone(self.email) || gone(self.phone) {
+            Reach::Bounced
+        } else {
+            Reach::Unknown
+        }
+    }
 }
 
 impl LeadFact {
@@ -51,6 +125,8 @@ impl LeadFact {
             sql_period: None,
             reached_sqo: false,
             reached_won: false,
+            contact_id: String::new(),
+            reach: Reach::Unknown,
         }
     }
 
@@ -108,19 +184,27 @@ impl OpportunityFact {
 pub(crate) struct Facts {
     pub leads: HashMap<FactKey, LeadFact>,
     pub opportunities: HashMap<FactKey, OpportunityFact>,
+    pub contacts: HashMap<FactKey, ContactFact>,
     pub dirty_leads: HashSet<FactKey>,
     pub dirty_opportunities: HashSet<FactKey>,
+    pub dirty_contacts: HashSet<FactKey>,
 }
 
 impl Facts {
     /// Loads the facts `events` refer to, in one query per table.
     pub async fn load(txn: &DatabaseTransaction, events: &[&Event]) -> Result<Self, sea_orm::DbErr> {
-        let (mut lead_keys, mut opp_keys) = (HashSet::new(), HashSet::new());
+        let (mut lead_keys, mut opp_keys, mut contact_keys) = (HashSet::new(), HashSet::new(), HashSet::new());
         for e in events {
             let key = |id: &str| (e.tenant.clone(), id.to_string());
             match &e.change {
                 Some(Change::LeadCreated(c)) => {
                     lead_keys.insert(key(&c.lead_id));
+                    if !c.contact_id.is_empty() {
+                        contact_keys.insert(key(&c.contact_id));
+                    }
+                }
+                Some(Change::ContactVerified(v)) => {
+                    contact_keys.insert(key(&v.contact_id));
                 }
                 Some(Change::LeadStageChanged(ch)) => {
                     lead_keys.insert(key(&ch.lead_id));
@@ -138,6 +222,12 @@ impl Facts {
                 None => {}
             }
         }
+        // A finding about a contact recounts the leads it is the contact of.
+        let contact_keys: Vec<FactKey> = contact_keys.into_iter().collect();
+        let contacts = store::facts::load_contacts(txn, &contact_keys).await?;
+        for c in &contacts {
+            lead_keys.extend(c.leads.iter().map(|l| (c.tenant_id.clone(), l.clone())));
+        }
         let lead_keys: Vec<FactKey> = lead_keys.into_iter().collect();
         let opp_keys: Vec<FactKey> = opp_keys.into_iter().collect();
         let (leads, opportunities) = store::facts::load(txn, &lead_keys, &opp_keys).await?;
@@ -147,6 +237,7 @@ impl Facts {
                 .into_iter()
                 .map(|f| ((f.tenant_id.clone(), f.opportunity_id.clone()), f))
                 .collect(),
+            contacts: contacts.into_iter().map(|f| ((f.tenant_id.clone(), f.contact_id.clone()), f)).collect(),
             ..Facts::default()
         })
     }
@@ -156,6 +247,13 @@ impl Facts {
         let key = (tenant.to_string(), lead_id.to_string());
         self.dirty_leads.insert(key.clone());
         self.leads.entry(key).or_insert_with(|| LeadFact::unseen(tenant, lead_id))
+    }
+
+    /// The contact's fact (a blank one if unseen), marked to be written.
+    pub fn contact(&mut self, tenant: &str, contact_id: &str) -> &mut ContactFact {
+        let key = (tenant.to_string(), contact_id.to_string());
+        self.dirty_contacts.insert(key.clone());
+        self.contacts.entry(key).or_insert_with(|| ContactFact::unseen(tenant, contact_id))
     }
 
     /// The opportunity's fact, if seen.
@@ -175,6 +273,8 @@ impl Facts {
         let leads: Vec<LeadFact> = self.dirty_leads.iter().filter_map(|k| self.leads.remove(k)).collect();
         let opportunities: Vec<OpportunityFact> =
             self.dirty_opportunities.iter().filter_map(|k| self.opportunities.remove(k)).collect();
+        let contacts: Vec<ContactFact> = self.dirty_contacts.iter().filter_map(|k| self.contacts.remove(k)).collect();
+        store::facts::write_contacts(txn, contacts).await?;
         store::facts::write(txn, leads, opportunities).await
     }
 }

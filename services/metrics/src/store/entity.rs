@@ -91,6 +91,10 @@ pub mod lead_fact {
         pub reached_sqo: bool,
         /// An opportunity of the lead was won.
         pub reached_won: bool,
+        /// Its contact ("" when unknown).
+        pub contact_id: String,
+        /// How it is counted by its contact's reach ("", "verified", "bounced").
+        pub reach: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -207,6 +211,30 @@ pub mod exchange_rate {
         /// The reporting currency it converts into.
         pub reporting_code: String,
         pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+/// What metrics remembers of a contact: the latest finding per channel and its leads.
+pub mod contact_fact {
+    use sea_orm::entity::prelude::*;
+
+    /// One contact.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "contact_facts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub contact_id: String,
+        pub email_status: String,
+        pub phone_status: String,
+        /// The leads created with it, comma-separated (ids never hold a comma).
+        pub lead_ids: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,12 +3,13 @@
 
 use std::collections::HashSet;
 
+use qualify_domain::Verification;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set};
 
 use super::bulk::{CHUNK, Columns, by_keys, excluded, is_postgres, upsert_json};
-use super::entity::{lead_fact, opportunity_fact};
-use crate::ingest::facts::{FactKey, LeadFact, OpportunityFact};
+use super::entity::{contact_fact, lead_fact, opportunity_fact};
+use crate::ingest::facts::{ContactFact, FactKey, LeadFact, OpportunityFact, Reach};
 
 const LEAD_COLUMNS: Columns = &[
     ("tenant_id", "text"),
@@ -23,6 +24,15 @@ const LEAD_COLUMNS: Columns = &[
     ("sql_period", "text"),
     ("reached_sqo", "boolean"),
     ("reached_won", "boolean"),
+    ("contact_id", "text"),
+    ("reach", "text"),
+];
+const CONTACT_COLUMNS: Columns = &[
+    ("tenant_id", "text"),
+    ("contact_id", "text"),
+    ("email_status", "text"),
+    ("phone_status", "text"),
+    ("lead_ids", "text"),
 ];
 const OPPORTUNITY_COLUMNS: Columns = &[
     ("tenant_id", "text"),
@@ -93,7 +103,8 @@ pub(crate) async fn write(
                 "tenant_id": m.tenant_id, "lead_id": m.lead_id, "known": m.known,
                 "created_period": m.created_period, "source": m.source, "segment": m.segment, "rep": m.rep,
                 "campaign": m.campaign, "mql_period": m.mql_period, "sql_period": m.sql_period,
-                "reached_sqo": m.reached_sqo, "reached_won": m.reached_won,
+                "reached_sqo": m.reached_sqo, "reached_won": m.reached_won, "contact_id": m.contact_id,
+                "reach": m.reach.as_str(),
             })
         });
         upsert_json(txn, "lead_facts", LEAD_COLUMNS, "tenant_id, lead_id", &excluded(LEAD_COLUMNS, 2), leads).await?;
@@ -127,6 +138,8 @@ pub(crate) async fn write(
                         L::SqlPeriod,
                         L::ReachedSqo,
                         L::ReachedWon,
+                        L::ContactId,
+                        L::Reach,
                     ])
                     .to_owned(),
             )
@@ -152,7 +165,77 @@ pub(crate) async fn write(
 pub(crate) async fn clear(txn: &DatabaseTransaction) -> Result<(), DbErr> {
     lead_fact::Entity::delete_many().exec(txn).await?;
     opportunity_fact::Entity::delete_many().exec(txn).await?;
+    contact_fact::Entity::delete_many().exec(txn).await?;
     Ok(())
+}
+
+/// The stored facts of `contacts` (those never stored are left out).
+pub(crate) async fn load_contacts(txn: &DatabaseTransaction, contacts: &[FactKey]) -> Result<Vec<ContactFact>, DbErr> {
+    let mut rows: Vec<contact_fact::Model> = vec![];
+    if is_postgres(txn) {
+        rows = by_keys(txn, "contact_facts", "contact_id", contacts).await?;
+    } else {
+        for chunk in contacts.chunks(CHUNK) {
+            let tenants: HashSet<&str> = chunk.iter().map(|k| k.0.as_str()).collect();
+            let asked: HashSet<&FactKey> = chunk.iter().collect();
+            let found = contact_fact::Entity::find()
+                .filter(contact_fact::Column::TenantId.is_in(tenants))
+                .filter(contact_fact::Column::ContactId.is_in(chunk.iter().map(|k| k.1.as_str())))
+                .all(txn)
+                .await?;
+            // Tenants and ids are matched apart: keep only the pairs asked for.
+            rows.extend(found.into_iter().filter(|m| asked.contains(&(m.tenant_id.clone(), m.contact_id.clone()))));
+        }
+    }
+    Ok(rows.into_iter().map(contact_of).collect())
+}
+
+/// Writes `contacts`, inserting those not stored yet.
+pub(crate) async fn write_contacts(txn: &DatabaseTransaction, contacts: Vec<ContactFact>) -> Result<(), DbErr> {
+    use contact_fact::Column as K;
+    if is_postgres(txn) {
+        let rows = contacts.into_iter().map(|c| {
+            serde_json::json!({
+                "tenant_id": c.tenant_id, "contact_id": c.contact_id, "email_status": c.email.as_str(),
+                "phone_status": c.phone.as_str(), "lead_ids": c.leads.join(","),
+            })
+        });
+        let update = excluded(CONTACT_COLUMNS, 2);
+        return upsert_json(txn, "contact_facts", CONTACT_COLUMNS, "tenant_id, contact_id", &update, rows).await;
+    }
+    let rows: Vec<contact_fact::ActiveModel> = contacts.into_iter().map(contact_row).collect();
+    for chunk in rows.chunks(CHUNK) {
+        contact_fact::Entity::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([K::TenantId, K::ContactId])
+                    .update_columns([K::EmailStatus, K::PhoneStatus, K::LeadIds])
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn contact_of(m: contact_fact::Model) -> ContactFact {
+    let status = |s: &str| Verification::parse(s).unwrap_or(Verification::Unverified);
+    ContactFact {
+        email: status(&m.email_status),
+        phone: status(&m.phone_status),
+        leads: m.lead_ids.split(',').filter(|l| !l.is_empty()).map(str::to_string).collect(),
+        tenant_id: m.tenant_id,
+        contact_id: m.contact_id,
+    }
+}
+
+fn contact_row(c: ContactFact) -> contact_fact::ActiveModel {
+    contact_fact::ActiveModel {
+        tenant_id: Set(c.tenant_id),
+        contact_id: Set(c.contact_id),
+        email_status: Set(c.email.as_str().to_string()),
+        phone_status: Set(c.phone.as_str().to_string()),
+        lead_ids: Set(c.leads.join(",")),
+    }
 }
 
 fn lead_of(m: lead_fact::Model) -> LeadFact {
@@ -169,6 +252,8 @@ fn lead_of(m: lead_fact::Model) -> LeadFact {
         sql_period: m.sql_period,
         reached_sqo: m.reached_sqo,
         reached_won: m.reached_won,
+        contact_id: m.contact_id,
+        reach: Reach::parse(&m.reach),
     }
 }
 
@@ -186,6 +271,8 @@ fn lead_row(f: LeadFact) -> lead_fact::ActiveModel {
         sql_period: Set(f.sql_period),
         reached_sqo: Set(f.reached_sqo),
         reached_won: Set(f.reached_won),
+        contact_id: Set(f.contact_id),
+        reach: Set(f.reach.as_str().to_string()),
     }
 }
 

@@ -3,8 +3,8 @@
 use sea_orm_migration::prelude::*;
 
 use frozen::{
-    ExchangeRates, FunnelRollups, LeadFacts, OpportunityFacts, ProcessedEvents, Quotas, ReportingCurrencies,
-    StreamCursors,
+    ContactFacts, ExchangeRates, FunnelRollups, LeadFacts, OpportunityFacts, ProcessedEvents, Quotas,
+    ReportingCurrencies, StreamCursors,
 };
 
 /// The tables as these migrations made them: each migration names its own
@@ -58,6 +58,19 @@ mod frozen {
         SqlPeriod,
         ReachedSqo,
         ReachedWon,
+        ContactId,
+        Reach,
+    }
+
+    #[derive(DeriveIden)]
+    pub enum ContactFacts {
+        #[sea_orm(iden = "contact_facts")]
+        Table,
+        TenantId,
+        ContactId,
+        EmailStatus,
+        PhoneStatus,
+        LeadIds,
     }
 
     #[derive(DeriveIden)]
@@ -275,9 +288,9 @@ impl MigrationTrait for M002Rollups {
     }
 }
 
-/// Money by currency and expansions apart: each opportunity's currency and
-/// whether it is an expansion, the tenants' reporting currencies and exchange
-/// rates. Earlier roll-ups summed amounts of every currency into one figure
+/// Money by currency, expansions apart, and contact reach: each opportunity's
+/// currency and whether it is an expansion, the tenants' reporting currencies
+/// and exchange rates, each lead's contact and what providers found of it. Earlier roll-ups summed amounts of every currency into one figure
 /// and counted expansions as SQOs, which cannot be taken apart: they, the
 /// facts and the cursors are cleared, so ingestion replays both streams from
 /// their start.
@@ -307,6 +320,28 @@ impl MigrationTrait for M003Currencies {
                 .to_owned(),
         )
         .await?;
+        for column in [LeadFacts::ContactId, LeadFacts::Reach] {
+            m.alter_table(
+                Table::alter()
+                    .table(LeadFacts::Table)
+                    .add_column(ColumnDef::new(column).string().not_null().default(""))
+                    .to_owned(),
+            )
+            .await?;
+        }
+        use ContactFacts as K;
+        m.create_table(
+            Table::create()
+                .table(K::Table)
+                .col(text(K::TenantId))
+                .col(text(K::ContactId))
+                .col(text(K::EmailStatus))
+                .col(text(K::PhoneStatus))
+                .col(text(K::LeadIds))
+                .primary_key(Index::create().col(K::TenantId).col(K::ContactId))
+                .to_owned(),
+        )
+        .await?;
         use ReportingCurrencies as C;
         m.create_table(
             Table::create()
@@ -333,6 +368,7 @@ impl MigrationTrait for M003Currencies {
         .await?;
         let db = m.get_connection();
         for table in ["funnel_rollups", "lead_facts", "opportunity_facts", "processed_events", "stream_cursors"] {
+            // contact_facts is new, and empty.
             db.execute_unprepared(&format!("DELETE FROM {table}")).await?;
         }
         Ok(())

@@ -202,6 +202,11 @@ fn expected() -> pb::FunnelFigures {
         expansions_accepted: 1,
         expansion_pipeline_minor: 70_000 * USD,
         expansions_won: 0,
+        // Every lead's contact is c-eb, which the verifier's feed verified three days ago.
+        leads_verified: 8,
+        leads_bounced: 0,
+        verified_share: Some(1.0),
+        bounce_rate: Some(0.0),
     }
 }
 
@@ -361,7 +366,8 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     };
     s.create_lead(authed(sc::CreateLeadRequest { lead: Some(lead), ..Default::default() }, &bot)).await.unwrap();
     let (_second, mut m) = start_metrics(metrics_cfg).await;
-    caught_up(&mut m, &pb::FunnelFigures { leads: 9, ..want.clone() }).await;
+    let with_lead_9 = pb::FunnelFigures { leads: 9, verified_share: Some(8.0 / 9.0), ..want.clone() };
+    caught_up(&mut m, &with_lead_9).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -4,4 +4,5 @@ mod crash;
 mod currencies;
 mod funnel;
 mod quotas;
+mod reach;
 mod replicas;
