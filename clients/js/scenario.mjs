@@ -2,7 +2,8 @@
 // ../../proto loaded at run time by @grpc/proto-loader (no generated code to commit).
 //
 // The same steps as clients/python/scenario.py, under the tenant of the tokens given:
-//   1. service  CreateAccount, two CreateContact (economic buyer, champion), CreateLead
+//   1. service  CreateAccount, two CreateContact (economic buyer, champion), CreateLead;
+//      verifier RecordContactVerifications (a provider verified both emails; the SDR is refused)
 //   2. revops   PublishScorecard, IngestSignals, ScoreLead (contributions add up to the total)
 //   3. sdr      AcceptLead, QualifyLead                                   -> lead at SQL
 //   4. sdr      SubmitOpportunity (BANT confirmed, buying group, next step) -> PENDING_REVIEW
@@ -13,7 +14,8 @@
 // The tenant must be fresh: the funnel figures are asserted exactly.
 //
 // Environment:
-//   QUALIFY_TOKEN_SERVICE, QUALIFY_TOKEN_REVOPS, QUALIFY_TOKEN_SDR, QUALIFY_TOKEN_AE
+//   QUALIFY_TOKEN_SERVICE, QUALIFY_TOKEN_REVOPS, QUALIFY_TOKEN_SDR, QUALIFY_TOKEN_AE,
+//   QUALIFY_TOKEN_VERIFIER
 //       bearer tokens of one tenant (`qualify token --tenant T --subject S --role R`); the SDR
 //       and the AE must be different subjects
 //   QUALIFY_SCORING_TARGET, QUALIFY_ACCEPTANCE_TARGET, QUALIFY_METRICS_TARGET
@@ -158,8 +160,9 @@ async function main() {
   const revopsTok = envToken('QUALIFY_TOKEN_REVOPS');
   const sdrTok = envToken('QUALIFY_TOKEN_SDR');
   const aeTok = envToken('QUALIFY_TOKEN_AE');
-  const tenants = new Set([serviceTok, revopsTok, sdrTok, aeTok].map((t) => claims(t).tenant));
-  expect(tenants.size === 1, `the four tokens must share one tenant, got ${[...tenants]}`);
+  const verifierTok = envToken('QUALIFY_TOKEN_VERIFIER');
+  const tenants = new Set([serviceTok, revopsTok, sdrTok, aeTok, verifierTok].map((t) => claims(t).tenant));
+  expect(tenants.size === 1, `the five tokens must share one tenant, got ${[...tenants]}`);
   const [tenant] = tenants;
   const sdr = claims(sdrTok).sub;
   const ae = claims(aeTok).sub;
@@ -200,14 +203,34 @@ async function main() {
     const { contact } = await rpc(scoring, 'CreateContact', {
       contact: {
         contactId, accountId, fullName, title, seniority, department: 'operations', buyingRole,
-        email: `${contactId}@globex.example`, emailStatus: 'VERIFICATION_STATUS_VERIFIED', emailVerifyTime: verified,
+        email: `${contactId}@globex.example`,
       },
       requestId: rid(`contact-${contactId}`),
     }, serviceTok);
     expectEq(contact.buyingRole, buyingRole, `contact ${contactId} buying role`);
-    expectEq(contact.emailVerifyTime.seconds, verified.seconds, `contact ${contactId} verify time`);
-    info(`contact ${contactId} (${buyingRole}, email verified 4 days ago)`);
+    info(`contact ${contactId} (${buyingRole})`);
   }
+
+  // Only a verifier (an enrichment integration) records that a provider verified an email.
+  const feed = {
+    verifications: [ebId, champId].map((contactId) => ({
+      contactId, channel: 'CONTACT_CHANNEL_EMAIL', status: 'VERIFICATION_STATUS_VERIFIED', provider: 'zerobounce',
+      verifyTime: verified,
+    })),
+    requestId: rid('verifications'),
+  };
+  await rpcError(scoring, 'RecordContactVerifications', feed, sdrTok, grpc.status.PERMISSION_DENIED,
+    'RecordContactVerifications by the SDR');
+  const recorded = await rpc(scoring, 'RecordContactVerifications', feed, verifierTok);
+  expectEq(recorded.results.map((r) => r.outcome).join(','),
+    'VERIFICATION_OUTCOME_APPLIED,VERIFICATION_OUTCOME_APPLIED', 'both findings applied');
+  for (const contactId of [ebId, champId]) {
+    const { contact } = await rpc(scoring, 'GetContact', { contactId }, serviceTok);
+    expectEq(contact.emailStatus, 'VERIFICATION_STATUS_VERIFIED', `contact ${contactId} verified`);
+    expectEq(contact.emailVerifyProvider, 'zerobounce', `contact ${contactId} provider`);
+    expectEq(contact.emailVerifyTime.seconds, verified.seconds, `contact ${contactId} verify time`);
+  }
+  info('both emails verified 4 days ago by zerobounce, as the verifier\'s feed recorded (the SDR is refused)');
 
   const { lead } = await rpc(scoring, 'CreateLead', {
     lead: {

@@ -3,7 +3,8 @@
 
 A lead goes from creation to a closed-won opportunity and the funnel is checked to the unit:
 
-  1. service  CreateAccount, two CreateContact (economic buyer, champion), CreateLead
+  1. service  CreateAccount, two CreateContact (economic buyer, champion), CreateLead;
+     verifier RecordContactVerifications (a provider verified both emails; the SDR is refused)
   2. revops   PublishScorecard, IngestSignals, ScoreLead (contributions add up to the total)
   3. sdr      AcceptLead, QualifyLead                                   -> lead at SQL
   4. sdr      SubmitOpportunity (BANT confirmed, buying group, next step) -> PENDING_REVIEW
@@ -20,7 +21,8 @@ Generate the stubs first (`.ci/clients-check` does all of this):
       --grpc_python_out=clients/python/qualify_pb proto/qualify/*/v1/*.proto
 
 Environment:
-  QUALIFY_TOKEN_SERVICE, QUALIFY_TOKEN_REVOPS, QUALIFY_TOKEN_SDR, QUALIFY_TOKEN_AE
+  QUALIFY_TOKEN_SERVICE, QUALIFY_TOKEN_REVOPS, QUALIFY_TOKEN_SDR, QUALIFY_TOKEN_AE,
+  QUALIFY_TOKEN_VERIFIER
       bearer tokens of one tenant (`qualify token --tenant T --subject S --role R`); the SDR
       and the AE must be different subjects
   QUALIFY_SCORING_TARGET, QUALIFY_ACCEPTANCE_TARGET, QUALIFY_METRICS_TARGET
@@ -148,8 +150,9 @@ def main():
     revops_tok = env_token("QUALIFY_TOKEN_REVOPS")
     sdr_tok = env_token("QUALIFY_TOKEN_SDR")
     ae_tok = env_token("QUALIFY_TOKEN_AE")
-    tenants = {claims(t)["tenant"] for t in (service_tok, revops_tok, sdr_tok, ae_tok)}
-    expect(len(tenants) == 1, f"the four tokens must share one tenant, got {sorted(tenants)}")
+    verifier_tok = env_token("QUALIFY_TOKEN_VERIFIER")
+    tenants = {claims(t)["tenant"] for t in (service_tok, revops_tok, sdr_tok, ae_tok, verifier_tok)}
+    expect(len(tenants) == 1, f"the five tokens must share one tenant, got {sorted(tenants)}")
     tenant = tenants.pop()
     sdr = claims(sdr_tok)["sub"]
     ae = claims(ae_tok)["sub"]
@@ -194,12 +197,26 @@ def main():
         contact = rpc(scoring.CreateContact, sc.CreateContactRequest(
             contact=sc.Contact(contact_id=cid, account_id=account_id, full_name=name, title=title,
                                seniority=seniority, department="finance", buying_role=role,
-                               email=f"{cid}@acme.example", email_status=sc.VERIFICATION_STATUS_VERIFIED,
-                               email_verify_time=ts(verified)),
+                               email=f"{cid}@acme.example"),
             request_id=rid(f"contact-{cid}")), service_tok).contact
         expect_eq(contact.buying_role, role, f"contact {cid} buying role")
-        expect_eq(contact.email_verify_time.seconds, ts(verified).seconds, f"contact {cid} verify time")
-        info(f"contact {cid} ({common.BuyingRole.Name(role)}, email verified 4 days ago)")
+        info(f"contact {cid} ({common.BuyingRole.Name(role)})")
+
+    # Only a verifier (an enrichment integration) records that a provider verified an email.
+    feed = sc.RecordContactVerificationsRequest(
+        verifications=[sc.ContactVerification(contact_id=cid, channel=sc.CONTACT_CHANNEL_EMAIL,
+                                              status=sc.VERIFICATION_STATUS_VERIFIED, provider="zerobounce",
+                                              verify_time=ts(verified)) for cid in (eb_id, champ_id)],
+        request_id=rid("verifications"))
+    rpc_error(scoring.RecordContactVerifications, feed, sdr_tok, grpc.StatusCode.PERMISSION_DENIED,
+              "RecordContactVerifications by the SDR")
+    recorded = rpc(scoring.RecordContactVerifications, feed, verifier_tok)
+    expect_eq([r.outcome for r in recorded.results], [sc.VERIFICATION_OUTCOME_APPLIED] * 2, "both findings applied")
+    for cid in (eb_id, champ_id):
+        contact = rpc(scoring.GetContact, sc.GetContactRequest(contact_id=cid), service_tok).contact
+        expect_eq((contact.email_status, contact.email_verify_provider, contact.email_verify_time.seconds),
+                  (sc.VERIFICATION_STATUS_VERIFIED, "zerobounce", ts(verified).seconds), f"contact {cid} verified")
+    info("both emails verified 4 days ago by zerobounce, as the verifier's feed recorded (the SDR is refused)")
 
     lead = rpc(scoring.CreateLead, sc.CreateLeadRequest(
         lead=sc.Lead(lead_id=lead_id, account_id=account_id, source=common.LEAD_SOURCE_INBOUND,
