@@ -73,8 +73,13 @@ pub fn record_activity(c: &Caller) -> Result<(), Denied> {
 
 /// Marking an email or phone verified (or bounced) is for verifiers only: an
 /// enrichment integration or data-ops service holding the verifier role. What
-/// anyone else enters as verified is kept as self-reported.
+/// anyone else enters as verified is kept as self-reported. A token that also
+/// carries a sales role never verifies: whoever works deals does not vouch for
+/// the data the gate judges them by.
 pub fn verify_contacts(c: &Caller) -> Result<(), Denied> {
+    if c.has_any(&[Role::Sdr, Role::Ae, Role::Manager]) {
+        return deny("VERIFIER_REQUIRED", "a sales role cannot record contact verifications");
+    }
     if c.has(Role::Verifier) {
         return Ok(());
     }
@@ -179,6 +184,20 @@ mod tests {
         assert!(operate_platform(&caller(SYSTEM_TENANT, &[Role::Revops]), "rebuilds roll-ups").is_ok());
         assert!(operate_platform(&caller("acme", &[Role::Revops, Role::Service]), "rebuilds roll-ups").is_err());
         assert!(operate_platform(&caller(SYSTEM_TENANT, &[Role::Manager]), "rebuilds roll-ups").is_err());
+    }
+
+    #[test]
+    fn only_a_verifier_records_contact_verifications() {
+        for role in Role::ALL {
+            let allowed = verify_contacts(&caller("t", &[role])).is_ok();
+            assert_eq!(allowed, role == Role::Verifier, "{role:?}");
+        }
+        // Whoever works deals never vouches for the data the gate judges them by.
+        for sales in [Role::Sdr, Role::Ae, Role::Manager] {
+            assert!(verify_contacts(&caller("t", &[sales, Role::Verifier])).is_err(), "{sales:?}");
+        }
+        assert!(verify_contacts(&caller("t", &[Role::Service, Role::Verifier])).is_ok());
+        assert_eq!(verify_contacts(&caller("t", &[])).unwrap_err().reason, "VERIFIER_REQUIRED");
     }
 
     #[test]

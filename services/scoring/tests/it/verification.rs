@@ -148,11 +148,14 @@ async fn a_feed_records_each_finding_with_its_provider_and_a_result_per_item(b: 
     assert_eq!(contact(&mut c, &people, "c-1").await.email_status, Bounced as i32);
 }
 
-/// SDRs, AEs, managers, RevOps and service accounts are refused and nothing changes.
+/// SDRs, AEs, managers, RevOps, service accounts and a sales person holding
+/// the verifier role too are refused, and nothing changes.
 async fn only_a_verifier_records_findings(b: Backend) {
     let (_s, mut c, people) = start(b).await;
     let item = finding("c-1", ContactChannel::Email, VerificationStatus::Verified, -1.0);
-    for t in [&people.sdr, &people.ae, &people.manager, &people.revops, &people.sync] {
+    // The SDR who also holds the verifier role is refused too: whoever works deals never vouches.
+    let sdr_verifier = qualify_testkit::token("acme", "sam", &[Role::Sdr, Role::Verifier]);
+    for t in [&people.sdr, &people.ae, &people.manager, &people.revops, &people.sync, &sdr_verifier] {
         let e = c.record_contact_verifications(authed(feed(vec![item.clone()]), t)).await.unwrap_err();
         assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
         assert_eq!(e.get_error_details().error_info().unwrap().reason, "VERIFIER_REQUIRED");
