@@ -300,6 +300,28 @@ async fn self_reported_verification_never_satisfies_the_gate(b: Backend) {
     assert!(r.decision.unwrap().gate_passed, "a provider's finding is trusted");
 }
 
+/// Another AE replaying the first AE's `request_id` of an acceptance gets
+/// IDEMPOTENCY_KEY_REUSED, not the stored decision, and nothing changes; the
+/// first AE's own retry still gets its answer.
+async fn a_replayed_key_from_another_subject_reveals_nothing(b: Backend) {
+    let mut w = Cluster::with_sql_lead(b).await;
+    w.submit(opportunity("opp-1")).await;
+    let req = pb::AcceptOpportunityRequest {
+        opportunity_id: "opp-1".into(),
+        request_id: "accept-opp-1".into(),
+        ..Default::default()
+    };
+    let first = w.clients.acceptance.accept_opportunity(authed(req.clone(), &w.acme.ae)).await.unwrap().into_inner();
+    let blair = token(&w.acme.tenant, "blair", &[Role::Ae]);
+    let e = w.clients.acceptance.accept_opportunity(authed(req.clone(), &blair)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert_eq!(e.get_error_details().error_info().unwrap().reason, "IDEMPOTENCY_KEY_REUSED");
+    assert!(!format!("{e:?}").contains(&first.decision.as_ref().unwrap().decision_id), "nothing of the decision leaks");
+    let again = w.clients.acceptance.accept_opportunity(authed(req, &w.acme.ae)).await.unwrap().into_inner();
+    assert_eq!(again, first, "the first AE's retry gets its answer");
+    assert_eq!(w.decisions("opp-1").await.len(), 1);
+}
+
 /// Accepted, the lead moves to SQO at the acceptance's time by the
 /// accepting AE; closed, to closed won or lost. Expansions move nothing.
 async fn the_lead_follows_its_opportunity(b: Backend) {
@@ -436,4 +458,5 @@ on_both_backends!(
     the_lead_follows_across_restarts,
     a_decisions_policy_version_reads_back,
     self_reported_verification_never_satisfies_the_gate,
+    a_replayed_key_from_another_subject_reveals_nothing,
 );
