@@ -106,9 +106,21 @@ pub struct ServiceConfig {
     /// How many days delivered outbox events are kept for the event streams
     /// (`QUALIFY_OUTBOX_RETENTION_DAYS`); 0 keeps them for ever.
     pub outbox_retention_days: u32,
+    /// Bulk ingestion calls (signal batches, verification feeds) a replica runs at once;
+    /// beyond it a call is refused at once with RESOURCE_EXHAUSTED and RetryInfo, so reads
+    /// keep their connections (`QUALIFY_INGEST_CONCURRENCY`; 0: half the database pool).
+    pub ingest_concurrency: usize,
 }
 
 impl ServiceConfig {
+    /// Bulk ingestion calls run at once: as configured, else half the database pool (at least one).
+    pub fn ingest_slots(&self) -> usize {
+        match self.ingest_concurrency {
+            0 => (self.database_max_connections as usize / 2).max(1),
+            n => n,
+        }
+    }
+
     /// Defaults for the embedded single-machine setup of `service`.
     pub fn embedded(service: &str, listen_addr: SocketAddr) -> Self {
         ServiceConfig {
@@ -134,6 +146,7 @@ impl ServiceConfig {
             clock: crate::Clock::system(),
             idempotency_purge_every: Duration::from_secs(600),
             outbox_retention_days: 0,
+            ingest_concurrency: 0,
         }
     }
 
@@ -194,6 +207,7 @@ impl ServiceConfig {
         c.tenant_rate_limit = parse(env, "QUALIFY_TENANT_RATE_LIMIT", c.tenant_rate_limit)?;
         c.idempotency_purge_every = Duration::from_secs(parse(env, "QUALIFY_IDEMPOTENCY_PURGE_SECS", 600)?.max(1));
         c.outbox_retention_days = parse(env, "QUALIFY_OUTBOX_RETENTION_DAYS", 0)?;
+        c.ingest_concurrency = parse(env, "QUALIFY_INGEST_CONCURRENCY", 0)?;
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }

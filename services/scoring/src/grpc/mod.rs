@@ -39,6 +39,9 @@ use crate::scorecards::Cards;
 /// ErrorInfo domain of this service.
 pub const DOMAIN: &str = "scoring.qualify";
 
+/// The delay a caller refused for saturated ingestion is asked to wait.
+const INGEST_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The lead scoring API.
 #[derive(Clone)]
 pub struct ScoringApi {
@@ -49,6 +52,8 @@ pub struct ScoringApi {
     clock: Clock,
     /// The follower of acceptance's stream, stopped with the last clone.
     following: Option<std::sync::Arc<Following>>,
+    /// Slots for bulk ingestion calls (see [`ScoringApi::ingest_slots`]).
+    ingest: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl ScoringApi {
@@ -57,7 +62,25 @@ impl ScoringApi {
     /// `clock`: where every use case reads the time.
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = ScoreReads::new(db.clone(), read_slots);
-        ScoringApi { db, cards, relay, reads, clock, following: None }
+        let ingest = std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1)));
+        ScoringApi { db, cards, relay, reads, clock, following: None, ingest }
+    }
+
+    /// Runs at most `n` bulk ingestion calls (signal batches, verification feeds) at once;
+    /// beyond them a call is refused at once, never queued into a deadline.
+    pub fn ingest_slots(mut self, n: usize) -> Self {
+        self.ingest = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+        self
+    }
+
+    /// A slot for one bulk ingestion call, held until it is dropped; RESOURCE_EXHAUSTED with
+    /// RetryInfo when every slot is taken.
+    fn ingest_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, qualify_platform::ApiError> {
+        self.ingest.clone().try_acquire_owned().map_err(|_| qualify_platform::ApiError::ResourceExhausted {
+            reason: "INGESTION_SATURATED",
+            message: "this replica runs as many ingestion calls as it takes; retry after the delay given".into(),
+            retry_after: INGEST_RETRY_AFTER,
+        })
     }
 
     /// Keeps `following` running as long as the API.

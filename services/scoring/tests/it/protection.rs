@@ -103,3 +103,61 @@ async fn a_tenant_over_its_rate_is_refused_and_another_is_not() {
     // Another tenant is untouched (its lead does not exist: NOT_FOUND, not refused).
     assert_eq!(c.get_lead(get_lead(&quiet)).await.unwrap_err().code(), Code::NotFound);
 }
+
+/// Ingestion beyond the replica's slots is refused at once with RetryInfo,
+/// never left to run into a deadline, while reads and probes still answer;
+/// once the slot is free the same batch goes through. One slot, held by a
+/// batch waiting on a lead another session has locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saturated_ingestion_is_refused_at_once_and_reads_still_answer() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let mut cfg = config("scoring", Backend::Postgres).await;
+    cfg.ingest_concurrency = 1;
+    let db = qualify_platform::db::connect(&cfg).await.unwrap();
+    let svc = spawn::<Scoring>(cfg).await;
+    let mut c = LeadScoringServiceClient::new(svc.channel().await);
+    seed(&mut c, "acme").await;
+    let (bot, sdr) = (token("acme", "sync", &[Role::Service]), token("acme", "ada", &[Role::Sdr]));
+    let batch = |id: &str| pb::IngestSignalsRequest {
+        signals: vec![pb::Signal {
+            signal_id: id.into(),
+            lead_id: "lead-1".into(),
+            contact_id: String::new(),
+            r#type: pb::SignalType::PricingPageVisit as i32,
+            occur_time: qualify_testkit::fixtures::ts(-0.1),
+        }],
+    };
+
+    let holder = db.begin().await.unwrap();
+    holder.execute_unprepared("SELECT 1 FROM leads WHERE lead_id = 'lead-1' FOR UPDATE").await.unwrap();
+    let waiting = {
+        let (mut c, bot) = (c.clone(), bot.clone());
+        tokio::spawn(async move { c.ingest_signals(authed(batch("s-1"), &bot)).await })
+    };
+    // The first batch takes the one slot and waits on the lock.
+    let refused = qualify_testkit::eventually(std::time::Duration::from_secs(10), || {
+        let (mut c, bot) = (c.clone(), bot.clone());
+        async move { c.ingest_signals(authed(batch("s-2"), &bot)).await.err() }
+    })
+    .await
+    .expect("a second batch is refused while the slot is held");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let d = refused.get_error_details();
+    assert_eq!(d.error_info().unwrap().reason, "INGESTION_SATURATED");
+    assert!(d.retry_info().is_some(), "the refusal says when to retry");
+    // Scoring reads (no scorecard is published: it answers FAILED_PRECONDITION, at once).
+    let target = Some(pb::score_lead_request::Target::LeadId("lead-1".into()));
+    let read = c.score_lead(authed(pb::ScoreLeadRequest { target, scorecard_version: 0 }, &sdr)).await;
+    assert_eq!(read.map(|_| ()).unwrap_err().code(), Code::FailedPrecondition);
+    c.get_lead(get_lead(&sdr)).await.expect("reads answer while ingestion is saturated");
+    let probe = HealthClient::new(svc.channel().await)
+        .check(HealthCheckRequest { service: "qualify.scoring.v1.LeadScoringService".into() })
+        .await;
+    assert!(probe.is_ok(), "{probe:?}");
+
+    holder.commit().await.unwrap();
+    let first = waiting.await.unwrap().unwrap().into_inner();
+    assert_eq!(first.accepted_count, 1);
+    let again = c.ingest_signals(authed(batch("s-2"), &bot)).await.unwrap().into_inner();
+    assert_eq!(again.accepted_count, 1, "the refused batch changed nothing and goes through now");
+}
