@@ -106,10 +106,12 @@ pub struct ServiceConfig {
     /// How many days delivered outbox events are kept for the event streams
     /// (`QUALIFY_OUTBOX_RETENTION_DAYS`); 0 keeps them for ever.
     pub outbox_retention_days: u32,
-    /// Bulk ingestion calls (signal batches, verification feeds) a replica runs at once;
-    /// beyond it a call is refused at once with RESOURCE_EXHAUSTED and RetryInfo, so reads
-    /// keep their connections (`QUALIFY_INGEST_CONCURRENCY`; 0: half the database pool).
+    /// Bulk ingestion calls (signal batches, verification feeds) a replica runs at once
+    /// (`QUALIFY_INGEST_CONCURRENCY`; 0: half the database pool), so reads keep their connections.
     pub ingest_concurrency: usize,
+    /// How long a bulk ingestion call waits for a slot before it is refused with
+    /// RESOURCE_EXHAUSTED and RetryInfo (`QUALIFY_INGEST_WAIT_MS`): a short queue, never a deadline.
+    pub ingest_wait: Duration,
 }
 
 impl ServiceConfig {
@@ -147,6 +149,7 @@ impl ServiceConfig {
             idempotency_purge_every: Duration::from_secs(600),
             outbox_retention_days: 0,
             ingest_concurrency: 0,
+            ingest_wait: Duration::from_millis(1000),
         }
     }
 
@@ -208,6 +211,7 @@ impl ServiceConfig {
         c.idempotency_purge_every = Duration::from_secs(parse(env, "QUALIFY_IDEMPOTENCY_PURGE_SECS", 600)?.max(1));
         c.outbox_retention_days = parse(env, "QUALIFY_OUTBOX_RETENTION_DAYS", 0)?;
         c.ingest_concurrency = parse(env, "QUALIFY_INGEST_CONCURRENCY", 0)?;
+        c.ingest_wait = Duration::from_millis(parse(env, "QUALIFY_INGEST_WAIT_MS", 1000)?);
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }

@@ -41,6 +41,8 @@ pub const DOMAIN: &str = "scoring.qualify";
 
 /// The delay a caller refused for saturated ingestion is asked to wait.
 const INGEST_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
+/// How long an ingestion call waits for a slot unless configured.
+const INGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The lead scoring API.
 #[derive(Clone)]
@@ -52,8 +54,8 @@ pub struct ScoringApi {
     clock: Clock,
     /// The follower of acceptance's stream, stopped with the last clone.
     following: Option<std::sync::Arc<Following>>,
-    /// Slots for bulk ingestion calls (see [`ScoringApi::ingest_slots`]).
-    ingest: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Slots for bulk ingestion calls, and how long a call waits for one (see [`ScoringApi::ingest_slots`]).
+    ingest: (std::sync::Arc<tokio::sync::Semaphore>, std::time::Duration),
 }
 
 impl ScoringApi {
@@ -62,25 +64,30 @@ impl ScoringApi {
     /// `clock`: where every use case reads the time.
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = ScoreReads::new(db.clone(), read_slots);
-        let ingest = std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1)));
+        let ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1))), INGEST_WAIT);
         ScoringApi { db, cards, relay, reads, clock, following: None, ingest }
     }
 
-    /// Runs at most `n` bulk ingestion calls (signal batches, verification feeds) at once;
-    /// beyond them a call is refused at once, never queued into a deadline.
-    pub fn ingest_slots(mut self, n: usize) -> Self {
-        self.ingest = std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1)));
+    /// Runs at most `n` bulk ingestion calls (signal batches, verification feeds) at once; a
+    /// call waits up to `wait` for a slot (in arrival order), then is refused: a short queue,
+    /// never one that runs into the caller's deadline.
+    pub fn ingest_slots(mut self, n: usize, wait: std::time::Duration) -> Self {
+        self.ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))), wait);
         self
     }
 
     /// A slot for one bulk ingestion call, held until it is dropped; RESOURCE_EXHAUSTED with
-    /// RetryInfo when every slot is taken.
-    fn ingest_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, qualify_platform::ApiError> {
-        self.ingest.clone().try_acquire_owned().map_err(|_| qualify_platform::ApiError::ResourceExhausted {
-            reason: "INGESTION_SATURATED",
-            message: "this replica runs as many ingestion calls as it takes; retry after the delay given".into(),
-            retry_after: INGEST_RETRY_AFTER,
-        })
+    /// RetryInfo when none frees up within the wait.
+    async fn ingest_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, qualify_platform::ApiError> {
+        let (slots, wait) = &self.ingest;
+        match tokio::time::timeout(*wait, slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(qualify_platform::ApiError::ResourceExhausted {
+                reason: "INGESTION_SATURATED",
+                message: "this replica runs as many ingestion calls as it takes; retry after the delay given".into(),
+                retry_after: INGEST_RETRY_AFTER,
+            }),
+        }
     }
 
     /// Keeps `following` running as long as the API.

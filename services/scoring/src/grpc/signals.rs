@@ -95,7 +95,7 @@ impl ScoringApi {
         v.check(!req.signals.is_empty(), "signals", "must not be empty");
         v.check(req.signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
         v.finish()?;
-        let _slot = self.ingest_slot()?;
+        let _slot = self.ingest_slot().await?;
         let tenant = caller.tenant.as_str();
         let now = self.clock.now();
         let batch = req.signals.iter().map(|s| decode(s, now)).collect();

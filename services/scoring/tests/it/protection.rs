@@ -104,15 +104,16 @@ async fn a_tenant_over_its_rate_is_refused_and_another_is_not() {
     assert_eq!(c.get_lead(get_lead(&quiet)).await.unwrap_err().code(), Code::NotFound);
 }
 
-/// Ingestion beyond the replica's slots is refused at once with RetryInfo,
-/// never left to run into a deadline, while reads and probes still answer;
-/// once the slot is free the same batch goes through. One slot, held by a
-/// batch waiting on a lead another session has locked.
+/// Ingestion beyond the replica's slots waits its short turn, then is refused
+/// with RetryInfo, never left to run into a deadline, while reads and probes
+/// still answer; once the slot is free the same batch goes through. One slot,
+/// held by a batch waiting on a lead another session has locked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturated_ingestion_is_refused_at_once_and_reads_still_answer() {
     use sea_orm::{ConnectionTrait, TransactionTrait};
     let mut cfg = config("scoring", Backend::Postgres).await;
     cfg.ingest_concurrency = 1;
+    cfg.ingest_wait = std::time::Duration::from_millis(100);
     let db = qualify_platform::db::connect(&cfg).await.unwrap();
     let svc = spawn::<Scoring>(cfg).await;
     let mut c = LeadScoringServiceClient::new(svc.channel().await);
