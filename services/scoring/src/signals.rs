@@ -70,8 +70,10 @@ pub async fn ingest(
     let lead_ids: BTreeSet<&str> = batch.iter().map(|s| s.lead_id.as_str()).filter(|id| is_resource_id(id)).collect();
     let leads = store::lock_recipients(txn, tenant, lead_ids).await?;
 
+    // Each signal checked in order; the first of an id in the batch is the one recorded.
     let mut outcomes = Vec::with_capacity(batch.len());
-    let mut touched: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
+    let mut candidates: Vec<(usize, RecordedSignal)> = Vec::new();
+    let mut ids: BTreeSet<String> = BTreeSet::new();
     for s in batch {
         let checked = s.checked.and_then(|signal| match leads.get(&s.lead_id) {
             Some(l) => Ok((signal, l)),
@@ -79,7 +81,9 @@ pub async fn ingest(
         });
         let outcome = match checked {
             Err(rejections) => Outcome::Rejected(rejections),
+            Ok(_) if ids.contains(&s.signal_id) => Outcome::Duplicate,
             Ok((signal, l)) => {
+                ids.insert(s.signal_id.clone());
                 let recorded = RecordedSignal {
                     signal_id: s.signal_id,
                     lead_id: s.lead_id,
@@ -88,15 +92,21 @@ pub async fn ingest(
                     signal,
                     received_at: now,
                 };
-                if store::insert(txn, tenant, &recorded).await? {
-                    touched.entry(recorded.lead_id).or_default().push(signal);
-                    Outcome::Accepted
-                } else {
-                    Outcome::Duplicate
-                }
+                candidates.push((outcomes.len(), recorded));
+                Outcome::Accepted // unless already recorded: see below
             }
         };
         outcomes.push(outcome);
+    }
+    // One multi-row insert per chunk; those it did not insert were recorded before.
+    let inserted = store::insert_new(txn, tenant, candidates.iter().map(|(_, r)| r)).await?;
+    let mut touched: BTreeMap<String, Vec<Signal>> = BTreeMap::new();
+    for (at, r) in candidates {
+        if inserted.contains(&r.signal_id) {
+            touched.entry(r.lead_id).or_default().push(r.signal);
+        } else {
+            outcomes[at] = Outcome::Duplicate;
+        }
     }
 
     // Each touched lead's packed log takes its new signals, then the lead is re-scored.

@@ -2,17 +2,19 @@
 //! client's id) and the packed signal log each lead row carries, read and
 //! written in domain types.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use qualify_domain::RecordedSignal;
 use qualify_domain::scoring::{Signal, SignalType};
-use qualify_platform::ApiError;
+use qualify_platform::{ApiError, db};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
     TryInsertResult,
 };
+
+use tracing::Instrument;
 
 use super::entity::{lead, signal};
 
@@ -43,20 +45,40 @@ pub async fn lock_recipients<'a>(
         .collect())
 }
 
-/// Records a signal; `false` when one with its id was recorded before (a duplicate).
-pub async fn insert(db: &impl ConnectionTrait, tenant: &str, s: &RecordedSignal) -> Result<bool, ApiError> {
-    let row = signal::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        signal_id: Set(s.signal_id.clone()),
-        lead_id: Set(s.lead_id.clone()),
-        account_id: Set(s.account_id.clone()),
-        contact_id: Set(s.contact_id.clone()),
-        kind: Set(s.signal.kind.as_str().to_string()),
-        occurred_at: Set(s.signal.occurred_at),
-        received_at: Set(s.received_at),
-    };
-    let inserted = signal::Entity::insert(row).on_conflict_do_nothing().exec_without_returning(db).await?;
-    Ok(matches!(inserted, TryInsertResult::Inserted(n) if n > 0))
+/// Signals per insert statement: 8 bound values each, far below SQLite's limit.
+const INSERT_CHUNK: usize = 500;
+
+/// Records `signals` (distinct ids) in one multi-row insert per chunk, and returns
+/// the ids it recorded: the others were recorded before (duplicates).
+pub async fn insert_new<'a>(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    signals: impl Iterator<Item = &'a RecordedSignal>,
+) -> Result<HashSet<String>, ApiError> {
+    let rows: Vec<signal::ActiveModel> = signals
+        .map(|s| signal::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            signal_id: Set(s.signal_id.clone()),
+            lead_id: Set(s.lead_id.clone()),
+            account_id: Set(s.account_id.clone()),
+            contact_id: Set(s.contact_id.clone()),
+            kind: Set(s.signal.kind.as_str().to_string()),
+            occurred_at: Set(s.signal.occurred_at),
+            received_at: Set(s.received_at),
+        })
+        .collect();
+    let mut inserted = HashSet::with_capacity(rows.len());
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let keys = signal::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing()
+            .exec_with_returning_keys(db)
+            .instrument(db::span(db, "INSERT signals"))
+            .await?;
+        if let TryInsertResult::Inserted(keys) = keys {
+            inserted.extend(keys.into_iter().map(|(_, signal_id)| signal_id));
+        }
+    }
+    Ok(inserted)
 }
 
 /// Replaces a lead's packed signal log.
