@@ -110,7 +110,7 @@ async fn a_tenant_over_its_rate_is_refused_and_another_is_not() {
 /// held by a batch waiting on a lead another session has locked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saturated_ingestion_is_refused_at_once_and_reads_still_answer() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
     let mut cfg = config("scoring", Backend::Postgres).await;
     cfg.ingest_concurrency = 1;
     cfg.ingest_wait = std::time::Duration::from_millis(100);
@@ -131,17 +131,25 @@ async fn saturated_ingestion_is_refused_at_once_and_reads_still_answer() {
 
     let holder = db.begin().await.unwrap();
     holder.execute_unprepared("SELECT 1 FROM leads WHERE lead_id = 'lead-1' FOR UPDATE").await.unwrap();
+    let pid_row = holder.query_one_raw(Statement::from_string(DbBackend::Postgres, "SELECT pg_backend_pid() AS pid"));
+    let holder_pid: i32 = pid_row.await.unwrap().unwrap().try_get("", "pid").unwrap();
     let waiting = {
         let (mut c, bot) = (c.clone(), bot.clone());
         tokio::spawn(async move { c.ingest_signals(authed(batch("s-1"), &bot)).await })
     };
-    // The first batch takes the one slot and waits on the lock.
-    let refused = qualify_testkit::eventually(std::time::Duration::from_secs(10), || {
-        let (mut c, bot) = (c.clone(), bot.clone());
-        async move { c.ingest_signals(authed(batch("s-2"), &bot)).await.err() }
+    // The first batch has taken the one slot once its session waits on the holder's lock.
+    let blocked = qualify_testkit::eventually(std::time::Duration::from_secs(10), || {
+        let db = db.clone();
+        async move {
+            let sql =
+                format!("SELECT count(*) AS n FROM pg_stat_activity WHERE {holder_pid} = ANY(pg_blocking_pids(pid))");
+            let row = db.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await.ok()??;
+            (row.try_get::<i64>("", "n").ok()? > 0).then_some(())
+        }
     })
-    .await
-    .expect("a second batch is refused while the slot is held");
+    .await;
+    assert!(blocked.is_some(), "the first batch never waited on the lock");
+    let refused = c.ingest_signals(authed(batch("s-2"), &bot)).await.unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let d = refused.get_error_details();
     assert_eq!(d.error_info().unwrap().reason, "INGESTION_SATURATED");
