@@ -132,20 +132,25 @@ impl MetricsApi {
         req: pb::SetExchangeRatesRequest,
     ) -> Result<pb::SetExchangeRatesResponse, ApiError> {
         permission::administer(&c, "set exchange rates")?;
+        // Everything is checked before the transaction (an idempotency key must be valid before
+        // it is looked up); the reporting currency is read again inside it.
+        let reporting = store::currency::reporting(&self.db, &c.tenant).await?;
+        let rates = codec::exchange_rates(&req, &reporting)?;
         let key = idempotency::Key {
             tenant: &c.tenant,
             method: "SetExchangeRates",
             request_id: &req.request_id,
             subject: &c.subject,
         };
-        let (tenant, now, sent) = (c.tenant.clone(), self.clock.now(), req.clone());
+        let (tenant, now, period) = (c.tenant.clone(), self.clock.now(), req.period.clone());
         idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
-                // The rates convert into the reporting currency as it is in this transaction.
                 let reporting = store::currency::reporting(txn, &tenant).await?;
-                let rates = codec::exchange_rates(&sent, &reporting)?;
-                store::currency::set_rates(txn, &tenant, &sent.period, &reporting, &rates, now).await?;
-                let month = (sent.period.as_str(), sent.period.as_str());
+                if rates.iter().any(|(code, _)| *code == reporting) {
+                    return Err(ApiError::field("rates", "names the reporting currency, which was just changed to it"));
+                }
+                store::currency::set_rates(txn, &tenant, &period, &reporting, &rates, now).await?;
+                let month = (period.as_str(), period.as_str());
                 let stored = store::currency::rates(txn, &tenant, &reporting, month).await?;
                 Ok(pb::SetExchangeRatesResponse {
                     rates: codec::rates_of(stored.into_iter().map(|((_, code), r)| (code, r)).collect()),
