@@ -224,6 +224,8 @@ async function main() {
   const recorded = await rpc(scoring, 'RecordContactVerifications', feed, verifierTok);
   expectEq(recorded.results.map((r) => r.outcome).join(','),
     'VERIFICATION_OUTCOME_APPLIED,VERIFICATION_OUTCOME_APPLIED', 'both findings applied');
+  expectEq([recorded.appliedCount, recorded.rejectedCount, recorded.notFoundCount, recorded.supersededCount],
+    [2, 0, 0, 0], 'feed counts (applied, rejected, not found, superseded)');
   for (const contactId of [ebId, champId]) {
     const { contact } = await rpc(scoring, 'GetContact', { contactId }, serviceTok);
     expectEq(contact.emailStatus, 'VERIFICATION_STATUS_VERIFIED', `contact ${contactId} verified`);

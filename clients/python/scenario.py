@@ -212,6 +212,8 @@ def main():
               "RecordContactVerifications by the SDR")
     recorded = rpc(scoring.RecordContactVerifications, feed, verifier_tok)
     expect_eq([r.outcome for r in recorded.results], [sc.VERIFICATION_OUTCOME_APPLIED] * 2, "both findings applied")
+    expect_eq((recorded.applied_count, recorded.rejected_count, recorded.not_found_count, recorded.superseded_count),
+              (2, 0, 0, 0), "feed counts (applied, rejected, not found, superseded)")
     for cid in (eb_id, champ_id):
         contact = rpc(scoring.GetContact, sc.GetContactRequest(contact_id=cid), service_tok).contact
         expect_eq((contact.email_status, contact.email_verify_provider, contact.email_verify_time.seconds),
