@@ -37,7 +37,7 @@ enum Command {
         /// Subject (user or service id).
         #[arg(long, default_value = "dev")]
         subject: String,
-        /// Roles: sdr, ae, manager, revops, service (repeat or comma-separate).
+        /// Roles: sdr, ae, manager, revops, service, verifier (repeat or comma-separate).
         #[arg(long = "role", value_delimiter = ',', default_value = "revops")]
         roles: Vec<String>,
         /// Lifetime in hours.
