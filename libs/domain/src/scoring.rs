@@ -115,7 +115,8 @@ pub mod signal_log {
     /// Packs `signals` (any order) newest first, keeping at most `max`.
     pub fn encode(signals: &[Signal], max: usize) -> Vec<u8> {
         let mut sorted = signals.to_vec();
-        sorted.sort_by_key(|s| std::cmp::Reverse(s.occurred_at));
+        // Ties broken by type, so the same signals pack the same whatever order they came in.
+        sorted.sort_by_key(|s| std::cmp::Reverse((s.occurred_at, s.kind.code())));
         sorted.truncate(max);
         let mut out = Vec::with_capacity(sorted.len() * ENTRY);
         for s in &sorted {

@@ -4,10 +4,11 @@
 //! history, all in the caller's transaction. The events these changes cause
 //! are the caller's to append (`grpc::events`), in the same transaction.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use qualify_domain::scoring::{Score, StoredScore};
+use qualify_domain::scoring::{Score, Signal, StoredScore};
 use qualify_domain::{Caller, Lead, LeadSource, LeadStage, Mover, Role, Segment, StageChange, StageError, permission};
 use qualify_platform::ApiError;
 use qualify_platform::error::PreconditionViolation;
@@ -15,7 +16,7 @@ use sea_orm::ConnectionTrait;
 
 use crate::accounts;
 use crate::scorecards::{Card, Cards};
-pub use crate::store::leads::{LeadData, ScoreReads, load};
+pub use crate::store::leads::{LeadData, ScoreReads, load, read_many};
 use crate::store::{contacts, leads as store};
 
 /// Most recent signals of a lead that a score reads.
@@ -106,40 +107,99 @@ pub async fn score(
     Ok((card.compiled.score(&data.profile, &data.signals(), now), card))
 }
 
-/// Scores a stored lead with the active version of its scorecard at `now`,
-/// stores the score and makes the threshold move it calls for.
-pub async fn rescore(
+/// What re-scoring one lead of a batch did.
+pub struct Rescored {
+    /// The lead.
+    pub lead_id: String,
+    /// Its new stored score (none while no scorecard is in force for it).
+    pub stored: Option<StoredScore>,
+    /// The threshold move the score made.
+    pub change: Option<StageChange>,
+}
+
+/// Re-scores `leads` (read and locked with [`store::read_many`]) with their
+/// active scorecards at `now`, each after adding its `new` signals to its log,
+/// in memory; then stores every log, score and threshold move with a constant
+/// number of statements. A lead with no scorecard in force keeps its new
+/// signals unscored: they count as soon as one is published.
+pub async fn rescore_many(
     txn: &impl ConnectionTrait,
     cards: &Cards,
     tenant: &str,
-    lead_id: &str,
+    mut leads: BTreeMap<String, LeadData>,
+    new: &BTreeMap<String, Vec<Signal>>,
     now: DateTime<Utc>,
-) -> Result<(StoredScore, Option<StageChange>), ApiError> {
-    let data = load(txn, tenant, lead_id).await?;
-    let (score, card) = score(txn, cards, tenant, &data, 0, now).await?;
-    apply_score(txn, tenant, &data, &score, card.version(), now).await
+) -> Result<Vec<Rescored>, ApiError> {
+    for (lead_id, signals) in new {
+        if let Some(data) = leads.get_mut(lead_id) {
+            data.add_signals(signals, MAX_SIGNALS_PER_LEAD);
+        }
+    }
+    let mut in_force: HashMap<Option<Segment>, Option<Arc<Card>>> = HashMap::new();
+    let mut done = Vec::with_capacity(leads.len());
+    for data in leads.values() {
+        let card = match in_force.get(&data.segment) {
+            Some(card) => card.clone(),
+            None => {
+                let card = match cards.resolve(txn, tenant, data.segment, 0).await {
+                    Ok(card) => Some(card),
+                    Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => None,
+                    Err(e) => return Err(e),
+                };
+                in_force.insert(data.segment, card.clone());
+                card
+            }
+        };
+        let Some(card) = card else {
+            done.push(Rescored { lead_id: data.lead.lead_id.clone(), stored: None, change: None });
+            continue;
+        };
+        let score = card.compiled.score(&data.profile, &data.signals(), now);
+        let change = threshold_move(&data.lead, &score, card.version(), now);
+        let stored = StoredScore { score, scorecard_version: card.version(), scored_at: now };
+        done.push(Rescored { lead_id: data.lead.lead_id.clone(), stored: Some(stored), change });
+    }
+    let writes: Vec<store::LeadWrite> = done
+        .iter()
+        .map(|r| {
+            let data = &leads[&r.lead_id];
+            store::LeadWrite {
+                lead_id: &r.lead_id,
+                log: new.contains_key(&r.lead_id).then(|| data.signal_log()),
+                score: r.stored.as_ref().map(|s| (s, r.change.as_ref().map_or(data.lead.stage, |c| c.to))),
+            }
+        })
+        .collect();
+    store::write_many(txn, tenant, &writes).await?;
+    let changes: Vec<StageChange> = done.iter().filter_map(|r| r.change.clone()).collect();
+    store::record_changes(txn, tenant, &changes).await?;
+    Ok(done)
 }
 
-/// Stores a new score on the lead and makes the threshold move it calls for.
-pub async fn apply_score(
-    txn: &impl ConnectionTrait,
-    tenant: &str,
-    data: &LeadData,
-    score: &Score,
-    version: i64,
-    now: DateTime<Utc>,
-) -> Result<(StoredScore, Option<StageChange>), ApiError> {
-    let stored = StoredScore { score: score.clone(), scorecard_version: version, scored_at: now };
-    store::store_score(txn, tenant, &data.lead.lead_id, &stored).await?;
-    let current = data.lead.stage;
-    let to = score.recommended;
-    if to == current || !current.can_reach(to) || !matches!(to, LeadStage::Mql | LeadStage::Pql) {
-        return Ok((stored, None));
+/// The move a new score calls for: up to MQL or PQL when the lead may still
+/// get there, made by the scoring engine.
+fn threshold_move(lead: &Lead, score: &Score, version: i64, now: DateTime<Utc>) -> Option<StageChange> {
+    let (from, to) = (lead.stage, score.recommended);
+    if to == from || !from.can_reach(to) || !matches!(to, LeadStage::Mql | LeadStage::Pql) {
+        return None;
     }
-    let reason =
-        format!("score {} crossed the {} threshold", score.total, if to == LeadStage::Pql { "PQL" } else { "MQL" });
-    let change = move_stage(txn, tenant, &data.lead, to, &Actor::scoring(), &reason, score.total, version, now).await?;
-    Ok((stored, Some(change)))
+    from.transition(to, Mover::Scoring).ok()?;
+    let actor = Actor::scoring();
+    Some(StageChange {
+        lead_id: lead.lead_id.clone(),
+        from,
+        to,
+        actor: actor.subject,
+        actor_roles: actor.roles,
+        reason: format!(
+            "score {} crossed the {} threshold",
+            score.total,
+            if to == LeadStage::Pql { "PQL" } else { "MQL" }
+        ),
+        score: score.total,
+        scorecard_version: version,
+        changed_at: now,
+    })
 }
 
 /// Moves a lead and records the move. The update only lands on the stage that

@@ -49,6 +49,15 @@ impl Card {
     }
 }
 
+/// FAILED_PRECONDITION: scoring needs a published scorecard.
+pub fn no_scorecard() -> ApiError {
+    ApiError::FailedPrecondition {
+        reason: "NO_SCORECARD",
+        message: "no scorecard is published for this tenant; publish one first".into(),
+        violations: vec![],
+    }
+}
+
 /// Publishes `scorecard` for `segment` as the next version, in the caller's
 /// transaction; `expected` (when not 0) must be the version in force, or the
 /// publish is ABORTED. Only people in RevOps or sales management publish.
@@ -211,13 +220,7 @@ impl Cards {
             seg = segment_key(None);
             active = self.active_version(db, tenant, seg).await?;
         }
-        let Some(active) = active else {
-            return Err(ApiError::FailedPrecondition {
-                reason: "NO_SCORECARD",
-                message: "no scorecard is published for this tenant; publish one first".into(),
-                violations: vec![],
-            });
-        };
+        let Some(active) = active else { return Err(no_scorecard()) };
         self.get(db, tenant, seg, if version > 0 { version } else { active }).await
     }
 

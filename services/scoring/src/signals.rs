@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use qualify_domain::scoring::{Signal, signal_log};
+use qualify_domain::scoring::Signal;
 use qualify_domain::{RecordedSignal, StageChange};
 use qualify_platform::ApiError;
 use qualify_platform::validate::is_resource_id;
 use sea_orm::ConnectionTrait;
 
-use crate::leads::{self, MAX_SIGNALS_PER_LEAD};
+use crate::leads;
 use crate::scorecards::Cards;
 use crate::store::signals as store;
 
@@ -66,9 +66,9 @@ pub async fn ingest(
     batch: Vec<Incoming>,
     now: DateTime<Utc>,
 ) -> Result<Ingested, ApiError> {
-    // The leads are locked because their signal logs are rewritten below.
+    // The leads are locked (in key order) because their signal logs are rewritten below.
     let lead_ids: BTreeSet<&str> = batch.iter().map(|s| s.lead_id.as_str()).filter(|id| is_resource_id(id)).collect();
-    let leads = store::lock_recipients(txn, tenant, lead_ids).await?;
+    let mut leads = leads::read_many(txn, tenant, &lead_ids, true).await?;
 
     // Each signal checked in order; the first of an id in the batch is the one recorded.
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -87,7 +87,7 @@ pub async fn ingest(
                 let recorded = RecordedSignal {
                     signal_id: s.signal_id,
                     lead_id: s.lead_id,
-                    account_id: l.account_id.clone(),
+                    account_id: l.lead.account_id.clone(),
                     contact_id: s.contact_id,
                     signal,
                     received_at: now,
@@ -110,17 +110,8 @@ pub async fn ingest(
     }
 
     // Each touched lead's packed log takes its new signals, then the lead is re-scored.
-    for (lead_id, new) in &touched {
-        let Some(l) = leads.get(lead_id) else { continue };
-        store::set_log(txn, tenant, lead_id, signal_log::merge(&l.log, new, MAX_SIGNALS_PER_LEAD)).await?;
-    }
-    let mut stage_changes = Vec::new();
-    for lead_id in touched.into_keys() {
-        match leads::rescore(txn, cards, tenant, &lead_id, now).await {
-            Ok((_, change)) => stage_changes.extend(change),
-            Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => break,
-            Err(e) => return Err(e),
-        }
-    }
+    leads.retain(|id, _| touched.contains_key(id));
+    let rescored = leads::rescore_many(txn, cards, tenant, leads, &touched, now).await?;
+    let stage_changes = rescored.into_iter().filter_map(|r| r.change).collect();
     Ok(Ingested { outcomes, stage_changes })
 }

@@ -108,7 +108,22 @@ pub(crate) async fn verifications_recorded(
 
 /// Appends the event of a stage move, in the transaction that made it.
 pub(crate) async fn stage_changed(txn: &impl ConnectionTrait, tenant: &str, c: &StageChange) -> Result<(), ApiError> {
-    emit(txn, tenant, c.changed_at, pb::event::Payload::LeadStageChanged(encode_change(c))).await
+    stage_changes(txn, tenant, std::slice::from_ref(c)).await
+}
+
+/// Appends the events of stage moves in one insert, in the transaction that made them.
+pub(crate) async fn stage_changes(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    changes: &[StageChange],
+) -> Result<(), ApiError> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let events =
+        changes.iter().map(|c| event(tenant, c.changed_at, pb::event::Payload::LeadStageChanged(encode_change(c))));
+    outbox::append(txn, tenant, events).await?;
+    Ok(())
 }
 
 /// The wire form of a stage move.

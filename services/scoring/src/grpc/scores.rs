@@ -1,8 +1,10 @@
 //! Scores on the wire: one lead (stored or inline), many leads as a stream.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Utc};
 use qualify_domain::scoring::{Profile, Score, Signal, SignalType, StoredScore};
-use qualify_domain::{Caller, Segment, StakeholderRole};
+use qualify_domain::{Caller, Segment, StageChange, StakeholderRole};
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -117,47 +119,88 @@ impl ScoringApi {
         req: pb::ScoreLeadsRequest,
         tx: &mpsc::Sender<Result<pb::ScoreLeadsResponse, tonic::Status>>,
     ) -> Result<(), ApiError> {
+        let all = req.lead_ids.is_empty();
+        let mut after = (!req.resume_after_lead_id.is_empty()).then(|| req.resume_after_lead_id.clone());
+        let total =
+            if all { store::count(&self.db, tenant, after.as_deref()).await? } else { req.lead_ids.len() as u64 };
         let mut ids = req.lead_ids.into_iter();
-        let mut after: Option<String> = None;
-        let all = ids.len() == 0;
+        let mut done = 0i64;
         loop {
-            // Named leads in the given order, or every lead of the tenant by id, 500 at a time.
+            // Named leads in the given order, or every lead of the tenant by id, a batch at a time.
             let batch: Vec<String> = if all {
-                store::ids(&self.db, tenant, after.as_deref(), 500).await?
+                store::ids(&self.db, tenant, after.as_deref(), SCORE_BATCH as u64).await?
             } else {
-                ids.by_ref().take(500).collect()
+                ids.by_ref().take(SCORE_BATCH).collect()
             };
             if batch.is_empty() {
                 return Ok(());
             }
             after = batch.last().cloned();
+            let now = self.clock.now();
+            let mut scored = if req.apply {
+                self.rescore_batch(tenant, &batch, now).await?
+            } else {
+                self.score_batch(tenant, &batch, now).await?
+            };
             for id in batch {
-                let now = self.clock.now();
-                let item = if req.apply {
-                    let txn = self.db.begin().await?;
-                    let (stored, change) = leads::rescore(&txn, &self.cards, tenant, &id, now).await?;
-                    if let Some(c) = &change {
-                        events::stage_changed(&txn, tenant, c).await?;
-                    }
-                    let (wire, change) = (encode_stored(&stored), change.as_ref().map(events::encode_change));
-                    txn.commit().await?;
-                    if change.is_some() {
-                        self.relay.nudge();
-                    }
-                    pb::ScoreLeadsResponse { lead_id: id, score: Some(wire), stage_change: change }
-                } else {
-                    let data = leads::load(&self.db, tenant, &id).await?;
-                    let (score, card) = leads::score(&self.db, &self.cards, tenant, &data, 0, now).await?;
-                    let wire = encode_score(&score, card.version(), now);
-                    pb::ScoreLeadsResponse { lead_id: id, score: Some(wire), stage_change: None }
+                done += 1;
+                let (score, stage_change) = scored.get(&id).cloned().unwrap_or_default();
+                let item = pb::ScoreLeadsResponse {
+                    lead_id: id,
+                    score: Some(score),
+                    stage_change,
+                    done_count: done,
+                    total_count: total.max(done as u64) as i64,
                 };
                 if tx.send(Ok(item)).await.is_err() {
                     return Ok(()); // the client went away
                 }
             }
+            scored.clear();
         }
     }
+
+    /// Re-scores and stores a batch of leads in one transaction; the wire form of each
+    /// stored score and move. A named lead that does not exist fails the batch.
+    async fn rescore_batch(&self, tenant: &str, batch: &[String], now: DateTime<Utc>) -> Result<Scored, ApiError> {
+        let txn = self.db.begin().await?;
+        let found = leads::read_many(&txn, tenant, &batch.iter().map(String::as_str).collect(), true).await?;
+        if let Some(missing) = batch.iter().find(|id| !found.contains_key(*id)) {
+            return Err(ApiError::NotFound { kind: "lead", id: missing.clone() });
+        }
+        let rescored = leads::rescore_many(&txn, &self.cards, tenant, found, &BTreeMap::new(), now).await?;
+        let changes: Vec<StageChange> = rescored.iter().filter_map(|r| r.change.clone()).collect();
+        events::stage_changes(&txn, tenant, &changes).await?;
+        let mut scored = Scored::with_capacity(rescored.len());
+        for r in rescored {
+            let Some(stored) = r.stored else { return Err(crate::scorecards::no_scorecard()) };
+            scored.insert(r.lead_id, (encode_stored(&stored), r.change.as_ref().map(events::encode_change)));
+        }
+        txn.commit().await?;
+        if !changes.is_empty() {
+            self.relay.nudge();
+        }
+        Ok(scored)
+    }
+
+    /// Scores a batch of stored leads without storing anything.
+    async fn score_batch(&self, tenant: &str, batch: &[String], now: DateTime<Utc>) -> Result<Scored, ApiError> {
+        let found = leads::read_many(&self.db, tenant, &batch.iter().map(String::as_str).collect(), false).await?;
+        let mut scored = Scored::with_capacity(found.len());
+        for id in batch {
+            let data = found.get(id).ok_or_else(|| ApiError::NotFound { kind: "lead", id: id.clone() })?;
+            let (score, card) = leads::score(&self.db, &self.cards, tenant, data, 0, now).await?;
+            scored.insert(id.clone(), (encode_score(&score, card.version(), now), None));
+        }
+        Ok(scored)
+    }
 }
+
+/// Leads a ScoreLeads batch reads and stores at once.
+const SCORE_BATCH: usize = 500;
+
+/// A batch's scores on the wire, with the moves they made, by lead.
+type Scored = HashMap<String, (pb::Score, Option<pb::LeadStageChange>)>;
 
 /// The wire form of a score computed by `version` at `at`.
 pub(crate) fn encode_score(s: &Score, version: i64, at: DateTime<Utc>) -> pb::Score {

@@ -102,9 +102,7 @@ impl ScoringApi {
 
         let txn = self.db.begin().await?;
         let ingested = signals::ingest(&txn, &self.cards, tenant, batch, now).await?;
-        for c in &ingested.stage_changes {
-            events::stage_changed(&txn, tenant, c).await?;
-        }
+        events::stage_changes(&txn, tenant, &ingested.stage_changes).await?;
         txn.commit().await?;
         if !ingested.stage_changes.is_empty() {
             self.relay.nudge();

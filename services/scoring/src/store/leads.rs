@@ -2,7 +2,7 @@
 //! domain types. A lead row carries what its score reads (its signals packed in
 //! `signal_log`) and its last score as a versioned JSON document (`score_doc`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use qualify_domain::scoring::{Contribution, Profile, RuleKind, Score, Signal, StoredScore, signal_log};
@@ -35,6 +35,16 @@ impl LeadData {
     /// Its most recent signals, newest first (from the packed log).
     pub fn signals(&self) -> Vec<Signal> {
         self.signal_log.as_deref().map(signal_log::decode).unwrap_or_default()
+    }
+
+    /// Its packed signal log (empty: none yet).
+    pub fn signal_log(&self) -> &[u8] {
+        self.signal_log.as_deref().unwrap_or_default()
+    }
+
+    /// Adds `new` signals to its log, newest first and bounded by `max`.
+    pub fn add_signals(&mut self, new: &[Signal], max: usize) {
+        self.signal_log = Some(signal_log::merge(self.signal_log(), new, max));
     }
 
     fn from_rows(lead: lead::Model, account: account::Model, contact: Option<contact::Model>) -> Self {
@@ -113,6 +123,15 @@ pub async fn ids(
         q = q.filter(lead::Column::LeadId.gt(after));
     }
     Ok(q.order_by_asc(lead::Column::LeadId).limit(limit).into_tuple().all(db).await?)
+}
+
+/// How many leads a tenant has, after `after` when given.
+pub async fn count(db: &impl ConnectionTrait, tenant: &str, after: Option<&str>) -> Result<u64, ApiError> {
+    let mut q = lead::Entity::find().filter(lead::Column::TenantId.eq(tenant));
+    if let Some(after) = after {
+        q = q.filter(lead::Column::LeadId.gt(after));
+    }
+    Ok(q.count(db).await?)
 }
 
 /// The leads of an account.
@@ -244,6 +263,163 @@ async fn read_for_score(
     Ok(found)
 }
 
+/// Ids per statement of a bulk read or write: far below either backend's bound on parameters.
+const BULK_CHUNK: usize = 1000;
+
+/// Reads the leads `lead_ids` names that exist, each with its account and contact, in three
+/// statements per chunk. With `lock` the leads are locked for update in key order, so that
+/// batches touching the same leads wait for each other instead of deadlocking.
+pub async fn read_many(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    lead_ids: &BTreeSet<&str>,
+    lock: bool,
+) -> Result<BTreeMap<String, LeadData>, ApiError> {
+    let ids: Vec<&str> = lead_ids.iter().copied().collect();
+    let mut found = BTreeMap::new();
+    for chunk in ids.chunks(BULK_CHUNK) {
+        let mut q = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant))
+            .filter(lead::Column::LeadId.is_in(chunk.iter().copied()))
+            .order_by_asc(lead::Column::LeadId);
+        if lock {
+            q = q.lock_exclusive();
+        }
+        let leads = q.all(db).instrument(qualify_platform::db::span(db, "SELECT leads")).await?;
+        let account_ids: BTreeSet<&str> = leads.iter().map(|l| l.account_id.as_str()).collect();
+        let accounts: HashMap<String, account::Model> = account::Entity::find()
+            .filter(account::Column::TenantId.eq(tenant))
+            .filter(account::Column::AccountId.is_in(account_ids))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|a| (a.account_id.clone(), a))
+            .collect();
+        let contact_ids: BTreeSet<&str> = leads.iter().filter_map(|l| l.contact_id.as_deref()).collect();
+        let mut contacts: HashMap<String, contact::Model> = HashMap::new();
+        if !contact_ids.is_empty() {
+            contacts = contact::Entity::find()
+                .filter(contact::Column::TenantId.eq(tenant))
+                .filter(contact::Column::ContactId.is_in(contact_ids))
+                .all(db)
+                .await?
+                .into_iter()
+                .map(|c| (c.contact_id.clone(), c))
+                .collect();
+        }
+        for l in leads {
+            let account = accounts
+                .get(&l.account_id)
+                .cloned()
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("lead {} has no account", l.lead_id)))?;
+            let contact = l.contact_id.as_ref().and_then(|id| contacts.get(id)).cloned();
+            found.insert(l.lead_id.clone(), LeadData::from_rows(l, account, contact));
+        }
+    }
+    Ok(found)
+}
+
+/// What a bulk write stores on one lead: its signal log when it changed, and
+/// its new score (with the stage it moved to) when it was scored.
+pub struct LeadWrite<'a> {
+    /// The lead.
+    pub lead_id: &'a str,
+    /// Its new packed signal log, if it took signals.
+    pub log: Option<&'a [u8]>,
+    /// Its new score and its stage after the score's threshold move, if it was scored.
+    pub score: Option<(&'a StoredScore, LeadStage)>,
+}
+
+/// Stores `writes` with one `UPDATE … FROM (VALUES …)` per chunk.
+pub async fn write_many(db: &impl ConnectionTrait, tenant: &str, writes: &[LeadWrite<'_>]) -> Result<(), ApiError> {
+    use sea_orm::Value;
+    let backend = db.get_database_backend();
+    let with_log = writes.iter().any(|w| w.log.is_some());
+    let with_score = writes.iter().any(|w| w.score.is_some());
+    if !with_log && !with_score {
+        return Ok(());
+    }
+    // A numbered placeholder, in each backend's syntax.
+    let slot = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") };
+    for chunk in writes.chunks(BULK_CHUNK) {
+        let mut values: Vec<Value> = vec![tenant.into()];
+        let mut rows = Vec::with_capacity(chunk.len());
+        for w in chunk {
+            let mut row = Vec::with_capacity(6);
+            let mut push = |v: Value, values: &mut Vec<Value>| {
+                values.push(v);
+                row.push(slot(values.len()));
+            };
+            push(w.lead_id.into(), &mut values);
+            let (doc, total, stage, at) = match w.score {
+                Some((s, stage)) => (
+                    Value::String(Some(encode_score(s))),
+                    Value::Int(Some(s.score.total)),
+                    Value::String(Some(stage.as_str().to_string())),
+                    Value::ChronoDateTimeUtc(Some(s.scored_at)),
+                ),
+                None => (Value::String(None), Value::Int(None), Value::String(None), Value::ChronoDateTimeUtc(None)),
+            };
+            if with_log {
+                push(Value::Bytes(w.log.map(<[u8]>::to_vec)), &mut values);
+            }
+            if with_score {
+                for v in [doc, total, stage, at] {
+                    push(v, &mut values);
+                }
+            }
+            rows.push(format!("({})", row.join(", ")));
+        }
+        // VALUES columns are named column1, column2, … on both backends.
+        let mut sets = Vec::new();
+        let mut col = 2;
+        if with_log {
+            sets.push(format!("signal_log = COALESCE(v.column{col}, leads.signal_log)"));
+            col += 1;
+        }
+        if with_score {
+            for name in ["score_doc", "score_total", "stage", "updated_at"] {
+                sets.push(format!("{name} = COALESCE(v.column{col}, leads.{name})"));
+                col += 1;
+            }
+        }
+        let sql = format!(
+            "UPDATE leads SET {} FROM (VALUES {}) AS v WHERE leads.tenant_id = {} AND leads.lead_id = v.column1",
+            sets.join(", "),
+            rows.join(", "),
+            slot(1)
+        );
+        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
+            .instrument(qualify_platform::db::span(db, "UPDATE leads"))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Appends moves to their leads' histories, in one insert per chunk.
+pub async fn record_changes(db: &impl ConnectionTrait, tenant: &str, changes: &[StageChange]) -> Result<(), ApiError> {
+    for chunk in changes.chunks(BULK_CHUNK / 10) {
+        stage_change::Entity::insert_many(chunk.iter().map(|c| change_row(tenant, c))).exec(db).await?;
+    }
+    Ok(())
+}
+
+fn change_row(tenant: &str, c: &StageChange) -> stage_change::ActiveModel {
+    stage_change::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        lead_id: Set(c.lead_id.clone()),
+        from_stage: Set(c.from.as_str().to_string()),
+        to_stage: Set(c.to.as_str().to_string()),
+        actor: Set(c.actor.clone()),
+        actor_roles: Set(c.actor_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")),
+        reason: Set(c.reason.clone()),
+        score: Set(c.score),
+        scorecard_version: Set(c.scorecard_version),
+        changed_at: Set(c.changed_at),
+        ..Default::default()
+    }
+}
+
 /// Stores a lead's new score.
 pub async fn store_score(
     db: &impl ConnectionTrait,
@@ -285,21 +461,7 @@ pub async fn set_stage(
 
 /// Appends a move to the lead's history.
 pub async fn record_change(db: &impl ConnectionTrait, tenant: &str, c: &StageChange) -> Result<(), ApiError> {
-    stage_change::ActiveModel {
-        tenant_id: Set(tenant.to_string()),
-        lead_id: Set(c.lead_id.clone()),
-        from_stage: Set(c.from.as_str().to_string()),
-        to_stage: Set(c.to.as_str().to_string()),
-        actor: Set(c.actor.clone()),
-        actor_roles: Set(c.actor_roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",")),
-        reason: Set(c.reason.clone()),
-        score: Set(c.score),
-        scorecard_version: Set(c.scorecard_version),
-        changed_at: Set(c.changed_at),
-        ..Default::default()
-    }
-    .insert(db)
-    .await?;
+    change_row(tenant, c).insert(db).await?;
     Ok(())
 }
 

@@ -2,13 +2,12 @@
 //! client's id) and the packed signal log each lead row carries, read and
 //! written in domain types.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use qualify_domain::RecordedSignal;
 use qualify_domain::scoring::{Signal, SignalType};
 use qualify_platform::{ApiError, db};
-use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
     TryInsertResult,
@@ -16,34 +15,7 @@ use sea_orm::{
 
 use tracing::Instrument;
 
-use super::entity::{lead, signal};
-
-/// A lead that takes signals: its account (each signal row names it) and its packed log.
-pub struct Recipient {
-    /// The lead's account.
-    pub account_id: String,
-    /// Its most recent signals, packed by `qualify_domain::scoring::signal_log` (empty: none yet).
-    pub log: Vec<u8>,
-}
-
-/// Locks the leads `lead_ids` names that exist, in key order (so batches cannot
-/// deadlock), for their signal logs to be rewritten in this transaction.
-pub async fn lock_recipients<'a>(
-    txn: &impl ConnectionTrait,
-    tenant: &str,
-    lead_ids: impl IntoIterator<Item = &'a str>,
-) -> Result<HashMap<String, Recipient>, ApiError> {
-    Ok(lead::Entity::find()
-        .filter(lead::Column::TenantId.eq(tenant))
-        .filter(lead::Column::LeadId.is_in(lead_ids))
-        .order_by_asc(lead::Column::LeadId)
-        .lock_exclusive()
-        .all(txn)
-        .await?
-        .into_iter()
-        .map(|l| (l.lead_id, Recipient { account_id: l.account_id, log: l.signal_log.unwrap_or_default() }))
-        .collect())
-}
+use super::entity::signal;
 
 /// Signals per insert statement: 8 bound values each, far below SQLite's limit.
 const INSERT_CHUNK: usize = 500;
@@ -79,17 +51,6 @@ pub async fn insert_new<'a>(
         }
     }
     Ok(inserted)
-}
-
-/// Replaces a lead's packed signal log.
-pub async fn set_log(db: &impl ConnectionTrait, tenant: &str, lead_id: &str, log: Vec<u8>) -> Result<(), ApiError> {
-    lead::Entity::update_many()
-        .col_expr(lead::Column::SignalLog, Expr::value(log))
-        .filter(lead::Column::TenantId.eq(tenant))
-        .filter(lead::Column::LeadId.eq(lead_id))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 fn to_recorded(m: signal::Model) -> Option<RecordedSignal> {
