@@ -9,6 +9,7 @@
 //! ```
 
 mod funnel;
+mod ingest;
 mod overload;
 mod soak;
 
@@ -50,6 +51,9 @@ enum Scenario {
     /// Metrics on PostgreSQL: `--leads` leads and `--opportunities` opportunities ingested as events
     /// (events/s), then `GetFunnel` by source and month against the GROUP BY over the raw rows.
     Funnel,
+    /// `IngestSignals` on PostgreSQL from each of `--callers` callers, batches of 1,000 fresh
+    /// signals over `--leads` leads; with `--pgbench`, multi-row inserts of signal-shaped rows.
+    IngestSignals,
     /// `ScoreLead` by id from `--concurrency` callers, then from `--overload` times as many, then from
     /// `--concurrency` again, against a service shedding beyond `--limit` requests in flight and
     /// against one that never sheds: accepted req/s and p99, shed count and latency, memory,
@@ -102,6 +106,9 @@ struct Args {
     /// `soak`: seconds between samples.
     #[arg(long, default_value_t = 5)]
     sample_secs: u64,
+    /// `ingest-signals`: the caller counts measured one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    callers: Vec<usize>,
     /// `overload`: the overload phase runs this many times `--concurrency` callers.
     #[arg(long, default_value_t = 8)]
     overload: usize,
@@ -394,11 +401,16 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Soak) {
         return soak::run(&args, backend).await;
     }
+    if matches!(args.scenario, Scenario::IngestSignals) {
+        return ingest::run(&args, backend).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
     let stats = match args.scenario {
-        Scenario::Baseline | Scenario::Funnel | Scenario::Overload | Scenario::Soak => return Ok(()),
+        Scenario::Baseline | Scenario::Funnel | Scenario::Overload | Scenario::Soak | Scenario::IngestSignals => {
+            return Ok(());
+        }
         Scenario::GetAccount | Scenario::CreateLead => {
             let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
             let chans = channels(&svc.url(), args.connections).await?;
@@ -650,7 +662,7 @@ fn inline_lead() -> sc::InlineLead {
 }
 
 /// Publishes the scorecard and stores `leads` leads with 50 signals each.
-async fn seed_scoring(ch: Channel, t: &str, revops: &str, leads: usize) -> anyhow::Result<()> {
+pub(crate) async fn seed_scoring(ch: Channel, t: &str, revops: &str, leads: usize) -> anyhow::Result<()> {
     let mut c = LeadScoringServiceClient::new(ch);
     let mut up = false;
     for _ in 0..100 {
@@ -688,25 +700,30 @@ async fn seed_scoring(ch: Channel, t: &str, revops: &str, leads: usize) -> anyho
 
 /// What `pgbench` runs.
 #[derive(Clone, Copy)]
-enum Pgbench {
+pub(crate) enum Pgbench {
     /// The built-in select-only script (`-S`): one primary-key read per transaction.
     SelectOnly,
     /// A transaction as an application runs it (`BEGIN`, one `INSERT` of a row shaped like an
     /// opportunity: tenant, id, state, version, body; `END`), durably committed.
     InsertOneRow,
+    /// A transaction inserting 1,000 signal-shaped rows in one multi-row `INSERT … ON CONFLICT
+    /// DO NOTHING RETURNING` into a table shaped exactly like `signals` (same columns, primary
+    /// key and indexes), as `IngestSignals` does.
+    InsertSignals,
 }
 
 impl Pgbench {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Pgbench::SelectOnly => "pgbench -S",
             Pgbench::InsertOneRow => "pgbench one-row insert txn",
+            Pgbench::InsertSignals => "pgbench 1000-row insert",
         }
     }
 }
 
 /// `pgbench` against a scratch database on the same server; returns transactions/s.
-fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+pub(crate) fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow::Result<f64> {
     // The service's URL with another database, its options (sslmode, ...) kept:
     // pgbench and the service reach PostgreSQL the same way.
     let url = qualify_testkit::postgres_url();
@@ -739,6 +756,32 @@ fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow::Result<f6
                 &script,
                 "BEGIN;\nINSERT INTO loadgen_insert (tenant_id, state, version, body) \
                  VALUES ('bench', 'pending_review', 1, convert_to(repeat('x', 400), 'UTF8'));\nEND;\n",
+            )?;
+            run.arg("-f").arg(&script);
+        }
+        Pgbench::InsertSignals => {
+            let ddl = "DROP TABLE IF EXISTS loadgen_signals; CREATE TABLE loadgen_signals \
+                (tenant_id varchar NOT NULL, signal_id varchar NOT NULL, lead_id varchar NOT NULL, \
+                 account_id varchar NOT NULL, contact_id varchar, kind varchar NOT NULL, \
+                 occurred_at timestamptz NOT NULL, received_at timestamptz NOT NULL, \
+                 PRIMARY KEY (tenant_id, signal_id)); \
+                 CREATE INDEX ON loadgen_signals (tenant_id, lead_id, occurred_at); \
+                 CREATE INDEX ON loadgen_signals (tenant_id, account_id, occurred_at)";
+            let made = std::process::Command::new("psql").args([db.as_str(), "-qc", ddl]).output()?;
+            anyhow::ensure!(
+                made.status.success(),
+                "creating the signals table failed: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            let row = "('bench', gen_random_uuid()::text, 'lead-' || (random() * 9999)::int, 'acc-1', NULL, \
+                       'pricing_page_visit', now() - random() * interval '20 days', now())";
+            let rows = vec![row; 1000].join(",\n");
+            std::fs::write(
+                &script,
+                format!(
+                    "INSERT INTO loadgen_signals (tenant_id, signal_id, lead_id, account_id, contact_id, kind, \
+                     occurred_at, received_at) VALUES\n{rows}\nON CONFLICT DO NOTHING RETURNING signal_id;\n"
+                ),
             )?;
             run.arg("-f").arg(&script);
         }

@@ -98,6 +98,91 @@ where
     }
 }
 
+type Answer<R> = oneshot::Sender<Result<R, crate::ApiError>>;
+
+/// Group commit: writes of one kind that arrive while a round of them runs are
+/// done together in the next round, by one worker, one round at a time (one
+/// transaction each, say). A lone write goes out at once; under load one round
+/// trip, one statement per table and one commit serve every write that arrived
+/// during the previous round, and writes that would wait on each other's row
+/// locks in separate transactions run as one. Every write is done by a round
+/// that started after it arrived.
+pub struct Group<Q, R> {
+    tx: mpsc::UnboundedSender<(Q, Answer<R>)>,
+}
+
+impl<Q, R> Clone for Group<Q, R> {
+    fn clone(&self) -> Self {
+        Group { tx: self.tx.clone() }
+    }
+}
+
+impl<Q, R> Group<Q, R>
+where
+    Q: Send + 'static,
+    R: Send + 'static,
+{
+    /// Starts the worker (on the current Tokio runtime): `run` gets the writes of
+    /// a round in arrival order (at most `max_round`) and returns a result per
+    /// write, in the same order. When a round fails, each of its writes gets the
+    /// error (see [`crate::ApiError::shared`]). It stops when every clone is dropped.
+    pub fn spawn<F, Fut>(name: &'static str, max_round: usize, run: F) -> Self
+    where
+        F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<R>, crate::ApiError>> + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Q, Answer<R>)>();
+        let max_round = max_round.max(1);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut waiting = vec![first];
+                while waiting.len() < max_round {
+                    match rx.try_recv() {
+                        Ok(next) => waiting.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (writes, answers): (Vec<Q>, Vec<Answer<R>>) = waiting.into_iter().unzip();
+                let size = writes.len();
+                // Its own task, so that a panic fails the round, not the worker.
+                let done = tokio::spawn(run(writes)).await;
+                match done {
+                    Ok(Ok(results)) if results.len() == size => {
+                        for (answer, r) in answers.into_iter().zip(results) {
+                            let _ = answer.send(Ok(r));
+                        }
+                    }
+                    failed => {
+                        let e = match failed {
+                            Ok(Err(e)) => e,
+                            Ok(Ok(results)) => crate::ApiError::Internal(anyhow::anyhow!(
+                                "{name}: {} results for {size} writes",
+                                results.len()
+                            )),
+                            Err(panic) => crate::ApiError::Internal(anyhow::anyhow!("{name} round failed: {panic}")),
+                        };
+                        if matches!(e, crate::ApiError::Internal(_)) {
+                            tracing::error!(group = name, size, error = %format!("{e:#}"), "group round failed");
+                        }
+                        for answer in answers {
+                            let _ = answer.send(Err(e.shared()));
+                        }
+                    }
+                }
+            }
+        });
+        Group { tx }
+    }
+
+    /// Does `write` in the next round; its result.
+    pub async fn submit(&self, write: Q) -> Result<R, crate::ApiError> {
+        let (answer, result) = oneshot::channel();
+        let stopped = || crate::ApiError::Unavailable { dependency: "the write worker" };
+        self.tx.send((write, answer)).map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +216,41 @@ mod tests {
         let batches = batches.lock().unwrap();
         // The 49 reads that arrived while the only slot was busy share the next query.
         assert_eq!(*batches, vec![vec![1], (2..=50).collect::<Vec<_>>()]);
+    }
+
+    #[tokio::test]
+    async fn writes_arriving_during_a_round_share_the_next_one_and_a_failed_round_fails_each() {
+        let rounds = Arc::new(Mutex::new(Vec::<Vec<u32>>::new()));
+        let seen = rounds.clone();
+        let g = Group::spawn("test", 100, move |writes: Vec<u32>| {
+            seen.lock().unwrap().push(writes.clone());
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if writes.contains(&99) {
+                    return Err(crate::ApiError::Aborted("conflict".into()));
+                }
+                Ok(writes.into_iter().map(|w| w * 10).collect())
+            }
+        });
+        let first = tokio::spawn({
+            let g = g.clone();
+            async move { g.submit(1).await }
+        });
+        tokio::time::sleep(Duration::from_millis(5)).await; // the first round runs, alone
+        let writes = (2..=20u32).map(|w| {
+            let g = g.clone();
+            async move { (w, g.submit(w).await) }
+        });
+        for (w, got) in futures::future::join_all(writes).await {
+            assert_eq!(got.unwrap(), w * 10);
+        }
+        assert_eq!(first.await.unwrap().unwrap(), 10);
+        assert_eq!(*rounds.lock().unwrap(), vec![vec![1], (2..=20).collect::<Vec<_>>()]);
+        // A failed round answers each of its writes with the error.
+        let (a, b) = tokio::join!(g.submit(99), g.submit(98));
+        assert!(matches!(a, Err(crate::ApiError::Aborted(_))), "{a:?}");
+        let b = b.map_err(|e| e.to_string());
+        assert!(b == Err("conflict".into()) || b == Ok(980), "{b:?}");
     }
 
     #[tokio::test]

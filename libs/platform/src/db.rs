@@ -157,6 +157,20 @@ impl sea_orm_migration::MigrationTrait for Reindex {
     }
 }
 
+/// A PostgreSQL `text[]` parameter (for `unnest`: one parameter per column, whatever the rows).
+pub fn text_array(values: impl IntoIterator<Item = String>) -> sea_orm::Value {
+    array(sea_orm::sea_query::ArrayType::String, values.into_iter().map(sea_orm::Value::from))
+}
+
+/// A PostgreSQL `timestamptz[]` parameter.
+pub fn time_array(values: impl IntoIterator<Item = chrono::DateTime<chrono::Utc>>) -> sea_orm::Value {
+    array(sea_orm::sea_query::ArrayType::ChronoDateTimeUtc, values.into_iter().map(sea_orm::Value::from))
+}
+
+fn array(kind: sea_orm::sea_query::ArrayType, values: impl Iterator<Item = sea_orm::Value>) -> sea_orm::Value {
+    sea_orm::Value::Array(kind, Some(Box::new(values.collect())))
+}
+
 /// A trace span for a database query or transaction on `db`, named by
 /// `operation`: traces show the database as a client call of the RPC.
 pub fn span(db: &impl ConnectionTrait, operation: &str) -> tracing::Span {

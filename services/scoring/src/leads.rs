@@ -4,7 +4,7 @@
 //! history, all in the caller's transaction. The events these changes cause
 //! are the caller's to append (`grpc::events`), in the same transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -117,63 +117,104 @@ pub struct Rescored {
     pub change: Option<StageChange>,
 }
 
-/// Re-scores `leads` (read and locked with [`store::read_many`]) with their
-/// active scorecards at `now`, each after adding its `new` signals to its log,
-/// in memory; then stores every log, score and threshold move with a constant
+/// Re-scoring of leads read (and locked) with [`store::read_many`], in memory:
+/// each [`Rescoring::rescore`] adds signals to logs, scores with the active
+/// scorecards and makes threshold moves as one batch after another would; then
+/// [`Rescoring::store`] writes every log, score, stage and move with a constant
 /// number of statements. A lead with no scorecard in force keeps its new
 /// signals unscored: they count as soon as one is published.
-pub async fn rescore_many(
-    txn: &impl ConnectionTrait,
-    cards: &Cards,
-    tenant: &str,
-    mut leads: BTreeMap<String, LeadData>,
-    new: &BTreeMap<String, Vec<Signal>>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Rescored>, ApiError> {
-    for (lead_id, signals) in new {
-        if let Some(data) = leads.get_mut(lead_id) {
-            data.add_signals(signals, MAX_SIGNALS_PER_LEAD);
+pub struct Rescoring {
+    leads: BTreeMap<String, LeadData>,
+    in_force: HashMap<Option<Segment>, Option<Arc<Card>>>,
+    logs: BTreeSet<String>,
+    scores: BTreeMap<String, StoredScore>,
+    changes: Vec<StageChange>,
+}
+
+impl Rescoring {
+    /// Re-scoring of `leads`.
+    pub fn new(leads: BTreeMap<String, LeadData>) -> Self {
+        Rescoring {
+            leads,
+            in_force: HashMap::new(),
+            logs: BTreeSet::new(),
+            scores: BTreeMap::new(),
+            changes: Vec::new(),
         }
     }
-    let mut in_force: HashMap<Option<Segment>, Option<Arc<Card>>> = HashMap::new();
-    let mut done = Vec::with_capacity(leads.len());
-    for data in leads.values() {
-        let card = match in_force.get(&data.segment) {
-            Some(card) => card.clone(),
-            None => {
-                let card = match cards.resolve(txn, tenant, data.segment, 0).await {
-                    Ok(card) => Some(card),
-                    Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => None,
-                    Err(e) => return Err(e),
-                };
-                in_force.insert(data.segment, card.clone());
-                card
-            }
-        };
-        let Some(card) = card else {
-            done.push(Rescored { lead_id: data.lead.lead_id.clone(), stored: None, change: None });
-            continue;
-        };
-        let score = card.compiled.score(&data.profile, &data.signals(), now);
-        let change = threshold_move(&data.lead, &score, card.version(), now);
-        let stored = StoredScore { score, scorecard_version: card.version(), scored_at: now };
-        done.push(Rescored { lead_id: data.lead.lead_id.clone(), stored: Some(stored), change });
+
+    /// The lead, as read (and changed so far).
+    pub fn lead(&self, lead_id: &str) -> Option<&LeadData> {
+        self.leads.get(lead_id)
     }
-    let writes: Vec<store::LeadWrite> = done
-        .iter()
-        .map(|r| {
-            let data = &leads[&r.lead_id];
-            store::LeadWrite {
-                lead_id: &r.lead_id,
-                log: new.contains_key(&r.lead_id).then(|| data.signal_log()),
-                score: r.stored.as_ref().map(|s| (s, r.change.as_ref().map_or(data.lead.stage, |c| c.to))),
+
+    /// Adds `new` signals to their leads' logs, then re-scores the leads `ids` names
+    /// (those it holds) at `now`, making the threshold moves their scores call for.
+    pub async fn rescore<'a>(
+        &mut self,
+        db: &impl ConnectionTrait,
+        cards: &Cards,
+        tenant: &str,
+        new: &BTreeMap<String, Vec<Signal>>,
+        ids: impl IntoIterator<Item = &'a str>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Rescored>, ApiError> {
+        for (lead_id, signals) in new {
+            if let Some(data) = self.leads.get_mut(lead_id) {
+                data.add_signals(signals, MAX_SIGNALS_PER_LEAD);
+                self.logs.insert(lead_id.clone());
             }
-        })
-        .collect();
-    store::write_many(txn, tenant, &writes).await?;
-    let changes: Vec<StageChange> = done.iter().filter_map(|r| r.change.clone()).collect();
-    store::record_changes(txn, tenant, &changes).await?;
-    Ok(done)
+        }
+        let mut done = Vec::new();
+        for id in ids {
+            let Some(data) = self.leads.get_mut(id) else { continue };
+            let card = match self.in_force.get(&data.segment) {
+                Some(card) => card.clone(),
+                None => {
+                    let card = match cards.resolve(db, tenant, data.segment, 0).await {
+                        Ok(card) => Some(card),
+                        Err(ApiError::FailedPrecondition { reason: "NO_SCORECARD", .. }) => None,
+                        Err(e) => return Err(e),
+                    };
+                    self.in_force.insert(data.segment, card.clone());
+                    card
+                }
+            };
+            let Some(card) = card else {
+                done.push(Rescored { lead_id: id.to_string(), stored: None, change: None });
+                continue;
+            };
+            let score = card.compiled.score(&data.profile, &data.signals(), now);
+            let change = threshold_move(&data.lead, &score, card.version(), now);
+            if let Some(c) = &change {
+                data.lead.stage = c.to;
+                self.changes.push(c.clone());
+            }
+            let stored = StoredScore { score, scorecard_version: card.version(), scored_at: now };
+            self.scores.insert(id.to_string(), stored.clone());
+            done.push(Rescored { lead_id: id.to_string(), stored: Some(stored), change });
+        }
+        Ok(done)
+    }
+
+    /// Writes what changed: logs, scores and stages in one statement per shape, the moves in one insert.
+    pub async fn store(self, txn: &impl ConnectionTrait, tenant: &str) -> Result<Vec<StageChange>, ApiError> {
+        let changed: BTreeSet<&String> = self.logs.iter().chain(self.scores.keys()).collect();
+        let writes: Vec<store::LeadWrite> = changed
+            .into_iter()
+            .filter_map(|id| {
+                let data = self.leads.get(id)?;
+                Some(store::LeadWrite {
+                    lead_id: id,
+                    log: self.logs.contains(id).then(|| data.signal_log()),
+                    score: self.scores.get(id).map(|s| (s, data.lead.stage)),
+                })
+            })
+            .collect();
+        store::write_many(txn, tenant, &writes).await?;
+        store::record_changes(txn, tenant, &self.changes).await?;
+        Ok(self.changes)
+    }
 }
 
 /// The move a new score calls for: up to MQL or PQL when the lead may still

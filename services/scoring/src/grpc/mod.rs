@@ -56,6 +56,8 @@ pub struct ScoringApi {
     following: Option<std::sync::Arc<Following>>,
     /// Slots for bulk ingestion calls, and how long a call waits for one (see [`ScoringApi::ingest_slots`]).
     ingest: (std::sync::Arc<tokio::sync::Semaphore>, std::time::Duration),
+    /// Signal batches, ingested together while a round runs (see [`signals::writer`]).
+    signals: signals::Writer,
 }
 
 impl ScoringApi {
@@ -65,7 +67,8 @@ impl ScoringApi {
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = ScoreReads::new(db.clone(), read_slots);
         let ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1))), INGEST_WAIT);
-        ScoringApi { db, cards, relay, reads, clock, following: None, ingest }
+        let signals = signals::writer(db.clone(), cards.clone(), relay.clone(), clock.clone());
+        ScoringApi { db, cards, relay, reads, clock, following: None, ingest, signals }
     }
 
     /// Runs at most `n` bulk ingestion calls (signal batches, verification feeds) at once; a

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use qualify_domain::scoring::{Profile, Score, Signal, SignalType, StoredScore};
-use qualify_domain::{Caller, Segment, StageChange, StakeholderRole};
+use qualify_domain::{Caller, Segment, StakeholderRole};
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
@@ -168,8 +168,10 @@ impl ScoringApi {
         if let Some(missing) = batch.iter().find(|id| !found.contains_key(*id)) {
             return Err(ApiError::NotFound { kind: "lead", id: missing.clone() });
         }
-        let rescored = leads::rescore_many(&txn, &self.cards, tenant, found, &BTreeMap::new(), now).await?;
-        let changes: Vec<StageChange> = rescored.iter().filter_map(|r| r.change.clone()).collect();
+        let mut rescoring = leads::Rescoring::new(found);
+        let ids = batch.iter().map(String::as_str);
+        let rescored = rescoring.rescore(&txn, &self.cards, tenant, &BTreeMap::new(), ids, now).await?;
+        let changes = rescoring.store(&txn, tenant).await?;
         events::stage_changes(&txn, tenant, &changes).await?;
         let mut scored = Scored::with_capacity(rescored.len());
         for r in rescored {

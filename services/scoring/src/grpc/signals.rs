@@ -5,13 +5,17 @@
 use chrono::{DateTime, Duration, Utc};
 use qualify_domain::Caller;
 use qualify_domain::scoring::{Signal, SignalType};
+use qualify_platform::Clock;
+use qualify_platform::batch::Group;
+use qualify_platform::outbox::Relay;
 use qualify_platform::validate::is_resource_id;
 use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as pb, SignalOutcome};
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseConnection, TransactionTrait};
 
 use super::{ScoringApi, events};
+use crate::scorecards::Cards;
 use crate::signals::{self, Incoming, Ingested, Outcome, Rejection};
 
 /// Most signals one call may carry.
@@ -85,6 +89,37 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
     out
 }
 
+/// Signal batches (each with its tenant), ingested a round at a time.
+pub(super) type Writer = Group<(String, Vec<Incoming>), Ingested>;
+
+/// Batches per round: 16,000 signals at most in one transaction.
+const MAX_ROUND: usize = 16;
+
+/// The writer of signal batches: the batches that arrive while a round runs
+/// are ingested together in the next one, in one transaction with the events
+/// of the moves they caused. Concurrent batches over the same leads would
+/// otherwise wait on each other's row locks, one transaction at a time.
+pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writer {
+    Group::spawn("signal batches", MAX_ROUND, move |group: Vec<(String, Vec<Incoming>)>| {
+        let (db, cards, relay, now) = (db.clone(), cards.clone(), relay.clone(), clock.now());
+        async move {
+            let tenants: Vec<String> = group.iter().map(|(t, _)| t.clone()).collect();
+            let txn = db.begin().await?;
+            let ingested = signals::ingest(&txn, &cards, group, now).await?;
+            let mut moved = false;
+            for (tenant, i) in tenants.iter().zip(&ingested) {
+                events::stage_changes(&txn, tenant, &i.stage_changes).await?;
+                moved |= !i.stage_changes.is_empty();
+            }
+            txn.commit().await?;
+            if moved {
+                relay.nudge();
+            }
+            Ok(ingested)
+        }
+    })
+}
+
 impl ScoringApi {
     pub(crate) async fn ingest_signals(
         &self,
@@ -96,17 +131,9 @@ impl ScoringApi {
         v.check(req.signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
         v.finish()?;
         let _slot = self.ingest_slot().await?;
-        let tenant = caller.tenant.as_str();
         let now = self.clock.now();
         let batch = req.signals.iter().map(|s| decode(s, now)).collect();
-
-        let txn = self.db.begin().await?;
-        let ingested = signals::ingest(&txn, &self.cards, tenant, batch, now).await?;
-        events::stage_changes(&txn, tenant, &ingested.stage_changes).await?;
-        txn.commit().await?;
-        if !ingested.stage_changes.is_empty() {
-            self.relay.nudge();
-        }
+        let ingested = self.signals.submit((caller.tenant, batch)).await?;
         let out = encode(&req.signals, ingested);
         metrics::counter!("qualify_signals_ingested_total", "outcome" => "accepted")
             .increment(out.accepted_count as u64);

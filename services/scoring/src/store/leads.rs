@@ -278,18 +278,11 @@ pub async fn read_many(
     let ids: Vec<&str> = lead_ids.iter().copied().collect();
     let mut found = BTreeMap::new();
     for chunk in ids.chunks(BULK_CHUNK) {
-        let mut q = lead::Entity::find()
-            .filter(lead::Column::TenantId.eq(tenant))
-            .filter(lead::Column::LeadId.is_in(chunk.iter().copied()))
-            .order_by_asc(lead::Column::LeadId);
-        if lock {
-            q = q.lock_exclusive();
-        }
-        let leads = q.all(db).instrument(qualify_platform::db::span(db, "SELECT leads")).await?;
+        let leads = leads_by_id(db, tenant, chunk, lock).await?;
         let account_ids: BTreeSet<&str> = leads.iter().map(|l| l.account_id.as_str()).collect();
         let accounts: HashMap<String, account::Model> = account::Entity::find()
             .filter(account::Column::TenantId.eq(tenant))
-            .filter(account::Column::AccountId.is_in(account_ids))
+            .filter(one_of(db, account::Column::AccountId, &account_ids.into_iter().collect::<Vec<_>>()))
             .all(db)
             .await?
             .into_iter()
@@ -300,7 +293,7 @@ pub async fn read_many(
         if !contact_ids.is_empty() {
             contacts = contact::Entity::find()
                 .filter(contact::Column::TenantId.eq(tenant))
-                .filter(contact::Column::ContactId.is_in(contact_ids))
+                .filter(one_of(db, contact::Column::ContactId, &contact_ids.into_iter().collect::<Vec<_>>()))
                 .all(db)
                 .await?
                 .into_iter()
@@ -319,6 +312,50 @@ pub async fn read_many(
     Ok(found)
 }
 
+/// The leads `ids` (in key order) names that exist, locked for update in that order with `lock`.
+async fn leads_by_id(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &[&str],
+    lock: bool,
+) -> Result<Vec<lead::Model>, ApiError> {
+    let span = || qualify_platform::db::span(db, "SELECT leads");
+    if db.get_database_backend() != DbBackend::Postgres {
+        let mut q = lead::Entity::find()
+            .filter(lead::Column::TenantId.eq(tenant))
+            .filter(lead::Column::LeadId.is_in(ids.iter().copied()))
+            .order_by_asc(lead::Column::LeadId);
+        if lock {
+            q = q.lock_exclusive();
+        }
+        return Ok(q.all(db).instrument(span()).await?);
+    }
+    // Each id a primary-key lookup, in the array's order, whatever plan a prepared statement
+    // settles on (a generic plan for `= ANY($2)` may scan the whole table).
+    let sql = format!(
+        "SELECT l.* FROM unnest($2::text[]) WITH ORDINALITY AS k(id, n) \
+         CROSS JOIN LATERAL (SELECT * FROM leads WHERE tenant_id = $1 AND lead_id = k.id LIMIT 1{}) l ORDER BY k.n",
+        if lock { " FOR UPDATE" } else { "" }
+    );
+    let values = vec![tenant.into(), qualify_platform::db::text_array(ids.iter().map(|id| id.to_string()))];
+    let rows =
+        db.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).instrument(span()).await?;
+    Ok(rows.iter().map(|r| lead::Model::from_query_result(r, "")).collect::<Result<_, _>>()?)
+}
+
+/// `column` is one of `ids`: on PostgreSQL `= ANY($array)`, one parameter the
+/// planner probes the index with (an `IN` list of a thousand parameters is
+/// compared row by row); on SQLite an `IN` list.
+fn one_of(db: &impl ConnectionTrait, column: impl ColumnTrait, ids: &[&str]) -> sea_orm::sea_query::SimpleExpr {
+    if db.get_database_backend() == DbBackend::Postgres {
+        let array = qualify_platform::db::text_array(ids.iter().map(|id| id.to_string()));
+        let any = sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(array));
+        sea_orm::sea_query::ExprTrait::eq(Expr::col(column), any)
+    } else {
+        column.is_in(ids.iter().copied())
+    }
+}
+
 /// What a bulk write stores on one lead: its signal log when it changed, and
 /// its new score (with the stage it moved to) when it was scored.
 pub struct LeadWrite<'a> {
@@ -330,69 +367,109 @@ pub struct LeadWrite<'a> {
     pub score: Option<(&'a StoredScore, LeadStage)>,
 }
 
-/// Stores `writes` with one `UPDATE … FROM (VALUES …)` per chunk.
+/// Stores `writes`: one `UPDATE … FROM unnest(…)` per shape of write on
+/// PostgreSQL (a parameter per column, whatever the rows), one `UPDATE … FROM
+/// (VALUES …)` per shape and chunk on SQLite. The shapes: log and score, log
+/// only (no scorecard in force), score only (re-scoring).
 pub async fn write_many(db: &impl ConnectionTrait, tenant: &str, writes: &[LeadWrite<'_>]) -> Result<(), ApiError> {
-    use sea_orm::Value;
-    let backend = db.get_database_backend();
-    let with_log = writes.iter().any(|w| w.log.is_some());
-    let with_score = writes.iter().any(|w| w.score.is_some());
-    if !with_log && !with_score {
-        return Ok(());
+    for shape in [(true, true), (true, false), (false, true)] {
+        let rows: Vec<&LeadWrite> = writes.iter().filter(|w| (w.log.is_some(), w.score.is_some()) == shape).collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let mut columns = vec!["lead_id"];
+        if shape.0 {
+            columns.push("signal_log");
+        }
+        if shape.1 {
+            columns.extend(["score_doc", "score_total", "stage", "updated_at"]);
+        }
+        // A row's values in `columns` order.
+        let values = |w: &LeadWrite| {
+            let mut v: Vec<sea_orm::Value> = vec![w.lead_id.into()];
+            if let Some(log) = w.log {
+                v.push(log.to_vec().into());
+            }
+            if let Some((s, stage)) = w.score {
+                v.extend([encode_score(s).into(), s.score.total.into(), stage.as_str().into(), s.scored_at.into()]);
+            }
+            v
+        };
+        if db.get_database_backend() == DbBackend::Postgres {
+            write_unnested(db, tenant, &columns, rows.iter().map(|w| values(w))).await?;
+        } else {
+            for chunk in rows.chunks(BULK_CHUNK) {
+                write_values(db, tenant, &columns, chunk.iter().map(|w| values(w))).await?;
+            }
+        }
     }
-    // A numbered placeholder, in each backend's syntax.
-    let slot = |n: usize| if backend == DbBackend::Postgres { format!("${n}") } else { format!("?{n}") };
-    for chunk in writes.chunks(BULK_CHUNK) {
-        let mut values: Vec<Value> = vec![tenant.into()];
-        let mut rows = Vec::with_capacity(chunk.len());
-        for w in chunk {
-            let mut row = Vec::with_capacity(6);
-            let mut push = |v: Value, values: &mut Vec<Value>| {
-                values.push(v);
-                row.push(slot(values.len()));
-            };
-            push(w.lead_id.into(), &mut values);
-            let (doc, total, stage, at) = match w.score {
-                Some((s, stage)) => (
-                    Value::String(Some(encode_score(s))),
-                    Value::Int(Some(s.score.total)),
-                    Value::String(Some(stage.as_str().to_string())),
-                    Value::ChronoDateTimeUtc(Some(s.scored_at)),
-                ),
-                None => (Value::String(None), Value::Int(None), Value::String(None), Value::ChronoDateTimeUtc(None)),
-            };
-            if with_log {
-                push(Value::Bytes(w.log.map(<[u8]>::to_vec)), &mut values);
-            }
-            if with_score {
-                for v in [doc, total, stage, at] {
-                    push(v, &mut values);
-                }
-            }
-            rows.push(format!("({})", row.join(", ")));
+    Ok(())
+}
+
+async fn write_unnested(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<sea_orm::Value>>,
+) -> Result<(), ApiError> {
+    let mut by_column: Vec<Vec<sea_orm::Value>> = vec![Vec::new(); columns.len()];
+    for row in rows {
+        for (i, v) in row.into_iter().enumerate() {
+            by_column[i].push(v);
         }
-        // VALUES columns are named column1, column2, … on both backends.
-        let mut sets = Vec::new();
-        let mut col = 2;
-        if with_log {
-            sets.push(format!("signal_log = COALESCE(v.column{col}, leads.signal_log)"));
-            col += 1;
-        }
-        if with_score {
-            for name in ["score_doc", "score_total", "stage", "updated_at"] {
-                sets.push(format!("{name} = COALESCE(v.column{col}, leads.{name})"));
-                col += 1;
-            }
-        }
-        let sql = format!(
-            "UPDATE leads SET {} FROM (VALUES {}) AS v WHERE leads.tenant_id = {} AND leads.lead_id = v.column1",
-            sets.join(", "),
-            rows.join(", "),
-            slot(1)
-        );
-        db.execute_raw(Statement::from_sql_and_values(backend, sql, values))
-            .instrument(qualify_platform::db::span(db, "UPDATE leads"))
-            .await?;
     }
+    let mut params = vec![tenant.into()];
+    let mut arrays = Vec::new();
+    for (i, (name, values)) in columns.iter().zip(by_column).enumerate() {
+        let (kind, cast) = match *name {
+            "signal_log" => (sea_orm::sea_query::ArrayType::Bytes, "bytea[]"),
+            "score_total" => (sea_orm::sea_query::ArrayType::Int, "int4[]"),
+            "updated_at" => (sea_orm::sea_query::ArrayType::ChronoDateTimeUtc, "timestamptz[]"),
+            _ => (sea_orm::sea_query::ArrayType::String, "text[]"),
+        };
+        params.push(sea_orm::Value::Array(kind, Some(Box::new(values))));
+        arrays.push(format!("${}::{cast}", i + 2));
+    }
+    let sets: Vec<String> = columns[1..].iter().map(|c| format!("{c} = u.{c}")).collect();
+    let sql = format!(
+        "UPDATE leads SET {} FROM unnest({}) AS u({}) WHERE leads.tenant_id = $1 AND leads.lead_id = u.lead_id",
+        sets.join(", "),
+        arrays.join(", "),
+        columns.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, params))
+        .instrument(qualify_platform::db::span(db, "UPDATE leads"))
+        .await?;
+    Ok(())
+}
+
+async fn write_values(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    columns: &[&str],
+    rows: impl Iterator<Item = Vec<sea_orm::Value>>,
+) -> Result<(), ApiError> {
+    let mut params = vec![tenant.into()];
+    let mut tuples = Vec::new();
+    for row in rows {
+        let mut slots = Vec::with_capacity(row.len());
+        for v in row {
+            params.push(v);
+            slots.push(format!("?{}", params.len()));
+        }
+        tuples.push(format!("({})", slots.join(", ")));
+    }
+    // VALUES columns are named column1, column2, …
+    let sets: Vec<String> =
+        columns.iter().enumerate().skip(1).map(|(i, c)| format!("{c} = v.column{}", i + 1)).collect();
+    let sql = format!(
+        "UPDATE leads SET {} FROM (VALUES {}) AS v WHERE leads.tenant_id = ?1 AND leads.lead_id = v.column1",
+        sets.join(", "),
+        tuples.join(", ")
+    );
+    db.execute_raw(Statement::from_sql_and_values(DbBackend::Sqlite, sql, params))
+        .instrument(qualify_platform::db::span(db, "UPDATE leads"))
+        .await?;
     Ok(())
 }
 

@@ -9,25 +9,34 @@ use qualify_domain::RecordedSignal;
 use qualify_domain::scoring::{Signal, SignalType};
 use qualify_platform::{ApiError, db};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select, Set,
-    TryInsertResult,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    Set, Statement, TryInsertResult,
 };
 
 use tracing::Instrument;
 
 use super::entity::signal;
 
-/// Signals per insert statement: 8 bound values each, far below SQLite's limit.
+/// Signals per insert statement on SQLite: 8 bound values each, far below its limit.
 const INSERT_CHUNK: usize = 500;
 
-/// Records `signals` (distinct ids) in one multi-row insert per chunk, and returns
-/// the ids it recorded: the others were recorded before (duplicates).
+/// Records `signals` (distinct ids) and returns the ids it recorded: the others
+/// were recorded before (duplicates). One statement on PostgreSQL (the columns
+/// bound as arrays and unnested), one multi-row insert per chunk on SQLite.
 pub async fn insert_new<'a>(
     db: &impl ConnectionTrait,
     tenant: &str,
     signals: impl Iterator<Item = &'a RecordedSignal>,
 ) -> Result<HashSet<String>, ApiError> {
+    let signals: Vec<&RecordedSignal> = signals.collect();
+    if signals.is_empty() {
+        return Ok(HashSet::new());
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        return insert_unnested(db, tenant, &signals).await;
+    }
     let rows: Vec<signal::ActiveModel> = signals
+        .iter()
         .map(|s| signal::ActiveModel {
             tenant_id: Set(tenant.to_string()),
             signal_id: Set(s.signal_id.clone()),
@@ -51,6 +60,37 @@ pub async fn insert_new<'a>(
         }
     }
     Ok(inserted)
+}
+
+/// [`insert_new`] on PostgreSQL: eight parameters whatever the batch's size, so
+/// the statement is parsed and planned once and binding costs one array per column.
+async fn insert_unnested(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    signals: &[&RecordedSignal],
+) -> Result<HashSet<String>, ApiError> {
+    let strings = |f: &dyn Fn(&RecordedSignal) -> String| db::text_array(signals.iter().map(|s| f(s)));
+    let values = vec![
+        tenant.into(),
+        strings(&|s| s.signal_id.clone()),
+        strings(&|s| s.lead_id.clone()),
+        strings(&|s| s.account_id.clone()),
+        // A contact id is never empty (it is a resource id): empty stands for none.
+        strings(&|s| s.contact_id.clone().unwrap_or_default()),
+        strings(&|s| s.signal.kind.as_str().to_string()),
+        db::time_array(signals.iter().map(|s| s.signal.occurred_at)),
+        db::time_array(signals.iter().map(|s| s.received_at)),
+    ];
+    let sql = "INSERT INTO signals (tenant_id, signal_id, lead_id, account_id, contact_id, kind, occurred_at, received_at) \
+               SELECT $1, u.s, u.l, u.a, NULLIF(u.c, ''), u.k, u.o, u.r \
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], \
+                           $8::timestamptz[]) AS u(s, l, a, c, k, o, r) \
+               ON CONFLICT DO NOTHING RETURNING signal_id";
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .instrument(db::span(db, "INSERT signals"))
+        .await?;
+    rows.iter().map(|r| r.try_get::<String>("", "signal_id").map_err(ApiError::from)).collect()
 }
 
 fn to_recorded(m: signal::Model) -> Option<RecordedSignal> {
