@@ -159,6 +159,7 @@ type Stream_<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 impl LeadScoringService for ScoringApi {
     type ScoreLeadsStream = Stream_<pb::ScoreLeadsResponse>;
     type StreamEventsStream = Stream_<pb::StreamEventsResponse>;
+    type StreamSignalsStream = Stream_<pb::StreamSignalsResponse>;
 
     async fn create_account(
         &self,
@@ -222,6 +223,14 @@ impl LeadScoringService for ScoringApi {
         r: Request<pb::IngestSignalsRequest>,
     ) -> Result<Response<pb::IngestSignalsResponse>, Status> {
         rpc::unary(DOMAIN, r, |call, m| self.ingest_signals(call.caller, m)).await
+    }
+    async fn stream_signals(
+        &self,
+        r: Request<tonic::Streaming<pb::StreamSignalsRequest>>,
+    ) -> Result<Response<Self::StreamSignalsStream>, Status> {
+        let c = caller(&r).map_err(|e| e.into_status(DOMAIN))?;
+        let rx = ScoringApi::stream_signals(self, c, r.into_inner());
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
     async fn publish_scorecard(
         &self,

@@ -13,10 +13,12 @@ use qualify_platform::{ApiError, Violations};
 use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as pb, SignalOutcome};
 use sea_orm::{DatabaseConnection, TransactionTrait};
+use tokio::sync::mpsc;
 
 use super::{ScoringApi, events};
 use crate::scorecards::Cards;
 use crate::signals::{self, Incoming, Ingested, Outcome, Rejection};
+use crate::store::signals as store;
 
 /// Most signals one call may carry.
 pub const MAX_BATCH: usize = 1000;
@@ -89,20 +91,37 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
     out
 }
 
-/// Signal batches (each with its tenant), ingested a round at a time.
-pub(super) type Writer = Group<(String, Vec<Incoming>), Ingested>;
+/// A batch for the writer: its tenant, its signals, and the position of a
+/// pipeline's stream it advances to once committed.
+pub(super) struct Batch {
+    tenant: String,
+    signals: Vec<Incoming>,
+    stream: Option<(String, i64)>,
+}
+
+/// Signal batches, ingested a round at a time.
+pub(super) type Writer = Group<Batch, Ingested>;
 
 /// Batches per round: 16,000 signals at most in one transaction.
 const MAX_ROUND: usize = 16;
 
 /// The writer of signal batches: the batches that arrive while a round runs
 /// are ingested together in the next one, in one transaction with the events
-/// of the moves they caused. Concurrent batches over the same leads would
-/// otherwise wait on each other's row locks, one transaction at a time.
+/// of the moves they caused and the streams' new positions. Concurrent
+/// batches over the same leads would otherwise wait on each other's row
+/// locks, one transaction at a time.
 pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writer {
-    Group::spawn("signal batches", MAX_ROUND, move |group: Vec<(String, Vec<Incoming>)>| {
+    Group::spawn("signal batches", MAX_ROUND, move |round: Vec<Batch>| {
         let (db, cards, relay, now) = (db.clone(), cards.clone(), relay.clone(), clock.now());
         async move {
+            let mut group = Vec::with_capacity(round.len());
+            let mut streams = Vec::new();
+            for b in round {
+                if let Some(stream) = b.stream {
+                    streams.push((b.tenant.clone(), stream));
+                }
+                group.push((b.tenant, b.signals));
+            }
             let tenants: Vec<String> = group.iter().map(|(t, _)| t.clone()).collect();
             let txn = db.begin().await?;
             let ingested = signals::ingest(&txn, &cards, group, now).await?;
@@ -110,6 +129,9 @@ pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: 
             for (tenant, i) in tenants.iter().zip(&ingested) {
                 events::stage_changes(&txn, tenant, &i.stage_changes).await?;
                 moved |= !i.stage_changes.is_empty();
+            }
+            for (tenant, (stream_id, position)) in &streams {
+                store::advance_stream(&txn, tenant, stream_id, *position, now).await?;
             }
             txn.commit().await?;
             if moved {
@@ -120,27 +142,102 @@ pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: 
     })
 }
 
+/// A batch's size, checked before anything else.
+fn check_size(signals: &[pb::Signal]) -> Result<(), ApiError> {
+    let mut v = Violations::new();
+    v.check(!signals.is_empty(), "signals", "must not be empty");
+    v.check(signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
+    v.finish()
+}
+
+fn count(out: &pb::IngestSignalsResponse) {
+    for (outcome, n) in
+        [("accepted", out.accepted_count), ("duplicate", out.duplicate_count), ("rejected", out.rejected_count)]
+    {
+        metrics::counter!("qualify_signals_ingested_total", "outcome" => outcome).increment(n as u64);
+    }
+}
+
 impl ScoringApi {
     pub(crate) async fn ingest_signals(
         &self,
         caller: Caller,
         req: pb::IngestSignalsRequest,
     ) -> Result<pb::IngestSignalsResponse, ApiError> {
-        let mut v = Violations::new();
-        v.check(!req.signals.is_empty(), "signals", "must not be empty");
-        v.check(req.signals.len() <= MAX_BATCH, "signals", "must hold at most 1000 signals");
-        v.finish()?;
+        check_size(&req.signals)?;
+        self.ingest_batch(caller.tenant, &req.signals, None).await
+    }
+
+    /// Ingests one checked batch through the writer, within the replica's slots.
+    async fn ingest_batch(
+        &self,
+        tenant: String,
+        signals: &[pb::Signal],
+        stream: Option<(String, i64)>,
+    ) -> Result<pb::IngestSignalsResponse, ApiError> {
         let _slot = self.ingest_slot().await?;
         let now = self.clock.now();
-        let batch = req.signals.iter().map(|s| decode(s, now)).collect();
-        let ingested = self.signals.submit((caller.tenant, batch)).await?;
-        let out = encode(&req.signals, ingested);
-        metrics::counter!("qualify_signals_ingested_total", "outcome" => "accepted")
-            .increment(out.accepted_count as u64);
-        metrics::counter!("qualify_signals_ingested_total", "outcome" => "duplicate")
-            .increment(out.duplicate_count as u64);
-        metrics::counter!("qualify_signals_ingested_total", "outcome" => "rejected")
-            .increment(out.rejected_count as u64);
+        let batch = Batch { tenant, signals: signals.iter().map(|s| decode(s, now)).collect(), stream };
+        let out = encode(signals, self.signals.submit(batch).await?);
+        count(&out);
         Ok(out)
+    }
+
+    /// A pipeline's stream of batches: acknowledged positions back (see the proto).
+    pub(crate) fn stream_signals(
+        &self,
+        caller: Caller,
+        inbound: tonic::Streaming<pb::StreamSignalsRequest>,
+    ) -> mpsc::Receiver<Result<pb::StreamSignalsResponse, tonic::Status>> {
+        let (tx, rx) = mpsc::channel(4);
+        let api = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = api.follow_stream(caller, inbound, &tx).await {
+                let _ = tx.send(Err(e.into_status(super::DOMAIN))).await;
+            }
+        });
+        rx
+    }
+
+    async fn follow_stream(
+        &self,
+        caller: Caller,
+        mut inbound: tonic::Streaming<pb::StreamSignalsRequest>,
+        tx: &mpsc::Sender<Result<pb::StreamSignalsResponse, tonic::Status>>,
+    ) -> Result<(), ApiError> {
+        let tenant = caller.tenant;
+        let Some(first) = inbound.message().await.map_err(|_| ApiError::Aborted("the stream broke".into()))? else {
+            return Ok(());
+        };
+        if !is_resource_id(&first.stream_id) {
+            return Err(ApiError::field("stream_id", "must be 1 to 128 characters of [A-Za-z0-9._:-]"));
+        }
+        let stream_id = first.stream_id.clone();
+        let mut acknowledged = store::stream_position(&self.db, &tenant, &stream_id).await?;
+        let ack = |position, batch| Ok(pb::StreamSignalsResponse { acknowledged_position: position, batch });
+        if tx.send(ack(acknowledged, None)).await.is_err() {
+            return Ok(());
+        }
+        let mut next = Some(first);
+        while let Some(m) = next {
+            if !m.stream_id.is_empty() && m.stream_id != stream_id {
+                return Err(ApiError::field("stream_id", "must not change within a stream"));
+            }
+            let mut batch = None;
+            if !m.signals.is_empty() && m.position <= 0 {
+                return Err(ApiError::field("position", "must be positive"));
+            }
+            if !m.signals.is_empty() && m.position > acknowledged {
+                check_size(&m.signals)?;
+                batch =
+                    Some(self.ingest_batch(tenant.clone(), &m.signals, Some((stream_id.clone(), m.position))).await?);
+                acknowledged = m.position;
+            }
+            if tx.send(ack(acknowledged, batch)).await.is_err() {
+                return Ok(()); // the pipeline went away
+            }
+            next = inbound.message().await.map_err(|_| ApiError::Aborted("the stream broke".into()))?;
+        }
+        Ok(())
     }
 }

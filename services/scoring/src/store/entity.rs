@@ -181,3 +181,25 @@ pub mod stage_change {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// The positions pipelines' signal streams have reached.
+pub mod signal_stream {
+    use sea_orm::entity::prelude::*;
+
+    /// A stream's acknowledged position.
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signal_streams")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stream_id: String,
+        pub position: i64,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use qualify_domain::RecordedSignal;
 use qualify_domain::scoring::{Signal, SignalType};
 use qualify_platform::{ApiError, db};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
     Set, Statement, TryInsertResult,
@@ -15,7 +16,7 @@ use sea_orm::{
 
 use tracing::Instrument;
 
-use super::entity::signal;
+use super::entity::{signal, signal_stream};
 
 /// Signals per insert statement on SQLite: 8 bound values each, far below its limit.
 const INSERT_CHUNK: usize = 500;
@@ -91,6 +92,41 @@ async fn insert_unnested(
         .instrument(db::span(db, "INSERT signals"))
         .await?;
     rows.iter().map(|r| r.try_get::<String>("", "signal_id").map_err(ApiError::from)).collect()
+}
+
+/// The position a pipeline's stream has reached (0: none yet).
+pub async fn stream_position(db: &impl ConnectionTrait, tenant: &str, stream_id: &str) -> Result<i64, ApiError> {
+    let row = signal_stream::Entity::find_by_id((tenant.to_string(), stream_id.to_string())).one(db).await?;
+    Ok(row.map_or(0, |r| r.position))
+}
+
+/// Moves a stream's position forward to `position` (never back).
+pub async fn advance_stream(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    stream_id: &str,
+    position: i64,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let row = signal_stream::ActiveModel {
+        tenant_id: Set(tenant.to_string()),
+        stream_id: Set(stream_id.to_string()),
+        position: Set(position),
+        updated_at: Set(now),
+    };
+    let forward = sea_orm::sea_query::ExprTrait::lt(
+        Expr::col((signal_stream::Entity, signal_stream::Column::Position)),
+        position,
+    );
+    let upsert =
+        sea_orm::sea_query::OnConflict::columns([signal_stream::Column::TenantId, signal_stream::Column::StreamId])
+            .update_columns([signal_stream::Column::Position, signal_stream::Column::UpdatedAt])
+            .action_and_where(forward)
+            .to_owned();
+    match signal_stream::Entity::insert(row).on_conflict(upsert).exec_without_returning(db).await {
+        Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn to_recorded(m: signal::Model) -> Option<RecordedSignal> {

@@ -20,6 +20,7 @@ type Client = LeadScoringServiceClient<Channel>;
 on_both_backends!(
     concurrent_batches_over_the_same_leads_end_as_a_sequential_run,
     bulk_rescoring_resumes_where_a_broken_run_stopped,
+    a_stream_interrupted_and_resumed_counts_every_signal_once,
 );
 
 const LEADS: usize = 100;
@@ -264,4 +265,90 @@ async fn bulk_rescoring_resumes_where_a_broken_run_stopped(b: Backend) {
     let sdr = token("bulk", "sam", &[Role::Sdr]);
     let e = t.c.score_leads(authed(run(""), &sdr)).await.unwrap_err();
     assert_eq!(e.code(), tonic::Code::PermissionDenied);
+}
+
+/// Batch `n` (1-based) of a pipeline: ten pricing visits on lead-0000, ids `p{n}-{i}`.
+fn pipeline_batch(now: chrono::DateTime<chrono::Utc>, n: i64) -> pb::StreamSignalsRequest {
+    let signals = (0..10)
+        .map(|i| pb::Signal {
+            signal_id: format!("p{n}-{i}"),
+            lead_id: lead_id(0),
+            contact_id: String::new(),
+            r#type: SignalType::PricingPageVisit as i32,
+            occur_time: days_before(now, 1),
+        })
+        .collect();
+    pb::StreamSignalsRequest { stream_id: "clickstream".into(), position: n, signals }
+}
+
+/// Opens the pipeline's stream; the opening acknowledgement and the channels to send and read on.
+async fn open(
+    t: &mut Tenant,
+) -> (i64, tokio::sync::mpsc::Sender<pb::StreamSignalsRequest>, tonic::Streaming<pb::StreamSignalsResponse>) {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let hello = pb::StreamSignalsRequest { stream_id: "clickstream".into(), ..Default::default() };
+    tx.send(hello).await.unwrap();
+    let req = authed(tokio_stream::wrappers::ReceiverStream::new(rx), &t.bot);
+    let mut acks = t.c.stream_signals(req).await.unwrap().into_inner();
+    let opening = acks.next().await.unwrap().unwrap();
+    assert!(opening.batch.is_none());
+    // The empty opening message is acknowledged too, with the same position.
+    assert_eq!(acks.next().await.unwrap().unwrap().acknowledged_position, opening.acknowledged_position);
+    (opening.acknowledged_position, tx, acks)
+}
+
+/// A pipeline pushes batches on a stream, breaks off with a batch unacknowledged,
+/// reconnects, is told where to resume, and resends from there (and, being careful,
+/// the batch before): every signal is counted once and the position is kept.
+async fn a_stream_interrupted_and_resumed_counts_every_signal_once(b: Backend) {
+    let svc = spawn::<Scoring>(config("scoring", b).await).await;
+    let c = LeadScoringServiceClient::new(svc.channel().await);
+    let mut t = Tenant::new(&c, "pipeline", 1, 1000).await;
+    let now = qualify_platform::Clock::system().now();
+
+    let (start, tx, mut acks) = open(&mut t).await;
+    assert_eq!(start, 0);
+    for n in 1..=3 {
+        tx.send(pipeline_batch(now, n)).await.unwrap();
+        let ack = acks.next().await.unwrap().unwrap();
+        assert_eq!(ack.acknowledged_position, n);
+        assert_eq!(ack.batch.unwrap().accepted_count, 10);
+    }
+    // Batch 4 goes out and the connection drops before its acknowledgement is read.
+    tx.send(pipeline_batch(now, 4)).await.unwrap();
+    drop((tx, acks));
+
+    let (resume, tx, mut acks) = open(&mut t).await;
+    assert!(resume == 3 || resume == 4, "resume after {resume}");
+    for n in resume..=6 {
+        tx.send(pipeline_batch(now, n)).await.unwrap();
+        let ack = acks.next().await.unwrap().unwrap();
+        assert_eq!(ack.acknowledged_position, n.max(resume));
+        // The batch at the acknowledged position is not ingested again.
+        assert_eq!(ack.batch.map(|b| b.accepted_count), (n > resume).then_some(10), "batch {n}");
+    }
+    // A batch under a new position but with signals already ingested counts them as duplicates.
+    tx.send(pipeline_batch(now, 5)).await.unwrap();
+    let replay = acks.next().await.unwrap().unwrap();
+    assert_eq!((replay.acknowledged_position, replay.batch.is_none()), (6, true));
+    let mut again = pipeline_batch(now, 7);
+    again.signals = pipeline_batch(now, 6).signals;
+    tx.send(again).await.unwrap();
+    let ack = acks.next().await.unwrap().unwrap().batch.unwrap();
+    assert_eq!((ack.accepted_count, ack.duplicate_count), (0, 10));
+    // A batch without a position is refused, naming the field, and ends the stream.
+    tx.send(pb::StreamSignalsRequest { position: 0, ..pipeline_batch(now, 8) }).await.unwrap();
+    let e = acks.next().await.unwrap().unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("position"), "{}", e.message());
+    drop((tx, acks));
+
+    // Sixty signals, each once: the lead's score reads them all (pricing: 10 points each, capped
+    // at 25, but the count is every signal in the window).
+    let req = pb::ScoreLeadRequest { target: Some(Target::LeadId(lead_id(0))), scorecard_version: 0 };
+    let score = t.c.score_lead(authed(req, &t.bot)).await.unwrap().into_inner().score.unwrap();
+    let pricing = score.contributions.iter().find(|c| c.rule_id == "pricing").unwrap();
+    assert_eq!(pricing.signal_count, 60);
+    let (position, _, _) = open(&mut t).await;
+    assert_eq!(position, 7);
 }

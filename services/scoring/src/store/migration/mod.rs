@@ -7,6 +7,7 @@ mod m002_contacts_signals_scorecards;
 mod m003_signal_log;
 mod m004_domain_documents;
 mod m005_verification_provenance;
+mod m006_signal_streams;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -145,6 +146,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::idempotency::SubjectColumn),
             Box::new(qualify_platform::follow::Migration),
             Box::new(M005VerificationProvenance),
+            Box::new(M006SignalStreams),
         ]
     }
 }
@@ -154,3 +156,4 @@ pub use m002_contacts_signals_scorecards::M002ContactsSignalsScorecards;
 pub use m003_signal_log::M003SignalLog;
 pub use m004_domain_documents::M004DomainDocuments;
 pub use m005_verification_provenance::M005VerificationProvenance;
+pub use m006_signal_streams::M006SignalStreams;
