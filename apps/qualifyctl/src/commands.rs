@@ -173,6 +173,14 @@ pub enum ScorecardCommand {
         #[arg(long, default_value_t = 0)]
         expected_version: i64,
     },
+    /// Re-score and store every lead of the tenant with the scorecards in force (after a
+    /// publish), making the threshold moves, with a progress bar. Leads are stored in batches;
+    /// a broken run prints the lead to resume after.
+    Rescore {
+        /// Resume a broken run after this lead id.
+        #[arg(long, default_value = "")]
+        resume_after: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -342,8 +350,46 @@ fn lead_differences(want: &sc::Lead, got: &sc::Lead) -> Vec<String> {
     d
 }
 
+/// `scorecard rescore`: ScoreLeads with apply over every lead, progress from its counts.
+async fn rescore(g: &Global, mut c: Clients, resume_after: String) -> anyhow::Result<()> {
+    let token = g.token_or_dev(DEV_TENANT, "qualifyctl", Role::Revops)?;
+    let r = sc::ScoreLeadsRequest { lead_ids: vec![], apply: true, resume_after_lead_id: resume_after.clone() };
+    let mut stream = c.scoring.score_leads(req(r, &token)?).await?.into_inner();
+    let pb = ProgressBar::new(0);
+    pb.set_style(ProgressStyle::with_template("{spinner} leads {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
+    let (mut last, mut moves) = (resume_after, 0usize);
+    loop {
+        match stream.message().await {
+            Ok(Some(item)) => {
+                pb.set_length(item.total_count.max(0) as u64);
+                pb.set_position(item.done_count.max(0) as u64);
+                moves += usize::from(item.stage_change.is_some());
+                last = item.lead_id;
+            }
+            Ok(None) => break,
+            Err(s) => {
+                pb.abandon();
+                if !last.is_empty() {
+                    eprintln!("stored up to lead {last:?}; resume with --resume-after {last}");
+                }
+                return Err(s.into());
+            }
+        }
+    }
+    pb.finish_and_clear();
+    if g.json() {
+        println!("{}", serde_json::json!({ "rescoredCount": pb.position(), "stageChangeCount": moves }));
+    } else {
+        println!("re-scored and stored {} leads; {moves} crossed a threshold and moved", pb.position());
+    }
+    Ok(())
+}
+
 pub async fn scorecard(g: &Global, mut c: Clients, cmd: ScorecardCommand) -> anyhow::Result<()> {
-    let ScorecardCommand::Publish { file, segment, expected_version } = cmd;
+    let (file, segment, expected_version) = match cmd {
+        ScorecardCommand::Publish { file, segment, expected_version } => (file, segment, expected_version),
+        ScorecardCommand::Rescore { resume_after } => return rescore(g, c, resume_after).await,
+    };
     let mut card: sc::Scorecard = protojson::from_file(&file, "qualify.scoring.v1.Scorecard")?;
     if let Some(s) = segment {
         card.segment = s.wire() as i32;
