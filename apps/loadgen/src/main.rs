@@ -11,6 +11,7 @@
 mod funnel;
 mod ingest;
 mod overload;
+mod rescore;
 mod soak;
 
 use std::future::Future;
@@ -54,6 +55,9 @@ enum Scenario {
     /// `IngestSignals` on PostgreSQL from each of `--callers` callers, batches of 1,000 fresh
     /// signals over `--leads` leads; with `--pgbench`, multi-row inserts of signal-shaped rows.
     IngestSignals,
+    /// `ScoreLeads` with apply over `--leads` leads loaded into PostgreSQL, next to PostgreSQL
+    /// reading and rewriting the same rows in one UPDATE.
+    Rescore,
     /// `ScoreLead` by id from `--concurrency` callers, then from `--overload` times as many, then from
     /// `--concurrency` again, against a service shedding beyond `--limit` requests in flight and
     /// against one that never sheds: accepted req/s and p99, shed count and latency, memory,
@@ -404,11 +408,19 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::IngestSignals) {
         return ingest::run(&args, backend).await;
     }
+    if matches!(args.scenario, Scenario::Rescore) {
+        return rescore::run(&args, backend).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
     let stats = match args.scenario {
-        Scenario::Baseline | Scenario::Funnel | Scenario::Overload | Scenario::Soak | Scenario::IngestSignals => {
+        Scenario::Baseline
+        | Scenario::Funnel
+        | Scenario::Overload
+        | Scenario::Soak
+        | Scenario::IngestSignals
+        | Scenario::Rescore => {
             return Ok(());
         }
         Scenario::GetAccount | Scenario::CreateLead => {

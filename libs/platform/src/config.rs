@@ -106,8 +106,10 @@ pub struct ServiceConfig {
     /// How many days delivered outbox events are kept for the event streams
     /// (`QUALIFY_OUTBOX_RETENTION_DAYS`); 0 keeps them for ever.
     pub outbox_retention_days: u32,
-    /// Bulk ingestion calls (signal batches, verification feeds) a replica runs at once
-    /// (`QUALIFY_INGEST_CONCURRENCY`; 0: half the database pool), so reads keep their connections.
+    /// Bulk ingestion calls (signal batches, verification feeds) a replica admits at once
+    /// (`QUALIFY_INGEST_CONCURRENCY`; 0: half the database pool for verification feeds, which
+    /// hold a connection each, so reads keep theirs, and 32 signal batches, which share one
+    /// writer's connection).
     pub ingest_concurrency: usize,
     /// How long a bulk ingestion call waits for a slot before it is refused with
     /// RESOURCE_EXHAUSTED and RetryInfo (`QUALIFY_INGEST_WAIT_MS`): a short queue, never a deadline.

@@ -53,7 +53,7 @@ impl QualifyService for Scoring {
                     None => None,
                 };
                 let api = grpc::ScoringApi::new(db, Cards::new(redis), relay, read_slots, config.clock.clone())
-                    .ingest_slots(config.ingest_slots(), config.ingest_wait)
+                    .ingest_slots(config.ingest_slots(), config.ingest_concurrency, config.ingest_wait)
                     .following(following);
                 Ok(grpc::routes(api, auth, config.max_message_bytes))
             },

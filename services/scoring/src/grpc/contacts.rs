@@ -221,7 +221,7 @@ impl ScoringApi {
         v.check(!req.verifications.is_empty(), "verifications", "must not be empty");
         v.check(req.verifications.len() <= MAX_FEED, "verifications", "must hold at most 5000 findings");
         v.finish()?;
-        let _slot = self.ingest_slot().await?;
+        let _slot = self.ingest_slot(super::Bulk::Feed).await?;
         let key = idempotency::Key {
             tenant: &caller.tenant,
             method: "RecordContactVerifications",

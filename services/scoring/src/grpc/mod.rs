@@ -44,6 +44,15 @@ const INGEST_RETRY_AFTER: std::time::Duration = std::time::Duration::from_millis
 /// How long an ingestion call waits for a slot unless configured.
 const INGEST_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The kinds of bulk ingestion call, each with its own slots.
+#[derive(Clone, Copy)]
+enum Bulk {
+    /// A verification feed: its own transaction and connection.
+    Feed,
+    /// A signal batch: a place in the writer's rounds.
+    Signals,
+}
+
 /// The lead scoring API.
 #[derive(Clone)]
 pub struct ScoringApi {
@@ -54,8 +63,11 @@ pub struct ScoringApi {
     clock: Clock,
     /// The follower of acceptance's stream, stopped with the last clone.
     following: Option<std::sync::Arc<Following>>,
-    /// Slots for bulk ingestion calls, and how long a call waits for one (see [`ScoringApi::ingest_slots`]).
+    /// Slots for verification feeds (each holds a connection), and how long a call waits for one
+    /// (see [`ScoringApi::ingest_slots`]).
     ingest: (std::sync::Arc<tokio::sync::Semaphore>, std::time::Duration),
+    /// Slots for signal batches (they share the writer's connection).
+    batches: std::sync::Arc<tokio::sync::Semaphore>,
     /// Signal batches, ingested together while a round runs (see [`signals::writer`]).
     signals: signals::Writer,
 }
@@ -68,21 +80,29 @@ impl ScoringApi {
         let reads = ScoreReads::new(db.clone(), read_slots);
         let ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1))), INGEST_WAIT);
         let signals = signals::writer(db.clone(), cards.clone(), relay.clone(), clock.clone());
-        ScoringApi { db, cards, relay, reads, clock, following: None, ingest, signals }
+        let batches = std::sync::Arc::new(tokio::sync::Semaphore::new(signals::DEFAULT_SLOTS));
+        ScoringApi { db, cards, relay, reads, clock, following: None, ingest, batches, signals }
     }
 
-    /// Runs at most `n` bulk ingestion calls (signal batches, verification feeds) at once; a
-    /// call waits up to `wait` for a slot (in arrival order), then is refused: a short queue,
-    /// never one that runs into the caller's deadline.
-    pub fn ingest_slots(mut self, n: usize, wait: std::time::Duration) -> Self {
-        self.ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(n.max(1))), wait);
+    /// Runs at most `feeds` verification feeds and admits at most `batches` signal batches
+    /// at once (0: [`signals::DEFAULT_SLOTS`], two writer rounds); a call waits up to `wait`
+    /// for a slot (in arrival order), then is refused: a short queue, never one that runs into
+    /// the caller's deadline.
+    pub fn ingest_slots(mut self, feeds: usize, batches: usize, wait: std::time::Duration) -> Self {
+        self.ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(feeds.max(1))), wait);
+        let batches = if batches == 0 { signals::DEFAULT_SLOTS } else { batches };
+        self.batches = std::sync::Arc::new(tokio::sync::Semaphore::new(batches));
         self
     }
 
-    /// A slot for one bulk ingestion call, held until it is dropped; RESOURCE_EXHAUSTED with
-    /// RetryInfo when none frees up within the wait.
-    async fn ingest_slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, qualify_platform::ApiError> {
-        let (slots, wait) = &self.ingest;
+    /// A slot for one verification feed (`Feed`) or signal batch, held until it is dropped;
+    /// RESOURCE_EXHAUSTED with RetryInfo when none frees up within the wait.
+    async fn ingest_slot(&self, kind: Bulk) -> Result<tokio::sync::OwnedSemaphorePermit, qualify_platform::ApiError> {
+        let (feeds, wait) = &self.ingest;
+        let slots = match kind {
+            Bulk::Feed => feeds,
+            Bulk::Signals => &self.batches,
+        };
         match tokio::time::timeout(*wait, slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(qualify_platform::ApiError::ResourceExhausted {

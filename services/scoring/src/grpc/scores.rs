@@ -199,7 +199,7 @@ impl ScoringApi {
 }
 
 /// Leads a ScoreLeads batch reads and stores at once.
-const SCORE_BATCH: usize = 500;
+const SCORE_BATCH: usize = 2000;
 
 /// A batch's scores on the wire, with the moves they made, by lead.
 type Scored = HashMap<String, (pb::Score, Option<pb::LeadStageChange>)>;

@@ -105,6 +105,10 @@ pub(super) type Writer = Group<Batch, Ingested>;
 /// Batches per round: 16,000 signals at most in one transaction.
 const MAX_ROUND: usize = 16;
 
+/// Signal batches a replica admits at once unless configured: two rounds' worth (the
+/// one running and the next), each waiting batch holding its signals in memory only.
+pub const DEFAULT_SLOTS: usize = 2 * MAX_ROUND;
+
 /// The writer of signal batches: the batches that arrive while a round runs
 /// are ingested together in the next one, in one transaction with the events
 /// of the moves they caused and the streams' new positions. Concurrent
@@ -175,7 +179,7 @@ impl ScoringApi {
         signals: &[pb::Signal],
         stream: Option<(String, i64)>,
     ) -> Result<pb::IngestSignalsResponse, ApiError> {
-        let _slot = self.ingest_slot().await?;
+        let _slot = self.ingest_slot(super::Bulk::Signals).await?;
         let now = self.clock.now();
         let batch = Batch { tenant, signals: signals.iter().map(|s| decode(s, now)).collect(), stream };
         let out = encode(signals, self.signals.submit(batch).await?);
