@@ -11,6 +11,7 @@
 mod funnel;
 mod ingest;
 mod overload;
+mod paced;
 mod rescore;
 mod soak;
 
@@ -55,6 +56,10 @@ enum Scenario {
     /// `IngestSignals` on PostgreSQL from each of `--callers` callers, batches of 1,000 fresh
     /// signals over `--leads` leads; with `--pgbench`, multi-row inserts of signal-shaped rows.
     IngestSignals,
+    /// `SubmitOpportunity` then `AcceptOpportunity` started at `--rate` pairs a second whatever
+    /// the answers' speed (open loop): submit and accept p50/p99, next to pgbench's latency for
+    /// one-row insert transactions at twice that rate.
+    AcceptLatency,
     /// `ScoreLeads` with apply over `--leads` leads loaded into PostgreSQL, next to PostgreSQL
     /// reading and rewriting the same rows in one UPDATE.
     Rescore,
@@ -110,6 +115,9 @@ struct Args {
     /// `soak`: seconds between samples.
     #[arg(long, default_value_t = 5)]
     sample_secs: u64,
+    /// `accept-latency`: pairs started per second.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
     /// `ingest-signals`: the caller counts measured one after the other.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     callers: Vec<usize>,
@@ -154,12 +162,12 @@ impl Stats {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
 }
 
 /// A latency quantile of a microsecond histogram, in milliseconds.
-fn ms(h: &Histogram<u64>, q: f64) -> f64 {
+pub(crate) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
@@ -308,7 +316,7 @@ fn candidate() -> acc::GateCandidate {
 /// confirmed, economic buyer and champion mapped, a demo in three days. A lead
 /// carries one live ordinary opportunity, so the load's many are expansions
 /// (the same submission and acceptance work, gate included).
-fn opportunity(id: &str) -> acc::Opportunity {
+pub(crate) fn opportunity(id: &str) -> acc::Opportunity {
     let c = candidate();
     acc::Opportunity {
         opportunity_id: id.to_string(),
@@ -326,7 +334,7 @@ fn opportunity(id: &str) -> acc::Opportunity {
 }
 
 /// Lead scoring with `lead-1` at SQL and the candidate's two contacts verified two days ago (by the verifier's feed).
-async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
+pub(crate) async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
     let mut c = LeadScoringServiceClient::new(ch);
     let bot = token("bench", "sync", &[Role::Service]);
     let sdr = token("bench", "sam", &[Role::Sdr]);
@@ -411,6 +419,9 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Rescore) {
         return rescore::run(&args, backend).await;
     }
+    if matches!(args.scenario, Scenario::AcceptLatency) {
+        return paced::run(&args, backend).await;
+    }
     let base = baseline(&args).await?;
     println!("{}", base.line("baseline (bare tonic Check)"));
     let t = token("bench", "bench-user", &[Role::Sdr, Role::Service]);
@@ -420,7 +431,8 @@ async fn main() -> anyhow::Result<()> {
         | Scenario::Overload
         | Scenario::Soak
         | Scenario::IngestSignals
-        | Scenario::Rescore => {
+        | Scenario::Rescore
+        | Scenario::AcceptLatency => {
             return Ok(());
         }
         Scenario::GetAccount | Scenario::CreateLead => {
@@ -736,6 +748,11 @@ impl Pgbench {
 
 /// `pgbench` against a scratch database on the same server; returns transactions/s.
 pub(crate) fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow::Result<f64> {
+    pgbench_with(workload, clients, seconds, &[])
+}
+
+/// [`pgbench`] with `extra` arguments (a rate, a transaction log).
+pub(crate) fn pgbench_with(workload: Pgbench, clients: usize, seconds: u64, extra: &[String]) -> anyhow::Result<f64> {
     // The service's URL with another database, its options (sslmode, ...) kept:
     // pgbench and the service reach PostgreSQL the same way.
     let url = qualify_testkit::postgres_url();
@@ -745,7 +762,7 @@ pub(crate) fn pgbench(workload: Pgbench, clients: usize, seconds: u64) -> anyhow
         if query.is_empty() { format!("{root}/qualify_pgbench") } else { format!("{root}/qualify_pgbench?{query}") };
     let _ = std::process::Command::new("psql").args([&url, "-qc", "CREATE DATABASE qualify_pgbench"]).output();
     let mut run = std::process::Command::new("pgbench");
-    run.args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()]);
+    run.args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string()]).args(extra);
     let script = std::env::temp_dir().join(format!("qualify-pgbench-{}.sql", std::process::id()));
     match workload {
         Pgbench::SelectOnly => {

@@ -220,7 +220,7 @@ async fn concurrent_batches_over_the_same_leads_end_as_a_sequential_run(b: Backe
     assert_eq!(moved, 32);
 }
 
-/// `ScoreLeads` with apply over 1,200 leads (three batches): the stream reports progress;
+/// `ScoreLeads` with apply over 1,200 leads: the stream reports progress;
 /// a client that breaks off after 600 leads resumes after the last lead it received, and
 /// every lead ends scored by the new version with its threshold move made exactly once.
 async fn bulk_rescoring_resumes_where_a_broken_run_stopped(b: Backend) {
