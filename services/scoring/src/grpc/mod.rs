@@ -68,8 +68,8 @@ pub struct ScoringApi {
     ingest: (std::sync::Arc<tokio::sync::Semaphore>, std::time::Duration),
     /// Slots for signal batches (they share the writer's connection).
     batches: std::sync::Arc<tokio::sync::Semaphore>,
-    /// Signal batches, ingested together while a round runs (see [`signals::writer`]).
-    signals: signals::Writer,
+    /// Signal batches, ingested together while a round runs (see [`signals::writers`]).
+    signals: std::sync::Arc<signals::Writers>,
 }
 
 impl ScoringApi {
@@ -79,7 +79,7 @@ impl ScoringApi {
     pub fn new(db: DatabaseConnection, cards: Cards, relay: Relay, read_slots: usize, clock: Clock) -> Self {
         let reads = ScoreReads::new(db.clone(), read_slots);
         let ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1))), INGEST_WAIT);
-        let signals = signals::writer(db.clone(), cards.clone(), relay.clone(), clock.clone());
+        let signals = std::sync::Arc::new(signals::writers(db.clone(), cards.clone(), relay.clone(), clock.clone()));
         let batches = std::sync::Arc::new(tokio::sync::Semaphore::new(signals::DEFAULT_SLOTS));
         ScoringApi { db, cards, relay, reads, clock, following: None, ingest, batches, signals }
     }

@@ -2,6 +2,8 @@
 //! does not fail the batch), the batch ingested in one transaction with the
 //! events of the moves it caused, and a result per signal.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use qualify_domain::Caller;
 use qualify_domain::scoring::{Signal, SignalType};
@@ -91,16 +93,8 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
     out
 }
 
-/// A batch for the writer: its tenant, its signals, and the position of a
-/// pipeline's stream it advances to once committed.
-pub(super) struct Batch {
-    tenant: String,
-    signals: Vec<Incoming>,
-    stream: Option<(String, i64)>,
-}
-
-/// Signal batches, ingested a round at a time.
-pub(super) type Writer = Group<Batch, Ingested>;
+/// Signal batches (each with its tenant), ingested a round at a time.
+type Writer = Group<(String, Vec<Incoming>), Ingested>;
 
 /// Batches per round: 16,000 signals at most in one transaction.
 const MAX_ROUND: usize = 16;
@@ -109,23 +103,29 @@ const MAX_ROUND: usize = 16;
 /// one running and the next), each waiting batch holding its signals in memory only.
 pub const DEFAULT_SLOTS: usize = 2 * MAX_ROUND;
 
-/// The writer of signal batches: the batches that arrive while a round runs
-/// are ingested together in the next one, in one transaction with the events
-/// of the moves they caused and the streams' new positions. Concurrent
-/// batches over the same leads would otherwise wait on each other's row
-/// locks, one transaction at a time.
-pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writer {
-    Group::spawn("signal batches", MAX_ROUND, move |round: Vec<Batch>| {
+/// Writers per replica (a connection each while a round runs). Each owns the leads whose
+/// id hashes to it, so their rounds never wait on each other's row locks, and one writer's
+/// work in the service overlaps the others' in the database: with one writer a replica
+/// ingested 20,600 signals/s from 16 callers, with two 30,800, with four 28,900 (16) and
+/// 28,900 (4 callers, 22,700 with one) on 2 cores shared with PostgreSQL.
+const WRITERS: usize = 4;
+
+/// A replica's signal writers (see [`writers`]).
+pub(super) struct Writers(Vec<Writer>);
+
+/// The writers of signal batches: the batches (or parts of batches) that arrive
+/// while a writer's round runs are ingested together in its next one, in one
+/// transaction with the events of the moves they caused. Concurrent batches
+/// over the same leads would otherwise wait on each other's row locks, one
+/// transaction at a time.
+pub(super) fn writers(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writers {
+    Writers((0..WRITERS).map(|_| writer(db.clone(), cards.clone(), relay.clone(), clock.clone())).collect())
+}
+
+fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writer {
+    Group::spawn("signal batches", MAX_ROUND, move |group: Vec<(String, Vec<Incoming>)>| {
         let (db, cards, relay, now) = (db.clone(), cards.clone(), relay.clone(), clock.now());
         async move {
-            let mut group = Vec::with_capacity(round.len());
-            let mut streams = Vec::new();
-            for b in round {
-                if let Some(stream) = b.stream {
-                    streams.push((b.tenant.clone(), stream));
-                }
-                group.push((b.tenant, b.signals));
-            }
             let tenants: Vec<String> = group.iter().map(|(t, _)| t.clone()).collect();
             let txn = db.begin().await?;
             let ingested = signals::ingest(&txn, &cards, group, now).await?;
@@ -134,9 +134,6 @@ pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: 
                 events::stage_changes(&txn, tenant, &i.stage_changes).await?;
                 moved |= !i.stage_changes.is_empty();
             }
-            for (tenant, (stream_id, position)) in &streams {
-                store::advance_stream(&txn, tenant, stream_id, *position, now).await?;
-            }
             txn.commit().await?;
             if moved {
                 relay.nudge();
@@ -144,6 +141,47 @@ pub(super) fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: 
             Ok(ingested)
         }
     })
+}
+
+impl Writers {
+    /// Ingests a batch: each signal goes to the writer of its lead (a repeated id goes
+    /// with its first occurrence, so duplicates within the batch resolve as in one round),
+    /// the parts in their writers' next rounds at once; the outcomes in the batch's order.
+    /// A part may be committed when another fails: the caller gets the error and its retry
+    /// finds that part's signals recorded (duplicates).
+    async fn ingest(&self, tenant: &str, batch: Vec<Incoming>) -> Result<Ingested, ApiError> {
+        let n = self.0.len();
+        let mut first: HashMap<String, usize> = HashMap::new();
+        let mut parts: Vec<(Vec<Incoming>, Vec<usize>)> = (0..n).map(|_| (Vec::new(), Vec::new())).collect();
+        let size = batch.len();
+        for (i, s) in batch.into_iter().enumerate() {
+            let k = *first.entry(s.signal_id.clone()).or_insert_with(|| owner(&s.lead_id, n));
+            parts[k].0.push(s);
+            parts[k].1.push(i);
+        }
+        let (mut batches, mut places) = (Vec::new(), Vec::new());
+        for (k, (part, at)) in parts.into_iter().enumerate().filter(|(_, (p, _))| !p.is_empty()) {
+            batches.push(self.0[k].submit((tenant.to_string(), part)));
+            places.push(at);
+        }
+        let done = futures::future::try_join_all(batches).await?;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; size];
+        let mut stage_changes = Vec::new();
+        for (ingested, at) in done.into_iter().zip(places) {
+            for (o, i) in ingested.outcomes.into_iter().zip(at) {
+                outcomes[i] = Some(o);
+            }
+            stage_changes.extend(ingested.stage_changes);
+        }
+        let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Duplicate)).collect();
+        Ok(Ingested { outcomes, stage_changes })
+    }
+}
+
+/// The writer that owns a lead: FNV-1a of its id.
+fn owner(lead_id: &str, writers: usize) -> usize {
+    let hash = lead_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    (hash % writers as u64) as usize
 }
 
 /// A batch's size, checked before anything else.
@@ -181,8 +219,12 @@ impl ScoringApi {
     ) -> Result<pb::IngestSignalsResponse, ApiError> {
         let _slot = self.ingest_slot(super::Bulk::Signals).await?;
         let now = self.clock.now();
-        let batch = Batch { tenant, signals: signals.iter().map(|s| decode(s, now)).collect(), stream };
-        let out = encode(signals, self.signals.submit(batch).await?);
+        let ingested = self.signals.ingest(&tenant, signals.iter().map(|s| decode(s, now)).collect()).await?;
+        // The stream moves on once every part of its batch is committed.
+        if let Some((stream_id, position)) = stream {
+            store::advance_stream(&self.db, &tenant, &stream_id, position, now).await?;
+        }
+        let out = encode(signals, ingested);
         count(&out);
         Ok(out)
     }
