@@ -126,11 +126,11 @@ impl ScoringApi {
         let mut ids = req.lead_ids.into_iter();
         let mut done = 0i64;
         loop {
-            // Named leads in the given order, or every lead of the tenant by id, a batch at a time.
+            // Named leads in the given order, or every lead of the tenant by id, batches at a time.
             let batch: Vec<String> = if all {
-                store::ids(&self.db, tenant, after.as_deref(), SCORE_BATCH as u64).await?
+                store::ids(&self.db, tenant, after.as_deref(), (SCORE_BATCH * SCORE_AT_ONCE) as u64).await?
             } else {
-                ids.by_ref().take(SCORE_BATCH).collect()
+                ids.by_ref().take(SCORE_BATCH * SCORE_AT_ONCE).collect()
             };
             if batch.is_empty() {
                 return Ok(());
@@ -138,7 +138,10 @@ impl ScoringApi {
             after = batch.last().cloned();
             let now = self.clock.now();
             let mut scored = if req.apply {
-                self.rescore_batch(tenant, &batch, now).await?
+                // Batches stored side by side, each in its transaction: the service scores one
+                // while the database writes another. All are committed before any is streamed.
+                let stored = batch.chunks(SCORE_BATCH).map(|b| self.rescore_batch(tenant, b, now));
+                futures::future::try_join_all(stored).await?.into_iter().flatten().collect()
             } else {
                 self.score_batch(tenant, &batch, now).await?
             };
@@ -200,6 +203,9 @@ impl ScoringApi {
 
 /// Leads a ScoreLeads batch reads and stores at once.
 const SCORE_BATCH: usize = 2000;
+
+/// ScoreLeads batches stored at once (a connection each).
+const SCORE_AT_ONCE: usize = 2;
 
 /// A batch's scores on the wire, with the moves they made, by lead.
 type Scored = HashMap<String, (pb::Score, Option<pb::LeadStageChange>)>;
