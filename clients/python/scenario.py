@@ -5,7 +5,8 @@ A lead goes from creation to a closed-won opportunity and the funnel is checked 
 
   1. service  CreateAccount, two CreateContact (economic buyer, champion), CreateLead;
      verifier RecordContactVerifications (a provider verified both emails; the SDR is refused)
-  2. revops   PublishScorecard, IngestSignals, ScoreLead (contributions add up to the total)
+  2. revops   PublishScorecard, IngestSignals, StreamSignals (a replay: duplicates), ScoreLead
+              (contributions add up to the total)
   3. sdr      AcceptLead, QualifyLead                                   -> lead at SQL
   4. sdr      SubmitOpportunity (BANT confirmed, buying group, next step) -> PENDING_REVIEW
   5. ae       EvaluateGate, AcceptOpportunity -> ACCEPTED (the SDR is refused: PERMISSION_DENIED)
@@ -276,6 +277,22 @@ def main():
     expect(all(r.outcome == sc.SIGNAL_OUTCOME_ACCEPTED for r in ingest.results), "every signal ACCEPTED")
     moves = [(common.LeadStage.Name(c.from_stage), common.LeadStage.Name(c.to_stage)) for c in ingest.stage_changes]
     info(f"4 signals accepted; stage moves: {moves}")
+
+    # A pipeline replays the same four signals on a stream (bidirectional streaming): acknowledged
+    # at position 1, every one a duplicate; reopening the stream gives back that position.
+    stream_id = f"py-pipeline-{run}"
+    replay = [sc.StreamSignalsRequest(stream_id=stream_id), sc.StreamSignalsRequest(
+        stream_id=stream_id, position=1, signals=[
+            sc.Signal(signal_id=f"py-sig-{run}-{i}", lead_id=lead_id, contact_id=c, type=t, occur_time=ts(w))
+            for i, (t, w, c) in enumerate(signals, 1)])]
+    acks = list(scoring.StreamSignals(iter(replay), metadata=auth(revops_tok), timeout=TIMEOUT))
+    expect_eq([a.acknowledged_position for a in acks], [0, 0, 1], "StreamSignals acknowledged positions")
+    expect_eq((acks[2].batch.accepted_count, acks[2].batch.duplicate_count), (0, 4),
+              "StreamSignals replay accepted/duplicate")
+    reopened = list(scoring.StreamSignals(iter([sc.StreamSignalsRequest(stream_id=stream_id)]),
+                                          metadata=auth(revops_tok), timeout=TIMEOUT))
+    expect_eq(reopened[0].acknowledged_position, 1, "a reopened stream resumes after its acknowledged position")
+    info("StreamSignals: the replayed batch acknowledged at 1, 4 duplicates; reopening resumes after 1")
 
     score = rpc(scoring.ScoreLead, sc.ScoreLeadRequest(lead_id=lead_id), revops_tok).score
     parts = {c.rule_id: c for c in score.contributions}
