@@ -26,6 +26,7 @@ pub struct Rejection {
 }
 
 /// One signal of a batch, as sent.
+#[derive(Clone)]
 pub struct Incoming {
     /// The client's id.
     pub signal_id: String,

@@ -94,7 +94,7 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
 }
 
 /// Signal batches (each with its tenant), ingested a round at a time.
-type Writer = Group<(String, Vec<Incoming>), Ingested>;
+type Writer = Group<(String, Vec<Incoming>), Result<Ingested, ApiError>>;
 
 /// Batches per round: 16,000 signals at most in one transaction.
 const MAX_ROUND: usize = 16;
@@ -126,21 +126,46 @@ fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> W
     Group::spawn("signal batches", MAX_ROUND, move |group: Vec<(String, Vec<Incoming>)>| {
         let (db, cards, relay, now) = (db.clone(), cards.clone(), relay.clone(), clock.now());
         async move {
-            let tenants: Vec<String> = group.iter().map(|(t, _)| t.clone()).collect();
-            let txn = db.begin().await?;
-            let ingested = signals::ingest(&txn, &cards, group, now).await?;
-            let mut moved = false;
-            for (tenant, i) in tenants.iter().zip(&ingested) {
-                events::stage_changes(&txn, tenant, &i.stage_changes).await?;
-                moved |= !i.stage_changes.is_empty();
+            if group.len() == 1 {
+                return Ok(vec![round(&db, &cards, &relay, group, now).await.map(|mut one| one.remove(0))]);
             }
-            txn.commit().await?;
-            if moved {
-                relay.nudge();
+            match round(&db, &cards, &relay, group.clone(), now).await {
+                Ok(all) => Ok(all.into_iter().map(Ok).collect()),
+                Err(e) => {
+                    // One batch's failure must not fail the others: each alone, in its own transaction.
+                    tracing::warn!(batches = group.len(), error = %e, "signal round failed; ingesting its batches one by one");
+                    let mut alone = Vec::with_capacity(group.len());
+                    for batch in group {
+                        alone.push(round(&db, &cards, &relay, vec![batch], now).await.map(|mut one| one.remove(0)));
+                    }
+                    Ok(alone)
+                }
             }
-            Ok(ingested)
         }
     })
+}
+
+/// One transaction: `group` ingested with the events of the moves it caused.
+async fn round(
+    db: &DatabaseConnection,
+    cards: &Cards,
+    relay: &Relay,
+    group: Vec<(String, Vec<Incoming>)>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Ingested>, ApiError> {
+    let tenants: Vec<String> = group.iter().map(|(t, _)| t.clone()).collect();
+    let txn = db.begin().await?;
+    let ingested = signals::ingest(&txn, cards, group, now).await?;
+    let mut moved = false;
+    for (tenant, i) in tenants.iter().zip(&ingested) {
+        events::stage_changes(&txn, tenant, &i.stage_changes).await?;
+        moved |= !i.stage_changes.is_empty();
+    }
+    txn.commit().await?;
+    if moved {
+        relay.nudge();
+    }
+    Ok(ingested)
 }
 
 impl Writers {
@@ -164,7 +189,8 @@ impl Writers {
             batches.push(self.0[k].submit((tenant.to_string(), part)));
             places.push(at);
         }
-        let done = futures::future::try_join_all(batches).await?;
+        let done: Vec<Ingested> =
+            futures::future::try_join_all(batches).await?.into_iter().collect::<Result<_, _>>()?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; size];
         let mut stage_changes = Vec::new();
         for (ingested, at) in done.into_iter().zip(places) {

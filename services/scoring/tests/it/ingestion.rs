@@ -352,3 +352,36 @@ async fn a_stream_interrupted_and_resumed_counts_every_signal_once(b: Backend) {
     let (position, _, _) = open(&mut t).await;
     assert_eq!(position, 7);
 }
+
+/// One tenant's batch that fails in the database does not fail another tenant's
+/// batches that shared its rounds: the writer ingests a failed round's batches
+/// one by one. Tenant "broken" has a published scorecard whose stored document
+/// is unreadable (written behind the service's back), so its batches fail with
+/// INTERNAL; tenant "fine"'s concurrent batches are all accepted.
+#[tokio::test]
+async fn a_failing_batch_does_not_fail_the_batches_sharing_its_round() {
+    let cfg = config("scoring", Backend::Postgres).await;
+    let db = qualify_platform::db::connect_url(&cfg.database_url, cfg.database_schema.as_deref(), 1).await.unwrap();
+    let svc = spawn::<Scoring>(cfg).await;
+    let c = LeadScoringServiceClient::new(svc.channel().await);
+    let fine = Tenant::new(&c, "fine", LEADS, 60).await;
+    let broken = Tenant::new(&c, "broken", LEADS, 60).await;
+    // The body was never read, so no cache holds it: the next scoring reads it from the database.
+    let corrupt = "UPDATE scorecards SET doc = 'not a scorecard' WHERE tenant_id = 'broken'";
+    sea_orm::ConnectionTrait::execute_unprepared(&db, corrupt).await.unwrap();
+    let now = qualify_platform::Clock::system().now();
+    let calls = (0..8).map(|b| {
+        let t = if b % 2 == 0 { &fine } else { &broken };
+        let (mut c, bot) = (t.c.clone(), t.bot.clone());
+        tokio::spawn(async move {
+            c.ingest_signals(authed(pb::IngestSignalsRequest { signals: batch(now, b) }, &bot)).await
+        })
+    });
+    for (b, r) in futures::future::join_all(calls).await.into_iter().enumerate() {
+        match r.unwrap() {
+            Ok(ok) if b % 2 == 0 => assert_eq!(ok.into_inner().accepted_count, LEADS as i32, "batch {b}"),
+            Err(e) if b % 2 == 1 => assert_eq!(e.code(), tonic::Code::Internal, "batch {b}: {e:?}"),
+            other => panic!("batch {b}: {other:?}"),
+        }
+    }
+}
