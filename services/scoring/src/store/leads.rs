@@ -280,26 +280,35 @@ pub async fn read_many(
     for chunk in ids.chunks(BULK_CHUNK) {
         let leads = leads_by_id(db, tenant, chunk, lock).await?;
         let account_ids: BTreeSet<&str> = leads.iter().map(|l| l.account_id.as_str()).collect();
-        let accounts: HashMap<String, account::Model> = account::Entity::find()
-            .filter(account::Column::TenantId.eq(tenant))
-            .filter(one_of(db, account::Column::AccountId, &account_ids.into_iter().collect::<Vec<_>>()))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|a| (a.account_id.clone(), a))
-            .collect();
-        let contact_ids: BTreeSet<&str> = leads.iter().filter_map(|l| l.contact_id.as_deref()).collect();
-        let mut contacts: HashMap<String, contact::Model> = HashMap::new();
-        if !contact_ids.is_empty() {
-            contacts = contact::Entity::find()
-                .filter(contact::Column::TenantId.eq(tenant))
-                .filter(one_of(db, contact::Column::ContactId, &contact_ids.into_iter().collect::<Vec<_>>()))
+        let account_ids: Vec<&str> = account_ids.into_iter().collect();
+        let accounts: HashMap<String, account::Model> = if db.get_database_backend() == DbBackend::Postgres {
+            by_keys::<account::Entity>(db, "account_id", tenant, &account_ids, false).await?
+        } else {
+            account::Entity::find()
+                .filter(account::Column::TenantId.eq(tenant))
+                .filter(account::Column::AccountId.is_in(account_ids))
                 .all(db)
                 .await?
-                .into_iter()
-                .map(|c| (c.contact_id.clone(), c))
-                .collect();
         }
+        .into_iter()
+        .map(|a| (a.account_id.clone(), a))
+        .collect();
+        let contact_ids: Vec<&str> =
+            leads.iter().filter_map(|l| l.contact_id.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
+        let contacts: HashMap<String, contact::Model> = if contact_ids.is_empty() {
+            Vec::new()
+        } else if db.get_database_backend() == DbBackend::Postgres {
+            by_keys::<contact::Entity>(db, "contact_id", tenant, &contact_ids, false).await?
+        } else {
+            contact::Entity::find()
+                .filter(contact::Column::TenantId.eq(tenant))
+                .filter(contact::Column::ContactId.is_in(contact_ids))
+                .all(db)
+                .await?
+        }
+        .into_iter()
+        .map(|c| (c.contact_id.clone(), c))
+        .collect();
         for l in leads {
             let account = accounts
                 .get(&l.account_id)
@@ -319,41 +328,47 @@ async fn leads_by_id(
     ids: &[&str],
     lock: bool,
 ) -> Result<Vec<lead::Model>, ApiError> {
-    let span = || qualify_platform::db::span(db, "SELECT leads");
-    if db.get_database_backend() != DbBackend::Postgres {
-        let mut q = lead::Entity::find()
-            .filter(lead::Column::TenantId.eq(tenant))
-            .filter(lead::Column::LeadId.is_in(ids.iter().copied()))
-            .order_by_asc(lead::Column::LeadId);
-        if lock {
-            q = q.lock_exclusive();
-        }
-        return Ok(q.all(db).instrument(span()).await?);
+    if db.get_database_backend() == DbBackend::Postgres {
+        return by_keys::<lead::Entity>(db, "lead_id", tenant, ids, lock).await;
     }
-    // Each id a primary-key lookup, in the array's order, whatever plan a prepared statement
-    // settles on (a generic plan for `= ANY($2)` may scan the whole table).
+    let mut q = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant))
+        .filter(lead::Column::LeadId.is_in(ids.iter().copied()))
+        .order_by_asc(lead::Column::LeadId);
+    if lock {
+        q = q.lock_exclusive();
+    }
+    Ok(q.all(db).instrument(qualify_platform::db::span(db, "SELECT leads")).await?)
+}
+
+/// On PostgreSQL, the rows of `E` whose `key` (with the tenant, the primary key) is one of
+/// `ids`, in the order of `ids`, locked for update in that order with `lock`. Each id is a
+/// primary-key lookup whatever plan a prepared statement settles on: a generic plan for
+/// `= ANY($2)` or an `IN` list may scan the whole table (a second per thousand leads, seen on a
+/// bloated leads table).
+async fn by_keys<E>(
+    db: &impl ConnectionTrait,
+    key: &str,
+    tenant: &str,
+    ids: &[&str],
+    lock: bool,
+) -> Result<Vec<E::Model>, ApiError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    let table = E::default().table_name().to_string();
     let sql = format!(
-        "SELECT l.* FROM unnest($2::text[]) WITH ORDINALITY AS k(id, n) \
-         CROSS JOIN LATERAL (SELECT * FROM leads WHERE tenant_id = $1 AND lead_id = k.id LIMIT 1{}) l ORDER BY k.n",
+        "SELECT r.* FROM unnest($2::text[]) WITH ORDINALITY AS k(id, n) \
+         CROSS JOIN LATERAL (SELECT * FROM {table} WHERE tenant_id = $1 AND {key} = k.id LIMIT 1{}) r ORDER BY k.n",
         if lock { " FOR UPDATE" } else { "" }
     );
     let values = vec![tenant.into(), qualify_platform::db::text_array(ids.iter().map(|id| id.to_string()))];
-    let rows =
-        db.query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values)).instrument(span()).await?;
-    Ok(rows.iter().map(|r| lead::Model::from_query_result(r, "")).collect::<Result<_, _>>()?)
-}
-
-/// `column` is one of `ids`: on PostgreSQL `= ANY($array)`, one parameter the
-/// planner probes the index with (an `IN` list of a thousand parameters is
-/// compared row by row); on SQLite an `IN` list.
-fn one_of(db: &impl ConnectionTrait, column: impl ColumnTrait, ids: &[&str]) -> sea_orm::sea_query::SimpleExpr {
-    if db.get_database_backend() == DbBackend::Postgres {
-        let array = qualify_platform::db::text_array(ids.iter().map(|id| id.to_string()));
-        let any = sea_orm::sea_query::extension::postgres::PgFunc::any(Expr::val(array));
-        sea_orm::sea_query::ExprTrait::eq(Expr::col(column), any)
-    } else {
-        column.is_in(ids.iter().copied())
-    }
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
+        .instrument(qualify_platform::db::span(db, &format!("SELECT {table}")))
+        .await?;
+    Ok(rows.iter().map(|r| E::Model::from_query_result(r, "")).collect::<Result<_, _>>()?)
 }
 
 /// What a bulk write stores on one lead: its signal log when it changed, and
