@@ -333,8 +333,22 @@ pub(crate) fn opportunity(id: &str) -> acc::Opportunity {
     }
 }
 
+/// Lead scoring seeded by [`seed_sql_lead`] and acceptance calling it; channels to acceptance.
+pub(crate) async fn acceptance_with_sql_lead(
+    args: &Args,
+    backend: Backend,
+) -> anyhow::Result<(qualify_testkit::Running, qualify_testkit::Running, Vec<Channel>)> {
+    let scoring = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
+    seed_sql_lead(scoring.channel().await).await?;
+    let mut cfg = config("acceptance", backend).await;
+    cfg.scoring_url = Some(scoring.url());
+    let svc = spawn::<qualify_acceptance::Acceptance>(cfg).await;
+    let chans = channels(&svc.url(), args.connections).await?;
+    Ok((scoring, svc, chans))
+}
+
 /// Lead scoring with `lead-1` at SQL and the candidate's two contacts verified two days ago (by the verifier's feed).
-pub(crate) async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
+async fn seed_sql_lead(ch: Channel) -> anyhow::Result<()> {
     let mut c = LeadScoringServiceClient::new(ch);
     let bot = token("bench", "sync", &[Role::Service]);
     let sdr = token("bench", "sam", &[Role::Sdr]);
@@ -534,12 +548,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Scenario::AcceptOpportunity => {
-            let scoring = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
-            seed_sql_lead(scoring.channel().await).await?;
-            let mut cfg = config("acceptance", backend).await;
-            cfg.scoring_url = Some(scoring.url());
-            let svc = spawn::<qualify_acceptance::Acceptance>(cfg).await;
-            let chans = channels(&svc.url(), args.connections).await?;
+            let (scoring, _svc, chans) = acceptance_with_sql_lead(&args, backend).await?;
             let sdr = Arc::new(token("bench", "sam", &[Role::Sdr]));
             let ae = Arc::new(token("bench", "alex", &[Role::Ae]));
             let stats = drive(&chans, args.concurrency, args.seconds, move |ch, i| {

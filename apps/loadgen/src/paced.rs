@@ -12,9 +12,9 @@ use hdrhistogram::Histogram;
 use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
-use qualify_testkit::{Backend, Role, authed, config, spawn, token};
+use qualify_testkit::{Backend, Role, authed, token};
 
-use crate::{Args, Pgbench, channels, histogram, ms, opportunity, seed_sql_lead};
+use crate::{Args, Pgbench, acceptance_with_sql_lead, histogram, ms, opportunity};
 
 #[derive(Default)]
 struct Latencies {
@@ -28,12 +28,7 @@ fn record(h: &mut Option<Histogram<u64>>, since: Instant) {
 }
 
 pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
-    let scoring = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
-    seed_sql_lead(scoring.channel().await).await?;
-    let mut cfg = config("acceptance", backend).await;
-    cfg.scoring_url = Some(scoring.url());
-    let svc = spawn::<qualify_acceptance::Acceptance>(cfg).await;
-    let chans = channels(&svc.url(), args.connections).await?;
+    let (scoring, svc, chans) = acceptance_with_sql_lead(args, backend).await?;
     let (sdr, ae) = (Arc::new(token("bench", "sam", &[Role::Sdr])), Arc::new(token("bench", "alex", &[Role::Ae])));
     let seen = Arc::new(Mutex::new(Latencies::default()));
 

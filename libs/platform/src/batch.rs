@@ -119,13 +119,14 @@ impl<Q, R> Clone for Group<Q, R> {
 
 impl<Q, R> Group<Q, R>
 where
-    Q: Send + 'static,
+    Q: Clone + Send + 'static,
     R: Send + 'static,
 {
     /// Starts the worker (on the current Tokio runtime): `run` gets the writes of
     /// a round in arrival order (at most `max_round`) and returns a result per
-    /// write, in the same order. When a round fails, each of its writes gets the
-    /// error (see [`crate::ApiError::shared`]). It stops when every clone is dropped.
+    /// write, in the same order. When a round of several writes fails, each is
+    /// done again alone, in a round of its own, and gets that round's result. It
+    /// stops when every clone is dropped.
     pub fn spawn<F, Fut>(name: &'static str, max_round: usize, run: F) -> Self
     where
         F: Fn(Vec<Q>) -> Fut + Send + Sync + 'static,
@@ -133,6 +134,7 @@ where
     {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Q, Answer<R>)>();
         let max_round = max_round.max(1);
+        let run = Arc::new(run);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut waiting = vec![first];
@@ -143,31 +145,28 @@ where
                     }
                 }
                 let (writes, answers): (Vec<Q>, Vec<Answer<R>>) = waiting.into_iter().unzip();
-                let size = writes.len();
-                // Its own task, so that a panic fails the round, not the worker.
-                let done = tokio::spawn(run(writes)).await;
-                match done {
-                    Ok(Ok(results)) if results.len() == size => {
+                // A copy to do the writes one by one if the round fails: one write's failure
+                // must not fail the others that shared its round.
+                let alone = (writes.len() > 1).then(|| writes.clone());
+                match round(name, &run, writes).await {
+                    Ok(results) => {
                         for (answer, r) in answers.into_iter().zip(results) {
                             let _ = answer.send(Ok(r));
                         }
                     }
-                    failed => {
-                        let e = match failed {
-                            Ok(Err(e)) => e,
-                            Ok(Ok(results)) => crate::ApiError::Internal(anyhow::anyhow!(
-                                "{name}: {} results for {size} writes",
-                                results.len()
-                            )),
-                            Err(panic) => crate::ApiError::Internal(anyhow::anyhow!("{name} round failed: {panic}")),
-                        };
-                        if matches!(e, crate::ApiError::Internal(_)) {
-                            tracing::error!(group = name, size, error = %format!("{e:#}"), "group round failed");
+                    Err(e) => match alone {
+                        None => {
+                            if let Some(answer) = answers.into_iter().next() {
+                                let _ = answer.send(Err(e));
+                            }
                         }
-                        for answer in answers {
-                            let _ = answer.send(Err(e.shared()));
+                        Some(writes) => {
+                            tracing::warn!(group = name, size = writes.len(), error = %e, "round failed; writes one by one");
+                            for (write, answer) in writes.into_iter().zip(answers) {
+                                let _ = answer.send(round(name, &run, vec![write]).await.map(|mut one| one.remove(0)));
+                            }
                         }
-                    }
+                    },
                 }
             }
         });
@@ -181,6 +180,29 @@ where
         self.tx.send((write, answer)).map_err(|_| stopped())?;
         result.await.map_err(|_| stopped())?
     }
+}
+
+/// One round in its own task, so that a panic fails the round, not the worker: a result per
+/// write, or why the round failed.
+async fn round<Q, R, F, Fut>(name: &'static str, run: &Arc<F>, writes: Vec<Q>) -> Result<Vec<R>, crate::ApiError>
+where
+    F: Fn(Vec<Q>) -> Fut,
+    Fut: Future<Output = Result<Vec<R>, crate::ApiError>> + Send + 'static,
+    R: Send + 'static,
+{
+    let size = writes.len();
+    let failed = match tokio::spawn(run(writes)).await {
+        Ok(Ok(results)) if results.len() == size => return Ok(results),
+        Ok(Err(e)) => e,
+        Ok(Ok(results)) => {
+            crate::ApiError::Internal(anyhow::anyhow!("{name}: {} results for {size} writes", results.len()))
+        }
+        Err(panic) => crate::ApiError::Internal(anyhow::anyhow!("{name} round failed: {panic}")),
+    };
+    if matches!(failed, crate::ApiError::Internal(_)) {
+        tracing::error!(group = name, size, error = %format!("{failed:#}"), "group round failed");
+    }
+    Err(failed)
 }
 
 #[cfg(test)]
@@ -246,11 +268,10 @@ mod tests {
         }
         assert_eq!(first.await.unwrap().unwrap(), 10);
         assert_eq!(*rounds.lock().unwrap(), vec![vec![1], (2..=20).collect::<Vec<_>>()]);
-        // A failed round answers each of its writes with the error.
+        // A failed round's writes are done again alone: only the failing one fails.
         let (a, b) = tokio::join!(g.submit(99), g.submit(98));
         assert!(matches!(a, Err(crate::ApiError::Aborted(_))), "{a:?}");
-        let b = b.map_err(|e| e.to_string());
-        assert!(b == Err("conflict".into()) || b == Ok(980), "{b:?}");
+        assert_eq!(b.unwrap(), 980);
     }
 
     #[tokio::test]

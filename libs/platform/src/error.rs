@@ -105,31 +105,6 @@ impl ApiError {
         ApiError::InvalidArgument(vec![FieldViolation { field: field.into(), description: description.into() }])
     }
 
-    /// The same error for another caller whose work failed with it (the work of
-    /// several callers done together): the same kind and details, except that an
-    /// INTERNAL error's cause (logged where it happened) is not repeated.
-    pub fn shared(&self) -> Self {
-        match self {
-            ApiError::InvalidArgument(v) => ApiError::InvalidArgument(v.clone()),
-            ApiError::IdempotencyKeyReused => ApiError::IdempotencyKeyReused,
-            ApiError::Unauthenticated(m) => ApiError::Unauthenticated(m),
-            ApiError::PermissionDenied { reason, message } => {
-                ApiError::PermissionDenied { reason, message: message.clone() }
-            }
-            ApiError::NotFound { kind, id } => ApiError::NotFound { kind, id: id.clone() },
-            ApiError::AlreadyExists { kind, id } => ApiError::AlreadyExists { kind, id: id.clone() },
-            ApiError::FailedPrecondition { reason, message, violations } => {
-                ApiError::FailedPrecondition { reason, message: message.clone(), violations: violations.clone() }
-            }
-            ApiError::Aborted(m) => ApiError::Aborted(m.clone()),
-            ApiError::ResourceExhausted { reason, message, retry_after } => {
-                ApiError::ResourceExhausted { reason, message: message.clone(), retry_after: *retry_after }
-            }
-            ApiError::Unavailable { dependency } => ApiError::Unavailable { dependency },
-            ApiError::Internal(_) => ApiError::Internal(anyhow::anyhow!("shared work failed (logged)")),
-        }
-    }
-
     /// A permission refusal.
     pub fn forbidden(reason: &'static str, message: impl Into<String>) -> Self {
         ApiError::PermissionDenied { reason, message: message.into() }

@@ -143,11 +143,6 @@ impl Rescoring {
         }
     }
 
-    /// The lead, as read (and changed so far).
-    pub fn lead(&self, lead_id: &str) -> Option<&LeadData> {
-        self.leads.get(lead_id)
-    }
-
     /// Adds `new` signals to their leads' logs, then re-scores the leads `ids` names
     /// (those it holds) at `now`, making the threshold moves their scores call for.
     pub async fn rescore<'a>(

@@ -94,7 +94,7 @@ fn encode(signals: &[pb::Signal], ingested: Ingested) -> pb::IngestSignalsRespon
 }
 
 /// Signal batches (each with its tenant), ingested a round at a time.
-type Writer = Group<(String, Vec<Incoming>), Result<Ingested, ApiError>>;
+type Writer = Group<(String, Vec<Incoming>), Ingested>;
 
 /// Batches per round: 16,000 signals at most in one transaction.
 const MAX_ROUND: usize = 16;
@@ -115,7 +115,8 @@ pub(super) struct Writers(Vec<Writer>);
 
 /// The writers of signal batches: the batches (or parts of batches) that arrive
 /// while a writer's round runs are ingested together in its next one, in one
-/// transaction with the events of the moves they caused. Concurrent batches
+/// transaction with the events of the moves they caused (a failed round's
+/// batches are ingested again one by one, see [`Group`]). Concurrent batches
 /// over the same leads would otherwise wait on each other's row locks, one
 /// transaction at a time.
 pub(super) fn writers(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writers {
@@ -125,23 +126,7 @@ pub(super) fn writers(db: DatabaseConnection, cards: Cards, relay: Relay, clock:
 fn writer(db: DatabaseConnection, cards: Cards, relay: Relay, clock: Clock) -> Writer {
     Group::spawn("signal batches", MAX_ROUND, move |group: Vec<(String, Vec<Incoming>)>| {
         let (db, cards, relay, now) = (db.clone(), cards.clone(), relay.clone(), clock.now());
-        async move {
-            if group.len() == 1 {
-                return Ok(vec![round(&db, &cards, &relay, group, now).await.map(|mut one| one.remove(0))]);
-            }
-            match round(&db, &cards, &relay, group.clone(), now).await {
-                Ok(all) => Ok(all.into_iter().map(Ok).collect()),
-                Err(e) => {
-                    // One batch's failure must not fail the others: each alone, in its own transaction.
-                    tracing::warn!(batches = group.len(), error = %e, "signal round failed; ingesting its batches one by one");
-                    let mut alone = Vec::with_capacity(group.len());
-                    for batch in group {
-                        alone.push(round(&db, &cards, &relay, vec![batch], now).await.map(|mut one| one.remove(0)));
-                    }
-                    Ok(alone)
-                }
-            }
-        }
+        async move { round(&db, &cards, &relay, group, now).await }
     })
 }
 
@@ -189,8 +174,7 @@ impl Writers {
             batches.push(self.0[k].submit((tenant.to_string(), part)));
             places.push(at);
         }
-        let done: Vec<Ingested> =
-            futures::future::try_join_all(batches).await?.into_iter().collect::<Result<_, _>>()?;
+        let done = futures::future::try_join_all(batches).await?;
         let mut outcomes: Vec<Option<Outcome>> = vec![None; size];
         let mut stage_changes = Vec::new();
         for (ingested, at) in done.into_iter().zip(places) {
@@ -199,7 +183,10 @@ impl Writers {
             }
             stage_changes.extend(ingested.stage_changes);
         }
-        let outcomes = outcomes.into_iter().map(|o| o.unwrap_or(Outcome::Duplicate)).collect();
+        let outcomes = outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("a signal of the batch got no outcome"))))
+            .collect::<Result<_, _>>()?;
         Ok(Ingested { outcomes, stage_changes })
     }
 }

@@ -281,31 +281,25 @@ pub async fn read_many(
         let leads = leads_by_id(db, tenant, chunk, lock).await?;
         let account_ids: BTreeSet<&str> = leads.iter().map(|l| l.account_id.as_str()).collect();
         let account_ids: Vec<&str> = account_ids.into_iter().collect();
-        let accounts: HashMap<String, account::Model> = if db.get_database_backend() == DbBackend::Postgres {
-            by_keys::<account::Entity>(db, "account_id", tenant, &account_ids, false).await?
-        } else {
-            account::Entity::find()
-                .filter(account::Column::TenantId.eq(tenant))
-                .filter(account::Column::AccountId.is_in(account_ids))
-                .all(db)
-                .await?
-        }
+        let accounts: HashMap<String, account::Model> = find_by_keys::<account::Entity>(
+            db,
+            (account::Column::TenantId, account::Column::AccountId),
+            tenant,
+            &account_ids,
+        )
+        .await?
         .into_iter()
         .map(|a| (a.account_id.clone(), a))
         .collect();
         let contact_ids: Vec<&str> =
             leads.iter().filter_map(|l| l.contact_id.as_deref()).collect::<BTreeSet<_>>().into_iter().collect();
-        let contacts: HashMap<String, contact::Model> = if contact_ids.is_empty() {
-            Vec::new()
-        } else if db.get_database_backend() == DbBackend::Postgres {
-            by_keys::<contact::Entity>(db, "contact_id", tenant, &contact_ids, false).await?
-        } else {
-            contact::Entity::find()
-                .filter(contact::Column::TenantId.eq(tenant))
-                .filter(contact::Column::ContactId.is_in(contact_ids))
-                .all(db)
-                .await?
-        }
+        let contacts: HashMap<String, contact::Model> = find_by_keys::<contact::Entity>(
+            db,
+            (contact::Column::TenantId, contact::Column::ContactId),
+            tenant,
+            &contact_ids,
+        )
+        .await?
         .into_iter()
         .map(|c| (c.contact_id.clone(), c))
         .collect();
@@ -339,6 +333,27 @@ async fn leads_by_id(
         q = q.lock_exclusive();
     }
     Ok(q.all(db).instrument(qualify_platform::db::span(db, "SELECT leads")).await?)
+}
+
+/// The rows of `E` (keyed by its tenant column and `key`) of `tenant` whose `key` is one of `ids`, unlocked: on
+/// PostgreSQL through [`by_keys`], on SQLite an `IN` list.
+async fn find_by_keys<E>(
+    db: &impl ConnectionTrait,
+    (tenant_col, key): (E::Column, E::Column),
+    tenant: &str,
+    ids: &[&str],
+) -> Result<Vec<E::Model>, ApiError>
+where
+    E: EntityTrait,
+    E::Model: FromQueryResult,
+{
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    if db.get_database_backend() == DbBackend::Postgres {
+        return by_keys::<E>(db, key.as_str(), tenant, ids, false).await;
+    }
+    Ok(E::find().filter(tenant_col.eq(tenant)).filter(key.is_in(ids.iter().copied())).all(db).await?)
 }
 
 /// On PostgreSQL, the rows of `E` whose `key` (with the tenant, the primary key) is one of
@@ -510,24 +525,6 @@ fn change_row(tenant: &str, c: &StageChange) -> stage_change::ActiveModel {
         changed_at: Set(c.changed_at),
         ..Default::default()
     }
-}
-
-/// Stores a lead's new score.
-pub async fn store_score(
-    db: &impl ConnectionTrait,
-    tenant: &str,
-    lead_id: &str,
-    s: &StoredScore,
-) -> Result<(), ApiError> {
-    lead::Entity::update_many()
-        .col_expr(lead::Column::ScoreDoc, Expr::value(encode_score(s)))
-        .col_expr(lead::Column::ScoreTotal, Expr::value(s.score.total))
-        .col_expr(lead::Column::UpdatedAt, Expr::value(s.scored_at))
-        .filter(lead::Column::TenantId.eq(tenant))
-        .filter(lead::Column::LeadId.eq(lead_id))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// Moves a lead from `from` to `to` only if it still stands at `from`;
