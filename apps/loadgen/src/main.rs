@@ -802,7 +802,7 @@ pub(crate) fn pgbench_with(workload: Pgbench, clients: usize, seconds: u64, extr
                 (tenant_id varchar NOT NULL, signal_id varchar NOT NULL, lead_id varchar NOT NULL, \
                  account_id varchar NOT NULL, contact_id varchar, kind varchar NOT NULL, \
                  occurred_at timestamptz NOT NULL, received_at timestamptz NOT NULL, \
-                 PRIMARY KEY (tenant_id, signal_id)); \
+                 PRIMARY KEY (tenant_id, signal_id, occurred_at)); \
                  CREATE INDEX ON loadgen_signals (tenant_id, lead_id, occurred_at); \
                  CREATE INDEX ON loadgen_signals (tenant_id, account_id, occurred_at)";
             let made = std::process::Command::new("psql").args([db.as_str(), "-qc", ddl]).output()?;

@@ -153,6 +153,7 @@ Call with (dict "root" $ "key" "scoring" "svc" $svc).
   "QUALIFY_INGEST_CONCURRENCY" ($cfg.ingestConcurrency | int64 | toString)
   "QUALIFY_INGEST_WAIT_MS" ($cfg.ingestWaitMs | int64 | toString)
   "QUALIFY_OUTBOX_RETENTION_DAYS" ($cfg.outboxRetentionDays | int64 | toString)
+  "QUALIFY_SIGNAL_RETENTION_DAYS" ($cfg.signalRetentionDays | int64 | toString)
   "QUALIFY_METRICS_ADDR" (ternary (printf "0.0.0.0:%d" (int64 $root.Values.metrics.port)) "off" $root.Values.metrics.enabled)
 -}}
 {{- range $callee := .svc.calls -}}

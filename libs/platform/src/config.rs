@@ -114,6 +114,11 @@ pub struct ServiceConfig {
     /// How long a bulk ingestion call waits for a slot before it is refused with
     /// RESOURCE_EXHAUSTED and RetryInfo (`QUALIFY_INGEST_WAIT_MS`): a short queue, never a deadline.
     pub ingest_wait: Duration,
+    /// How many days engagement signals are kept (`QUALIFY_SIGNAL_RETENTION_DAYS`; 0 keeps them
+    /// for ever). Never less than the longest look-back window of a published scorecard nor the
+    /// account roll-up's default window; signals older than it are refused, and on PostgreSQL
+    /// whole months older than it are dropped.
+    pub signal_retention_days: u32,
 }
 
 impl ServiceConfig {
@@ -152,6 +157,7 @@ impl ServiceConfig {
             outbox_retention_days: 0,
             ingest_concurrency: 0,
             ingest_wait: Duration::from_millis(1000),
+            signal_retention_days: 0,
         }
     }
 
@@ -214,6 +220,7 @@ impl ServiceConfig {
         c.outbox_retention_days = parse(env, "QUALIFY_OUTBOX_RETENTION_DAYS", 0)?;
         c.ingest_concurrency = parse(env, "QUALIFY_INGEST_CONCURRENCY", 0)?;
         c.ingest_wait = Duration::from_millis(parse(env, "QUALIFY_INGEST_WAIT_MS", 1000)?);
+        c.signal_retention_days = parse(env, "QUALIFY_SIGNAL_RETENTION_DAYS", 0)?;
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
         Ok(c)
     }
@@ -269,6 +276,7 @@ mod tests {
                 ("QUALIFY_REDIS_URL", "redis://cache:6379"),
                 ("QUALIFY_RUN_MIGRATIONS", "false"),
                 ("QUALIFY_LOG_FORMAT", "json"),
+                ("QUALIFY_SIGNAL_RETENTION_DAYS", "400"),
             ]),
         )
         .unwrap();
@@ -279,6 +287,7 @@ mod tests {
         assert_eq!(c.drain_grace, Duration::from_secs(5));
         assert_eq!(c.metrics_addr, Some(SocketAddr::from(([0, 0, 0, 0], 9464))));
         assert_eq!((c.max_concurrent_requests, c.tenant_rate_limit), (256, 0));
+        assert_eq!(c.signal_retention_days, 400);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod follow;
 pub mod idempotency;
 pub mod outbox;
 pub mod page;
+pub mod partition;
 pub mod resilience;
 pub mod rpc;
 pub mod serve;
@@ -93,10 +94,32 @@ pub async fn run_service<M: sea_orm_migration::MigratorTrait>(
         serve::Draining,
     ) -> anyhow::Result<tonic::service::Routes>,
 ) -> anyhow::Result<()> {
+    let ready = |_| Box::pin(async { Ok(()) }) as futures::future::BoxFuture<'static, anyhow::Result<()>>;
+    run_service_prepared::<M>(name, service_name, config, listener, shutdown, ready, build).await
+}
+
+/// [`run_service`] with a step between the migrations and serving: `prepare`
+/// gets the database and must succeed before a request is taken (for example
+/// the storage a request will need, such as the current month's partition).
+pub async fn run_service_prepared<M: sea_orm_migration::MigratorTrait>(
+    name: &'static str,
+    service_name: &'static str,
+    config: ServiceConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: futures::future::BoxFuture<'static, ()>,
+    prepare: impl FnOnce(sea_orm::DatabaseConnection) -> futures::future::BoxFuture<'static, anyhow::Result<()>>,
+    build: impl FnOnce(
+        sea_orm::DatabaseConnection,
+        &ServiceConfig,
+        Authenticator,
+        serve::Draining,
+    ) -> anyhow::Result<tonic::service::Routes>,
+) -> anyhow::Result<()> {
     let db = db::connect(&config).await?;
     if config.run_migrations {
         db::migrate::<M>(&db, name).await?;
     }
+    prepare(db.clone()).await?;
     let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
         .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
     let (draining, shutdown) = serve::Draining::on(shutdown);

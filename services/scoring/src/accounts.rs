@@ -11,8 +11,8 @@ use sea_orm::ConnectionTrait;
 
 use crate::store::{accounts as store, contacts, leads, signals};
 
-/// The window of a roll-up that names none.
-const DEFAULT_WINDOW_DAYS: i32 = 90;
+/// The roll-up's window when a request names none.
+pub const DEFAULT_WINDOW_DAYS: i32 = 90;
 
 /// An update of the fields a client names.
 pub struct Update {

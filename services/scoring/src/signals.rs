@@ -98,10 +98,10 @@ async fn ingest_for(
         .collect();
     let leads = leads::read_many(txn, tenant, &lead_ids.iter().map(String::as_str).collect(), true).await?;
 
-    // Each signal checked in order; the first of an id in the group is the one recorded.
+    // Each signal checked in order; the first of a key (id, time) in the group is the one recorded.
     let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(batches.len());
     let mut candidates: Vec<(usize, usize, RecordedSignal)> = Vec::new();
-    let mut ids: BTreeSet<String> = BTreeSet::new();
+    let mut keys: BTreeSet<store::SignalKey> = BTreeSet::new();
     let mut places = Vec::with_capacity(batches.len());
     for (b, (place, batch)) in batches.into_iter().enumerate() {
         places.push(place);
@@ -113,9 +113,8 @@ async fn ingest_for(
             });
             let outcome = match checked {
                 Err(rejections) => Outcome::Rejected(rejections),
-                Ok(_) if ids.contains(&s.signal_id) => Outcome::Duplicate,
+                Ok((signal, _)) if !keys.insert((s.signal_id.clone(), signal.occurred_at)) => Outcome::Duplicate,
                 Ok((signal, l)) => {
-                    ids.insert(s.signal_id.clone());
                     let recorded = RecordedSignal {
                         signal_id: s.signal_id,
                         lead_id: s.lead_id,
@@ -136,7 +135,7 @@ async fn ingest_for(
     let inserted = store::insert_new(txn, tenant, candidates.iter().map(|(_, _, r)| r)).await?;
     let mut touched: Vec<BTreeMap<String, Vec<Signal>>> = vec![BTreeMap::new(); places.len()];
     for (b, at, r) in candidates {
-        if inserted.contains(&r.signal_id) {
+        if inserted.contains(&(r.signal_id, r.signal.occurred_at)) {
             touched[b].entry(r.lead_id).or_default().push(r.signal);
         } else {
             outcomes[b][at] = Outcome::Duplicate;

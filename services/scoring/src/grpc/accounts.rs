@@ -179,6 +179,11 @@ impl ScoringApi {
         let mut v = Violations::new();
         v.id("account_id", &req.account_id);
         v.check((0..=3650).contains(&req.window_days), "window_days", "must be between 0 and 3650");
+        if let Some(days) = self.retention.days() {
+            // Older signals are gone: a longer window would count fewer than it claims.
+            let within = i64::from(req.window_days) <= i64::from(days);
+            v.check(within, "window_days", &format!("must be at most the signal retention, {days} days"));
+        }
         v.finish()?;
         let now = self.clock.now();
         let rollup = accounts::rollup(&self.db, &c.tenant, &req.account_id, req.window_days, now).await?;

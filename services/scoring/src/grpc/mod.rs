@@ -70,6 +70,8 @@ pub struct ScoringApi {
     batches: std::sync::Arc<tokio::sync::Semaphore>,
     /// Signal batches, ingested together while a round runs (see [`signals::writers`]).
     signals: std::sync::Arc<signals::Writers>,
+    /// How long signals are kept: older ones are refused, roll-ups reach no further.
+    retention: crate::retention::Retention,
 }
 
 impl ScoringApi {
@@ -81,7 +83,8 @@ impl ScoringApi {
         let ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(read_slots.max(1))), INGEST_WAIT);
         let signals = std::sync::Arc::new(signals::writers(db.clone(), cards.clone(), relay.clone(), clock.clone()));
         let batches = std::sync::Arc::new(tokio::sync::Semaphore::new(signals::DEFAULT_SLOTS));
-        ScoringApi { db, cards, relay, reads, clock, following: None, ingest, batches, signals }
+        let retention = crate::retention::Retention::default();
+        ScoringApi { db, cards, relay, reads, clock, following: None, ingest, batches, signals, retention }
     }
 
     /// Runs at most `feeds` verification feeds and admits at most `batches` signal batches
@@ -92,6 +95,12 @@ impl ScoringApi {
         self.ingest = (std::sync::Arc::new(tokio::sync::Semaphore::new(feeds.max(1))), wait);
         let batches = if batches == 0 { signals::DEFAULT_SLOTS } else { batches };
         self.batches = std::sync::Arc::new(tokio::sync::Semaphore::new(batches));
+        self
+    }
+
+    /// Keeps signals for `retention` (by default, for ever).
+    pub fn retention(mut self, retention: crate::retention::Retention) -> Self {
+        self.retention = retention;
         self
     }
 

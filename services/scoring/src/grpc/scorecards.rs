@@ -168,6 +168,8 @@ impl ScoringApi {
             let seg = segment_key(segment);
             let p = store::get(&self.db, &caller.tenant, seg, sc.version).await?;
             self.cards.published(&caller.tenant, &p).await;
+            let longest = p.scorecard.engagement_rules.iter().map(|r| r.window_days).max().unwrap_or(0);
+            self.retention.cover_window(longest);
             tracing::info!(tenant = %caller.tenant, segment = seg, version = sc.version, "scorecard published");
         }
         Ok(published)

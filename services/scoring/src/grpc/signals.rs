@@ -30,7 +30,8 @@ fn rejection(field: &'static str, description: &'static str) -> Rejection {
 }
 
 /// Checks one signal on its own; the lead's existence is checked against the batch.
-fn check(s: &pb::Signal, now: DateTime<Utc>) -> Result<Signal, Vec<Rejection>> {
+/// `floor`: signals that occurred before it are past the retention.
+fn check(s: &pb::Signal, now: DateTime<Utc>, floor: Option<DateTime<Utc>>) -> Result<Signal, Vec<Rejection>> {
     const ID: &str = "must be 1 to 128 characters of [A-Za-z0-9._:-]";
     let mut errors = Vec::new();
     if !is_resource_id(&s.signal_id) {
@@ -51,6 +52,9 @@ fn check(s: &pb::Signal, now: DateTime<Utc>) -> Result<Signal, Vec<Rejection>> {
         None => errors.push(rejection("occur_time", "is required and must be a valid time")),
         // A day of clock skew is tolerated; further in the future is a bug upstream.
         Some(t) if t > now + Duration::days(1) => errors.push(rejection("occur_time", "is in the future")),
+        Some(t) if floor.is_some_and(|f| t < f) => {
+            errors.push(rejection("occur_time", "is older than the signal retention"));
+        }
         Some(_) => {}
     }
     match (kind, at) {
@@ -59,12 +63,12 @@ fn check(s: &pb::Signal, now: DateTime<Utc>) -> Result<Signal, Vec<Rejection>> {
     }
 }
 
-fn decode(s: &pb::Signal, now: DateTime<Utc>) -> Incoming {
+fn decode(s: &pb::Signal, now: DateTime<Utc>, floor: Option<DateTime<Utc>>) -> Incoming {
     Incoming {
         signal_id: s.signal_id.clone(),
         lead_id: s.lead_id.clone(),
         contact_id: (!s.contact_id.is_empty()).then(|| s.contact_id.clone()),
-        checked: check(s, now),
+        checked: check(s, now, floor),
     }
 }
 
@@ -232,7 +236,8 @@ impl ScoringApi {
     ) -> Result<pb::IngestSignalsResponse, ApiError> {
         let _slot = self.ingest_slot(super::Bulk::Signals).await?;
         let now = self.clock.now();
-        let ingested = self.signals.ingest(&tenant, signals.iter().map(|s| decode(s, now)).collect()).await?;
+        let floor = self.retention.floor(now);
+        let ingested = self.signals.ingest(&tenant, signals.iter().map(|s| decode(s, now, floor)).collect()).await?;
         // The stream moves on once every part of its batch is committed.
         if let Some((stream_id, position)) = stream {
             store::advance_stream(&self.db, &tenant, &stream_id, position, now).await?;

@@ -117,6 +117,8 @@ pub mod signal {
         pub account_id: String,
         pub contact_id: Option<String>,
         pub kind: String,
+        /// Part of the key: the table is partitioned by it on PostgreSQL.
+        #[sea_orm(primary_key, auto_increment = false)]
         pub occurred_at: ChronoDateTimeUtc,
         pub received_at: ChronoDateTimeUtc,
     }

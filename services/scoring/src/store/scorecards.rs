@@ -90,6 +90,25 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, p: &PublishedScorec
     Ok(())
 }
 
+/// The longest finite look-back window, in days, of any version published by
+/// any tenant (0 when none has one), read a page of versions at a time.
+pub async fn longest_window(db: &impl ConnectionTrait) -> Result<u32, ApiError> {
+    use sea_orm::PaginatorTrait;
+    let mut pages = scorecard::Entity::find()
+        .order_by_asc(scorecard::Column::TenantId)
+        .order_by_asc(scorecard::Column::Segment)
+        .order_by_asc(scorecard::Column::Version)
+        .paginate(db, 200);
+    let mut longest = 0;
+    while let Some(page) = pages.fetch_and_next().await? {
+        for row in page {
+            let rules = from_row(row)?.scorecard.engagement_rules;
+            longest = rules.iter().map(|r| r.window_days).fold(longest, u32::max);
+        }
+    }
+    Ok(longest)
+}
+
 fn from_row(row: scorecard::Model) -> Result<PublishedScorecard, ApiError> {
     Ok(PublishedScorecard {
         segment: segment_of(&row.segment),

@@ -1,13 +1,14 @@
 //! The `signals` table (the record of every signal, deduplicated by the
-//! client's id) and the packed signal log each lead row carries, read and
-//! written in domain types.
+//! client's id and the time it occurred; partitioned by month on PostgreSQL)
+//! and the packed signal log each lead row carries, read and written in
+//! domain types.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use qualify_domain::RecordedSignal;
 use qualify_domain::scoring::{Signal, SignalType};
-use qualify_platform::{ApiError, db};
+use qualify_platform::{ApiError, db, partition};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
@@ -21,14 +22,20 @@ use super::entity::{signal, signal_stream};
 /// Signals per insert statement on SQLite: 8 bound values each, far below its limit.
 const INSERT_CHUNK: usize = 500;
 
-/// Records `signals` (distinct ids) and returns the ids it recorded: the others
-/// were recorded before (duplicates). One statement on PostgreSQL (the columns
-/// bound as arrays and unnested), one multi-row insert per chunk on SQLite.
+/// The table's monthly partitions on PostgreSQL.
+pub const PARTITIONS: partition::Monthly = partition::Monthly { table: "signals", column: "occurred_at" };
+
+/// A signal's identity: its id and when it occurred (a replay repeats both).
+pub type SignalKey = (String, DateTime<Utc>);
+
+/// Records `signals` (distinct keys) and returns the keys it recorded: the
+/// others were recorded before (duplicates). One statement on PostgreSQL (the
+/// columns bound as arrays and unnested), one multi-row insert per chunk on SQLite.
 pub async fn insert_new<'a>(
     db: &impl ConnectionTrait,
     tenant: &str,
     signals: impl Iterator<Item = &'a RecordedSignal>,
-) -> Result<HashSet<String>, ApiError> {
+) -> Result<HashSet<SignalKey>, ApiError> {
     let signals: Vec<&RecordedSignal> = signals.collect();
     if signals.is_empty() {
         return Ok(HashSet::new());
@@ -57,7 +64,7 @@ pub async fn insert_new<'a>(
             .instrument(db::span(db, "INSERT signals"))
             .await?;
         if let TryInsertResult::Inserted(keys) = keys {
-            inserted.extend(keys.into_iter().map(|(_, signal_id)| signal_id));
+            inserted.extend(keys.into_iter().map(|(_, signal_id, occurred_at)| (signal_id, occurred_at)));
         }
     }
     Ok(inserted)
@@ -69,7 +76,7 @@ async fn insert_unnested(
     db: &impl ConnectionTrait,
     tenant: &str,
     signals: &[&RecordedSignal],
-) -> Result<HashSet<String>, ApiError> {
+) -> Result<HashSet<SignalKey>, ApiError> {
     let strings = |f: &dyn Fn(&RecordedSignal) -> String| db::text_array(signals.iter().map(|s| f(s)));
     let values = vec![
         tenant.into(),
@@ -86,12 +93,12 @@ async fn insert_unnested(
                SELECT $1, u.s, u.l, u.a, NULLIF(u.c, ''), u.k, u.o, u.r \
                FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], \
                            $8::timestamptz[]) AS u(s, l, a, c, k, o, r) \
-               ON CONFLICT DO NOTHING RETURNING signal_id";
+               ON CONFLICT DO NOTHING RETURNING signal_id, occurred_at";
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, values))
         .instrument(db::span(db, "INSERT signals"))
         .await?;
-    rows.iter().map(|r| r.try_get::<String>("", "signal_id").map_err(ApiError::from)).collect()
+    rows.iter().map(|r| Ok((r.try_get("", "signal_id")?, r.try_get("", "occurred_at")?))).collect()
 }
 
 /// The position a pipeline's stream has reached (0: none yet).

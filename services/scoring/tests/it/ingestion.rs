@@ -26,7 +26,7 @@ on_both_backends!(
 const LEADS: usize = 100;
 
 /// Fintech +20; pricing visits 10 (half-life 7 d, cap 25); demo requests 40 (no decay); MQL at `mql`.
-fn scorecard(mql: i32) -> pb::Scorecard {
+pub(crate) fn scorecard(mql: i32) -> pb::Scorecard {
     pb::Scorecard {
         fit_rules: vec![pb::FitRule {
             id: "fintech".into(),
@@ -65,14 +65,14 @@ fn scorecard(mql: i32) -> pb::Scorecard {
 }
 
 /// A tenant with a published scorecard, one fintech account and `leads` leads `lead-000`….
-struct Tenant {
-    c: Client,
-    bot: String,
+pub(crate) struct Tenant {
+    pub(crate) c: Client,
+    pub(crate) bot: String,
     revops: String,
 }
 
 impl Tenant {
-    async fn new(c: &Client, tenant: &str, leads: usize, mql: i32) -> Self {
+    pub(crate) async fn new(c: &Client, tenant: &str, leads: usize, mql: i32) -> Self {
         let mut t = Tenant {
             c: c.clone(),
             bot: token(tenant, "pipeline", &[Role::Service]),
@@ -101,7 +101,7 @@ impl Tenant {
         t
     }
 
-    async fn publish(&mut self, card: pb::Scorecard) {
+    pub(crate) async fn publish(&mut self, card: pb::Scorecard) {
         let req = pb::PublishScorecardRequest { scorecard: Some(card), ..Default::default() };
         self.c.publish_scorecard(authed(req, &self.revops)).await.unwrap();
     }
@@ -124,7 +124,7 @@ impl Tenant {
     }
 }
 
-fn lead_id(i: usize) -> String {
+pub(crate) fn lead_id(i: usize) -> String {
     format!("lead-{i:04}")
 }
 

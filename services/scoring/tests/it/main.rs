@@ -4,5 +4,6 @@ mod api;
 mod ingestion;
 mod migrations;
 mod protection;
+mod retention;
 mod scoring;
 mod verification;

@@ -8,6 +8,7 @@ mod m003_signal_log;
 mod m004_domain_documents;
 mod m005_verification_provenance;
 mod m006_signal_streams;
+mod m007_signal_partitions;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -147,6 +148,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::follow::Migration),
             Box::new(M005VerificationProvenance),
             Box::new(M006SignalStreams),
+            Box::new(M007SignalPartitions),
         ]
     }
 }
@@ -157,3 +159,4 @@ pub use m003_signal_log::M003SignalLog;
 pub use m004_domain_documents::M004DomainDocuments;
 pub use m005_verification_provenance::M005VerificationProvenance;
 pub use m006_signal_streams::M006SignalStreams;
+pub use m007_signal_partitions::M007SignalPartitions;
