@@ -87,34 +87,31 @@ pub fn override_share(overrides: u64, accepted: u64) -> Option<Ratio> {
     Ratio::new(overrides, accepted)
 }
 
-/// Nearest-rank percentile (`p` in 0..=100) of an unsorted sample; `None` when empty.
-pub fn percentile(sample: &[i64], p: u8) -> Option<i64> {
-    if sample.is_empty() {
-        return None;
-    }
-    let mut v = sample.to_vec();
-    v.sort_unstable();
-    let rank = (usize::from(p.min(100)) * v.len()).div_ceil(100).max(1);
-    Some(v[rank - 1])
-}
-
-/// [`percentile`] of a sample given as `(value, count)` pairs (a histogram),
-/// with the same nearest-rank definition.
-pub fn percentile_of_counts(counts: &[(i64, u64)], p: u8) -> Option<i64> {
+/// The `q` quantile (0 to 1) of a sample given as `(value, count)` pairs (a
+/// histogram), interpolated linearly between the two closest ranks (the
+/// definition of R's and NumPy's default): the median of an even sample is the
+/// mean of its two middle values, so the median of 1, 3, 10 and 40 is 6.5.
+/// `None` when the sample is empty.
+pub fn quantile_of_counts(counts: &[(i64, u64)], q: f64) -> Option<f64> {
     let mut v: Vec<(i64, u64)> = counts.iter().copied().filter(|(_, n)| *n > 0).collect();
     v.sort_unstable();
     let total: u64 = v.iter().map(|(_, n)| n).sum();
     if total == 0 {
         return None;
     }
-    let rank = (u64::from(p.min(100)) * total).div_ceil(100).max(1);
-    let mut seen = 0;
-    v.into_iter()
-        .find(|(_, n)| {
+    // The zero-based rank the quantile falls at, between `below` and `below + 1`.
+    let at = q.clamp(0.0, 1.0) * (total - 1) as f64;
+    let below = at.floor() as u64;
+    let value = |rank: u64| {
+        let mut seen = 0;
+        v.iter().find(|(_, n)| {
             seen += n;
-            seen >= rank
+            seen > rank
         })
-        .map(|(value, _)| value)
+    };
+    let lo = value(below)?.0 as f64;
+    let hi = value((below + 1).min(total - 1))?.0 as f64;
+    Some(lo + (hi - lo) * (at - below as f64))
 }
 
 /// Cohen's kappa between two raters' binary labels (`true` = accept), each
@@ -190,17 +187,25 @@ mod tests {
     }
 
     #[test]
-    fn percentiles_of_a_histogram_match_those_of_the_sample() {
-        let sample = [0, 0, 1, 3, 3, 3, 7, 12, 12, 40];
-        let mut counts = std::collections::BTreeMap::new();
-        for v in sample {
-            *counts.entry(v).or_insert(0u64) += 1;
-        }
-        let counts: Vec<_> = counts.into_iter().collect();
-        for p in [1, 10, 50, 90, 99, 100] {
-            assert_eq!(percentile_of_counts(&counts, p), percentile(&sample, p), "p{p}");
-        }
-        assert_eq!(percentile_of_counts(&[(5, 0)], 50), None);
+    fn medians_are_medians() {
+        let days = |sample: &[i64]| {
+            let mut counts = std::collections::BTreeMap::new();
+            for v in sample {
+                *counts.entry(*v).or_insert(0u64) += 1;
+            }
+            counts.into_iter().collect::<Vec<_>>()
+        };
+        // domain.md: first conversations on days 1, 3, 10 and 40.
+        assert_eq!(quantile_of_counts(&days(&[40, 1, 10, 3]), 0.5), Some(6.5));
+        assert_eq!(quantile_of_counts(&days(&[1, 3, 10]), 0.5), Some(3.0));
+        assert_eq!(quantile_of_counts(&days(&[2, 2, 2, 9]), 0.5), Some(2.0), "repeated values");
+        assert_eq!(quantile_of_counts(&days(&[7]), 0.9), Some(7.0));
+        // 1..=10: the 90th percentile falls nine tenths of the way from 9 to 10.
+        let p90 = quantile_of_counts(&days(&(1..=10).collect::<Vec<_>>()), 0.9).unwrap();
+        assert!((p90 - 9.1).abs() < 1e-9, "{p90}");
+        assert_eq!(quantile_of_counts(&days(&[1, 5]), 0.0), Some(1.0));
+        assert_eq!(quantile_of_counts(&days(&[1, 5]), 1.0), Some(5.0));
+        assert_eq!(quantile_of_counts(&[(5, 0)], 0.5), None);
     }
 
     use super::*;
@@ -272,16 +277,6 @@ mod tests {
         // Two deals closed after 10 and 20 days: 15 days on average.
         assert_eq!(velocity_days(30 * 86_400, 2), Some(15.0));
         assert_eq!(velocity_days(0, 0), None);
-    }
-
-    #[test]
-    fn percentiles_use_the_nearest_rank() {
-        let days = [5, 1, 3, 2, 4, 10, 7, 6, 9, 8];
-        assert_eq!(percentile(&days, 50), Some(5));
-        assert_eq!(percentile(&days, 90), Some(9));
-        assert_eq!(percentile(&days, 100), Some(10));
-        assert_eq!(percentile(&days, 0), Some(1));
-        assert_eq!(percentile(&[], 50), None);
     }
 
     proptest! {

@@ -76,7 +76,7 @@ pub async fn export_once(db: &DatabaseConnection, now: DateTime<Utc>) -> Result<
             for (quantile, days) in [("0.5", f.followthrough_median_days), ("0.9", f.followthrough_p90_days)] {
                 if let Some(d) = days {
                     let l = [("tenant", tenant.clone()), ("quantile", quantile.to_string())];
-                    metrics::gauge!("qualify_followthrough_days", &l).set(d as f64);
+                    metrics::gauge!("qualify_followthrough_days", &l).set(d);
                 }
             }
             let l = [("tenant", tenant.clone())];

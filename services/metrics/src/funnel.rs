@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qualify_domain::metrics::{
-    Ratio, average_deal_size, conversion, coverage, forecast, percentile_of_counts, velocity_days, win_rate,
+    Ratio, average_deal_size, conversion, coverage, forecast, quantile_of_counts, velocity_days, win_rate,
 };
 use qualify_domain::{LeadSource, Segment};
 use qualify_platform::ApiError;
@@ -143,8 +143,8 @@ pub struct Figures {
     pub velocity_days: Option<f64>,
     pub forecast_minor: i64,
     pub accepted_without_activity: i64,
-    pub followthrough_median_days: Option<i64>,
-    pub followthrough_p90_days: Option<i64>,
+    pub followthrough_median_days: Option<f64>,
+    pub followthrough_p90_days: Option<f64>,
     pub meaningful_within_30_days: Option<f64>,
     /// Rejections per reason name (`NO_BUDGET`), those not zero.
     pub rejection_reasons: BTreeMap<String, i64>,
@@ -330,8 +330,8 @@ fn figures(sums: &Sums, forecast_minor: i64, quota_minor: i64) -> Figures {
         velocity_days: velocity_days(g(f::VELOCITY_SECS), n(f::CLOSED_ACCEPTED)),
         forecast_minor,
         accepted_without_activity: g(f::NO_ACTIVITY),
-        followthrough_median_days: percentile_of_counts(&followthrough, 50),
-        followthrough_p90_days: percentile_of_counts(&followthrough, 90),
+        followthrough_median_days: quantile_of_counts(&followthrough, 0.5),
+        followthrough_p90_days: quantile_of_counts(&followthrough, 0.9),
         meaningful_within_30_days: ratio(conversion(n(f::ACCEPTED), n(f::WITHIN_30))),
         rejection_reasons: sums
             .iter()

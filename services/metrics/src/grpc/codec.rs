@@ -92,6 +92,7 @@ fn group(g: Group) -> pb::FunnelGroup {
 }
 
 /// A funnel row as sent.
+#[allow(deprecated)] // the deprecated whole-day fields are still filled for old clients
 pub(super) fn funnel_row(r: funnel::Row) -> pb::FunnelRow {
     let f = r.figures;
     pb::FunnelRow {
@@ -118,8 +119,11 @@ pub(super) fn funnel_row(r: funnel::Row) -> pb::FunnelRow {
             velocity_days: f.velocity_days,
             forecast_minor: f.forecast_minor,
             accepted_without_activity: f.accepted_without_activity,
-            followthrough_median_days: f.followthrough_median_days,
-            followthrough_p90_days: f.followthrough_p90_days,
+            // The deprecated whole-day fields: the same figures, rounded down.
+            followthrough_median_days: f.followthrough_median_days.map(|d| d.floor() as i64),
+            followthrough_p90_days: f.followthrough_p90_days.map(|d| d.floor() as i64),
+            followthrough_days_median: f.followthrough_median_days,
+            followthrough_days_p90: f.followthrough_p90_days,
             meaningful_within_30_days: f.meaningful_within_30_days,
             rejection_reasons: f.rejection_reasons.into_iter().collect(),
             accepted_with_stale_contacts: f.accepted_with_stale_contacts,

@@ -158,6 +158,7 @@ async fn seed_opportunities(a: &mut AccClient<Channel>) {
     a.accept_opportunity(authed(req, &ae)).await.unwrap();
 }
 
+#[allow(deprecated)] // old clients still read the whole-day fields: they stay filled
 fn expected() -> pb::FunnelFigures {
     pb::FunnelFigures {
         leads: 8,
@@ -186,6 +187,8 @@ fn expected() -> pb::FunnelFigures {
         // o5's call came the day it was accepted: one sample, day 0.
         followthrough_median_days: Some(0),
         followthrough_p90_days: Some(0),
+        followthrough_days_median: Some(0.0),
+        followthrough_days_p90: Some(0.0),
         meaningful_within_30_days: Some(0.2),
         rejection_reasons: [("NO_BUDGET".to_string(), 1)].into(),
         accepted_with_stale_contacts: 0,
