@@ -28,6 +28,8 @@ pub struct Lead {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// Written by an importer with its past times, not live.
+    pub imported: bool,
 }
 
 impl Lead {

@@ -86,6 +86,20 @@ pub fn verify_contacts(c: &Caller) -> Result<(), Denied> {
     deny("VERIFIER_REQUIRED", "only a verifier records contact verifications")
 }
 
+/// History (records with past times, marked imported) is written by an
+/// importer only, through the import RPCs; the live RPCs keep the server's
+/// time. A token that also carries a sales role never imports: whoever is
+/// measured by the funnel does not write its past.
+pub fn import_history(c: &Caller) -> Result<(), Denied> {
+    if c.has_any(&[Role::Sdr, Role::Ae, Role::Manager]) {
+        return deny("IMPORTER_REQUIRED", "a sales role cannot import history");
+    }
+    if c.has(Role::Importer) {
+        return Ok(());
+    }
+    deny("IMPORTER_REQUIRED", "only an importer imports history")
+}
+
 /// Calibration samples are drawn by people in sales management or RevOps.
 pub fn draw_calibration_sample(c: &Caller) -> Result<(), Denied> {
     if human(c) && c.has_any(&[Role::Manager, Role::Revops]) {
@@ -198,6 +212,17 @@ mod tests {
         }
         assert!(verify_contacts(&caller("t", &[Role::Service, Role::Verifier])).is_ok());
         assert_eq!(verify_contacts(&caller("t", &[])).unwrap_err().reason, "VERIFIER_REQUIRED");
+    }
+
+    #[test]
+    fn only_an_importer_without_a_sales_role_imports_history() {
+        for role in Role::ALL {
+            assert_eq!(import_history(&caller("t", &[role])).is_ok(), role == Role::Importer, "{role:?}");
+        }
+        for sales in [Role::Sdr, Role::Ae, Role::Manager] {
+            assert_eq!(import_history(&caller("t", &[sales, Role::Importer])).unwrap_err().reason, "IMPORTER_REQUIRED");
+        }
+        assert!(import_history(&caller("t", &[Role::Service, Role::Importer])).is_ok());
     }
 
     #[test]

@@ -16,11 +16,15 @@ pub enum Role {
     /// A contact-data verifier (an enrichment integration, a data-ops service):
     /// the only caller whose "verified" the SQO gate trusts.
     Verifier,
+    /// A history importer (a CRM migration job): the only caller that may
+    /// write past times, and only through the import RPCs.
+    Importer,
 }
 
 impl Role {
     /// Every role, in order.
-    pub const ALL: [Role; 6] = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service, Role::Verifier];
+    pub const ALL: [Role; 7] =
+        [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service, Role::Verifier, Role::Importer];
 
     /// Name used in tokens.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +35,7 @@ impl Role {
             Role::Revops => "revops",
             Role::Service => "service",
             Role::Verifier => "verifier",
+            Role::Importer => "importer",
         }
     }
 

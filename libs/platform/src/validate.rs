@@ -123,6 +123,11 @@ impl Violations {
         self.0.is_empty()
     }
 
+    /// What was recorded (an item's rejections, for a batch where each item is judged alone).
+    pub fn into_vec(self) -> Vec<FieldViolation> {
+        self.0
+    }
+
     /// `Ok` when nothing was recorded, else INVALID_ARGUMENT with every violation.
     pub fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() { Ok(()) } else { Err(ApiError::InvalidArgument(self.0)) }

@@ -48,6 +48,7 @@ enum_map!(d::Role, c::Role, {
     d::Role::Revops => c::Role::Revops,
     d::Role::Service => c::Role::Service,
     d::Role::Verifier => c::Role::Verifier,
+    d::Role::Importer => c::Role::Importer,
 });
 
 enum_map!(d::LeadStage, c::LeadStage, {

@@ -262,6 +262,8 @@ pub struct Tokens {
     pub revops: String,
     /// `enricher`, the contact-data verification integration: a verifier.
     pub verifier: String,
+    /// `crm-migration`, the job that imports the CRM's history: an importer.
+    pub importer: String,
 }
 
 impl Tokens {
@@ -275,6 +277,7 @@ impl Tokens {
             manager: token(tenant, "mia", &[Role::Manager]),
             revops: token(tenant, "rita", &[Role::Revops]),
             verifier: token(tenant, "enricher", &[Role::Verifier]),
+            importer: token(tenant, "crm-migration", &[Role::Importer]),
         }
     }
 }

@@ -90,6 +90,7 @@ pub async fn create(
         score: None,
         created_at: now,
         updated_at: now,
+        imported: false,
     };
     Ok((store::insert(txn, tenant, &lead).await?, account.details.segment))
 }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod contacts;
 pub mod grpc;
+pub mod imports;
 pub mod leads;
 pub mod milestones;
 pub mod retention;

@@ -179,7 +179,7 @@ async fn random_requests_to_every_rpc_are_judged_never_crash() {
 
     let cluster = Cluster::start(Backend::Postgres).await;
     let channels = channels(&cluster).await;
-    let roles = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service, Role::Verifier];
+    let roles = Role::ALL;
     let tokens: Vec<String> = roles.iter().map(|r| token("acme", "fuzz", &[*r])).collect();
 
     let pool = DescriptorPool::decode(qualify_proto::FILE_DESCRIPTOR_SET).unwrap();
@@ -409,7 +409,7 @@ async fn no_tenant_reads_or_changes_another_tenants_data() {
 
     // Tenant B, every role, random requests aimed at A's ids.
     let ids = ["acc-1", "c-1", "lead-1", "opp-1", "tenant-a", "2026-01"];
-    let roles = [Role::Sdr, Role::Ae, Role::Manager, Role::Revops, Role::Service, Role::Verifier];
+    let roles = Role::ALL;
     let tokens: Vec<String> = roles.iter().map(|r| token("tenant-b", "eve", &[*r])).collect();
     let channels = BTreeMap::from([
         ("qualify.scoring.v1.LeadScoringService", s_ch),

@@ -42,19 +42,8 @@ impl ScoringApi {
     }
 }
 
-/// Appends an event to the outbox in the caller's transaction: the event
-/// stream's wire form is written here, beside the other encoders.
-async fn emit(
-    txn: &impl ConnectionTrait,
-    tenant: &str,
-    now: DateTime<Utc>,
-    payload: pb::event::Payload,
-) -> Result<(), ApiError> {
-    outbox::append(txn, tenant, [event(tenant, now, payload)]).await?;
-    Ok(())
-}
-
-/// An outbox row: a new event's id and its wire form.
+/// An outbox row: a new event's id and its wire form (the event stream's wire
+/// form is written here, beside the other encoders), happening at `now`.
 fn event(tenant: &str, now: DateTime<Utc>, payload: pb::event::Payload) -> (String, Vec<u8>) {
     let event_id = uuid::Uuid::now_v7().to_string();
     let event = pb::Event {
@@ -73,11 +62,28 @@ pub(crate) async fn lead_created(
     tenant: &str,
     lead: &Lead,
     segment: Option<Segment>,
-    now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let created =
-        pb::LeadCreated { lead: Some(encode_lead(lead.clone())), segment: segment.map_or(0, WireEnum::to_wire) };
-    emit(txn, tenant, now, pb::event::Payload::LeadCreated(created)).await
+    leads_created(txn, tenant, &[(lead.clone(), segment)]).await
+}
+
+/// Appends the events of leads' creations (each at its account's segment) in one insert, in the
+/// transaction that made them; each event happened when its lead was created (an imported lead's
+/// past time).
+pub(crate) async fn leads_created(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    leads: &[(Lead, Option<Segment>)],
+) -> Result<(), ApiError> {
+    if leads.is_empty() {
+        return Ok(());
+    }
+    let events = leads.iter().map(|(lead, segment)| {
+        let created =
+            pb::LeadCreated { lead: Some(encode_lead(lead.clone())), segment: segment.map_or(0, WireEnum::to_wire) };
+        event(tenant, lead.created_at, pb::event::Payload::LeadCreated(created))
+    });
+    outbox::append(txn, tenant, events).await?;
+    Ok(())
 }
 
 /// Appends an event per finding a verification feed recorded, in the transaction that recorded them.

@@ -13,7 +13,7 @@ use crate::leads::{self, NewLead};
 use crate::store::leads as store;
 
 /// Decodes and validates a lead sent to create (`None` without a known source).
-fn decode_new(v: &mut Violations, l: &pb::Lead) -> Option<NewLead> {
+pub(super) fn decode_new(v: &mut Violations, l: &pb::Lead) -> Option<NewLead> {
     v.id("lead.lead_id", &l.lead_id);
     v.id("lead.account_id", &l.account_id);
     let source = v.required_enum::<LeadSource>("lead.source", l.source);
@@ -43,6 +43,7 @@ pub(crate) fn encode_lead(l: Lead) -> pb::Lead {
         update_time: Some(timestamp(l.updated_at)),
         contact_id: l.contact_id.unwrap_or_default(),
         score: l.score.as_ref().map(encode_stored),
+        imported: l.imported,
     }
 }
 
@@ -70,7 +71,7 @@ impl ScoringApi {
         let created = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
                 let (lead, segment) = leads::create(txn, &tenant, new, now).await?;
-                events::lead_created(txn, &tenant, &lead, segment, now).await?;
+                events::lead_created(txn, &tenant, &lead, segment).await?;
                 Ok(pb::CreateLeadResponse { lead: Some(encode_lead(lead)) })
             })
         })

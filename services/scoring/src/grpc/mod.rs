@@ -5,6 +5,7 @@ mod acceptance;
 mod accounts;
 mod contacts;
 mod events;
+mod imports;
 mod leads;
 mod scorecards;
 mod scores;
@@ -252,6 +253,12 @@ impl LeadScoringService for ScoringApi {
         r: Request<pb::IngestSignalsRequest>,
     ) -> Result<Response<pb::IngestSignalsResponse>, Status> {
         rpc::unary(DOMAIN, r, |call, m| self.ingest_signals(call.caller, m)).await
+    }
+    async fn import_leads(
+        &self,
+        r: Request<pb::ImportLeadsRequest>,
+    ) -> Result<Response<pb::ImportLeadsResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| self.import_leads(call.caller, m)).await
     }
     async fn stream_signals(
         &self,

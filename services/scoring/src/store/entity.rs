@@ -56,6 +56,8 @@ pub mod lead {
         /// (`None`: none yet), kept in the ingest transaction so that a stored
         /// score reads one row; the `signals` table stays the record.
         pub signal_log: Option<Vec<u8>>,
+        /// Written by an importer with its past times (ImportLeads), not live.
+        pub imported: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -78,6 +78,7 @@ pub fn to_lead(m: lead::Model) -> Lead {
         contact_id: m.contact_id,
         created_at: m.created_at,
         updated_at: m.updated_at,
+        imported: m.imported,
     }
 }
 
@@ -160,8 +161,90 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, l: &Lead) -> Result
         created_at: Set(l.created_at),
         updated_at: Set(l.updated_at),
         signal_log: Set(None),
+        imported: Set(l.imported),
     };
     Ok(to_lead(row.insert(db).await.map_err(super::insert_error("lead", &l.lead_id))?))
+}
+
+/// Inserts the leads whose id is not taken yet and returns the ids it
+/// inserted (the others were present): a multi-row insert per chunk.
+pub async fn insert_new(db: &impl ConnectionTrait, tenant: &str, leads: &[Lead]) -> Result<BTreeSet<String>, ApiError> {
+    let mut inserted = BTreeSet::new();
+    for chunk in leads.chunks(BULK_CHUNK / 10) {
+        let rows = chunk.iter().map(|l| lead::ActiveModel {
+            tenant_id: Set(tenant.to_string()),
+            lead_id: Set(l.lead_id.clone()),
+            account_id: Set(l.account_id.clone()),
+            source: Set(l.source.map(LeadSource::as_str).unwrap_or_default().to_string()),
+            campaign: Set(l.campaign.clone()),
+            owner_sdr: Set(l.owner_sdr.clone()),
+            stage: Set(l.stage.as_str().to_string()),
+            contact_id: Set(l.contact_id.clone()),
+            score_doc: Set(l.score.as_ref().map(encode_score)),
+            score_total: Set(l.score.as_ref().map(|s| s.score.total)),
+            created_at: Set(l.created_at),
+            updated_at: Set(l.updated_at),
+            signal_log: Set(None),
+            imported: Set(l.imported),
+        });
+        let keys = lead::Entity::insert_many(rows)
+            .on_conflict_do_nothing()
+            .exec_with_returning_keys(db)
+            .instrument(qualify_platform::db::span(db, "INSERT leads"))
+            .await?;
+        if let sea_orm::TryInsertResult::Inserted(keys) = keys {
+            inserted.extend(keys.into_iter().map(|(_, lead_id)| lead_id));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Of `ids`, the leads that exist.
+pub async fn existing(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<&str>,
+) -> Result<BTreeSet<String>, ApiError> {
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    let mut found = BTreeSet::new();
+    for chunk in ids.chunks(BULK_CHUNK) {
+        found.extend(leads_by_id(db, tenant, chunk, false).await?.into_iter().map(|l| l.lead_id));
+    }
+    Ok(found)
+}
+
+/// Of `ids`, the accounts that exist, each with its segment.
+pub async fn account_segments(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<&str>,
+) -> Result<HashMap<String, Option<Segment>>, ApiError> {
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(BULK_CHUNK) {
+        let key = (account::Column::TenantId, account::Column::AccountId);
+        for a in find_by_keys::<account::Entity>(db, key, tenant, chunk).await? {
+            found.insert(a.account_id, a.segment.as_deref().and_then(Segment::parse));
+        }
+    }
+    Ok(found)
+}
+
+/// Of `ids`, the contacts that exist, each with its account.
+pub async fn contact_accounts(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    ids: &BTreeSet<&str>,
+) -> Result<HashMap<String, String>, ApiError> {
+    let ids: Vec<&str> = ids.iter().copied().collect();
+    let mut found = HashMap::new();
+    for chunk in ids.chunks(BULK_CHUNK) {
+        let key = (contact::Column::TenantId, contact::Column::ContactId);
+        for c in find_by_keys::<contact::Entity>(db, key, tenant, chunk).await? {
+            found.insert(c.contact_id, c.account_id);
+        }
+    }
+    Ok(found)
 }
 
 /// Loads a lead with its account and contact, or NOT_FOUND.

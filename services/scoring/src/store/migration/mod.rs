@@ -9,6 +9,7 @@ mod m004_domain_documents;
 mod m005_verification_provenance;
 mod m006_signal_streams;
 mod m007_signal_partitions;
+mod m008_imported_leads;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -149,6 +150,7 @@ impl MigratorTrait for Migrator {
             Box::new(M005VerificationProvenance),
             Box::new(M006SignalStreams),
             Box::new(M007SignalPartitions),
+            Box::new(M008ImportedLeads),
         ]
     }
 }
@@ -160,3 +162,4 @@ pub use m004_domain_documents::M004DomainDocuments;
 pub use m005_verification_provenance::M005VerificationProvenance;
 pub use m006_signal_streams::M006SignalStreams;
 pub use m007_signal_partitions::M007SignalPartitions;
+pub use m008_imported_leads::M008ImportedLeads;
