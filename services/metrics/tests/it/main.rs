@@ -3,6 +3,7 @@
 mod crash;
 mod currencies;
 mod funnel;
+mod history;
 mod quotas;
 mod reach;
 mod replicas;
