@@ -528,6 +528,7 @@ async fn main() -> anyhow::Result<()> {
                         let req = sc::ScoreLeadRequest {
                             target: Some(Target::Inline((*inline).clone())),
                             scorecard_version: 0,
+                            as_of_time: None,
                         };
                         LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ())
                     }
@@ -540,6 +541,7 @@ async fn main() -> anyhow::Result<()> {
                         let req = sc::ScoreLeadRequest {
                             target: Some(Target::LeadId(format!("lead-{}", i % leads))),
                             scorecard_version: 0,
+                            as_of_time: None,
                         };
                         LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ())
                     }

@@ -83,6 +83,7 @@ pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
                 let req = sc::ScoreLeadRequest {
                     target: Some(Target::LeadId(format!("lead-{}", i % leads))),
                     scorecard_version: 0,
+                    as_of_time: None,
                 };
                 let r = LeadScoringServiceClient::new(ch).score_lead(authed(req, &t)).await.map(|_| ());
                 if let Err(s) = &r

@@ -83,6 +83,7 @@ pub async fn run(args: &Args, backend: Backend) -> anyhow::Result<()> {
                 let req = sc::ScoreLeadRequest {
                     target: Some(Target::LeadId(format!("lead-{}", i % leads as u64))),
                     scorecard_version: 0,
+                    as_of_time: None,
                 };
                 let r = LeadScoringServiceClient::new(ch.clone()).score_lead(authed(req, &t)).await.map(|_| ());
                 record(&window, 0, start, r);

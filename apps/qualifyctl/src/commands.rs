@@ -156,6 +156,12 @@ pub enum LeadCommand {
     Score {
         #[arg(long)]
         id: String,
+        /// Scorecard version (default: the one in force).
+        #[arg(long, default_value_t = 0)]
+        version: i64,
+        /// Score as of this past time (RFC 3339), reproducing the score then with its version.
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -300,8 +306,12 @@ pub async fn lead(g: &Global, mut c: Clients, cmd: LeadCommand) -> anyhow::Resul
             );
             Ok(())
         }
-        LeadCommand::Score { id } => {
-            let r = sc::ScoreLeadRequest { target: Some(Target::LeadId(id.clone())), scorecard_version: 0 };
+        LeadCommand::Score { id, version, as_of } => {
+            let r = sc::ScoreLeadRequest {
+                target: Some(Target::LeadId(id.clone())),
+                scorecard_version: version,
+                as_of_time: as_of.map(qualify_proto::convert::timestamp),
+            };
             let resp = c.scoring.score_lead(req(r, token)?).await?.into_inner();
             if g.json() {
                 return protojson::print_json(&resp, "qualify.scoring.v1.ScoreLeadResponse");

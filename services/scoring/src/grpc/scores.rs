@@ -68,6 +68,15 @@ impl ScoringApi {
         let mut v = Violations::new();
         v.check(req.scorecard_version >= 0, "scorecard_version", "must not be negative");
         let now = self.clock.now();
+        // As of a past time: what had happened by then, decayed to then.
+        let now = match req.as_of_time.as_ref().map(from_timestamp) {
+            None => now,
+            Some(Some(t)) if t <= now => t,
+            Some(_) => {
+                v.check(false, "as_of_time", "must be a valid time, not in the future");
+                now
+            }
+        };
         match req.target {
             None => Err(ApiError::field("target", "lead_id or inline is required")),
             Some(Target::LeadId(id)) => {

@@ -113,7 +113,11 @@ impl Tenant {
             let id = lead_id(i);
             let lead = self.c.get_lead(authed(pb::GetLeadRequest { lead_id: id.clone() }, &self.bot)).await.unwrap();
             let lead = lead.into_inner().lead.unwrap();
-            let req = pb::ScoreLeadRequest { target: Some(Target::LeadId(id.clone())), scorecard_version: 0 };
+            let req = pb::ScoreLeadRequest {
+                target: Some(Target::LeadId(id.clone())),
+                scorecard_version: 0,
+                as_of_time: None,
+            };
             let again = self.c.score_lead(authed(req, &self.bot)).await.unwrap().into_inner().score.unwrap();
             let req = pb::ListLeadStageChangesRequest { lead_id: id.clone(), ..Default::default() };
             let moves = self.c.list_lead_stage_changes(authed(req, &self.bot)).await.unwrap().into_inner();
@@ -345,7 +349,7 @@ async fn a_stream_interrupted_and_resumed_counts_every_signal_once(b: Backend) {
 
     // Sixty signals, each once: the lead's score reads them all (pricing: 10 points each, capped
     // at 25, but the count is every signal in the window).
-    let req = pb::ScoreLeadRequest { target: Some(Target::LeadId(lead_id(0))), scorecard_version: 0 };
+    let req = pb::ScoreLeadRequest { target: Some(Target::LeadId(lead_id(0))), scorecard_version: 0, as_of_time: None };
     let score = t.c.score_lead(authed(req, &t.bot)).await.unwrap().into_inner().score.unwrap();
     let pricing = score.contributions.iter().find(|c| c.rule_id == "pricing").unwrap();
     assert_eq!(pricing.signal_count, 60);

@@ -1,7 +1,7 @@
 //! Lead scoring's integration tests, one binary: a module per area.
 
 mod api;
-mod imports;
+mod history;
 mod ingestion;
 mod migrations;
 mod protection;

@@ -156,7 +156,8 @@ async fn saturated_ingestion_is_refused_at_once_and_reads_still_answer() {
     assert!(d.retry_info().is_some(), "the refusal says when to retry");
     // Scoring reads (no scorecard is published: it answers FAILED_PRECONDITION, at once).
     let target = Some(pb::score_lead_request::Target::LeadId("lead-1".into()));
-    let read = c.score_lead(authed(pb::ScoreLeadRequest { target, scorecard_version: 0 }, &sdr)).await;
+    let read =
+        c.score_lead(authed(pb::ScoreLeadRequest { target, scorecard_version: 0, as_of_time: None }, &sdr)).await;
     assert_eq!(read.map(|_| ()).unwrap_err().code(), Code::FailedPrecondition);
     c.get_lead(get_lead(&sdr)).await.expect("reads answer while ingestion is saturated");
     let probe = HealthClient::new(svc.channel().await)

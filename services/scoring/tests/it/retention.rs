@@ -167,7 +167,8 @@ async fn a_retention_drops_old_months_and_refuses_older_signals(b: Backend) {
         vec![demo("d-120", days(120)), demo("d-140", days(140)), demo("d-60", days(60)), demo("d-10", days(10))];
     assert_eq!(ingest(&mut t, first).await, [accepted(), rejected.clone(), accepted(), accepted()]);
     let score = |mut c: LeadScoringServiceClient<_>, bot: String| async move {
-        let req = pb::ScoreLeadRequest { target: Some(Target::LeadId(lead_id(0))), scorecard_version: 0 };
+        let req =
+            pb::ScoreLeadRequest { target: Some(Target::LeadId(lead_id(0))), scorecard_version: 0, as_of_time: None };
         let again = c.score_lead(authed(req, &bot)).await.unwrap().into_inner().score.unwrap();
         let lead = c.get_lead(authed(pb::GetLeadRequest { lead_id: lead_id(0) }, &bot)).await.unwrap();
         (lead.into_inner().lead.unwrap().score.unwrap().engagement, again.engagement)

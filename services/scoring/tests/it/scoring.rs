@@ -218,7 +218,11 @@ async fn concurrent_batches_for_one_lead_lose_no_signal(b: Backend) {
     }
     let s =
         w.c.score_lead(authed(
-            pb::ScoreLeadRequest { target: Some(Target::LeadId("lead-1".into())), scorecard_version: 0 },
+            pb::ScoreLeadRequest {
+                target: Some(Target::LeadId("lead-1".into())),
+                scorecard_version: 0,
+                as_of_time: None,
+            },
             &w.sdr,
         ))
         .await
@@ -304,7 +308,11 @@ async fn signals_score_explain_and_cross_the_mql_threshold(b: Backend) {
     // No scorecard yet: scoring says so; signals are still stored.
     let e =
         w.c.score_lead(authed(
-            pb::ScoreLeadRequest { target: Some(Target::LeadId("lead-1".into())), scorecard_version: 0 },
+            pb::ScoreLeadRequest {
+                target: Some(Target::LeadId("lead-1".into())),
+                scorecard_version: 0,
+                as_of_time: None,
+            },
             &w.sdr,
         ))
         .await
@@ -334,7 +342,11 @@ async fn signals_score_explain_and_cross_the_mql_threshold(b: Backend) {
     // The explanation adds up.
     let s =
         w.c.score_lead(authed(
-            pb::ScoreLeadRequest { target: Some(Target::LeadId("lead-1".into())), scorecard_version: 0 },
+            pb::ScoreLeadRequest {
+                target: Some(Target::LeadId("lead-1".into())),
+                scorecard_version: 0,
+                as_of_time: None,
+            },
             &w.sdr,
         ))
         .await
@@ -397,7 +409,14 @@ async fn inline_scoring_and_reproducing_a_past_score(b: Backend) {
     };
     let bot = w.bot.clone();
     let req = |v: i64| {
-        authed(pb::ScoreLeadRequest { target: Some(Target::Inline(inline.clone())), scorecard_version: v }, &bot)
+        authed(
+            pb::ScoreLeadRequest {
+                target: Some(Target::Inline(inline.clone())),
+                scorecard_version: v,
+                as_of_time: None,
+            },
+            &bot,
+        )
     };
     let s = w.c.score_lead(req(0)).await.unwrap().into_inner().score.unwrap();
     // Fit: fintech 20. Product: 3 × 30 capped at 60 → PQL.
@@ -411,17 +430,21 @@ async fn inline_scoring_and_reproducing_a_past_score(b: Backend) {
         signals: vec![pb::Signal { r#type: 0, occur_time: None, ..Default::default() }],
         ..inline.clone()
     };
-    let e = w
-        .c
-        .score_lead(authed(pb::ScoreLeadRequest { target: Some(Target::Inline(bad)), scorecard_version: 0 }, &w.bot))
+    let e =
+        w.c.score_lead(authed(
+            pb::ScoreLeadRequest { target: Some(Target::Inline(bad)), scorecard_version: 0, as_of_time: None },
+            &w.bot,
+        ))
         .await
         .unwrap_err();
     let fields: Vec<_> =
         e.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
     assert_eq!(fields, ["inline.signals[0].type", "inline.signals[0].occur_time"]);
-    let e = w
-        .c
-        .score_lead(authed(pb::ScoreLeadRequest { target: Some(Target::Inline(inline)), scorecard_version: 9 }, &w.bot))
+    let e =
+        w.c.score_lead(authed(
+            pb::ScoreLeadRequest { target: Some(Target::Inline(inline)), scorecard_version: 9, as_of_time: None },
+            &w.bot,
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
@@ -643,7 +666,11 @@ async fn after_a_publish_no_replica_scores_with_the_old_version() {
         for _ in 0..20 {
             let s = cb
                 .score_lead(authed(
-                    pb::ScoreLeadRequest { target: Some(Target::Inline(inline.clone())), scorecard_version: 0 },
+                    pb::ScoreLeadRequest {
+                        target: Some(Target::Inline(inline.clone())),
+                        scorecard_version: 0,
+                        as_of_time: None,
+                    },
                     &bot,
                 ))
                 .await
@@ -723,7 +750,11 @@ async fn redis_down_and_back_never_serves_a_superseded_scorecard() {
         ..Default::default()
     };
     let score = |mut c: Client| {
-        let req = pb::ScoreLeadRequest { target: Some(Target::Inline(inline.clone())), scorecard_version: 0 };
+        let req = pb::ScoreLeadRequest {
+            target: Some(Target::Inline(inline.clone())),
+            scorecard_version: 0,
+            as_of_time: None,
+        };
         let t = bot.clone();
         async move { c.score_lead(authed(req, &t)).await.unwrap().into_inner().score.unwrap().scorecard_version }
     };
@@ -834,7 +865,7 @@ async fn scoring_answers_from_the_database_when_redis_is_unreachable() {
     };
     let s = c
         .score_lead(authed(
-            pb::ScoreLeadRequest { target: Some(Target::Inline(inline)), scorecard_version: 0 },
+            pb::ScoreLeadRequest { target: Some(Target::Inline(inline)), scorecard_version: 0, as_of_time: None },
             &revops,
         ))
         .await

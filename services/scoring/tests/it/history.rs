@@ -1,8 +1,8 @@
-//! History imported from a CRM through the generated client, on SQLite and
-//! PostgreSQL: leads keep their creation times and stage changes, marked
-//! imported; each lead is judged alone; re-running an import changes nothing;
-//! only an importer imports; the event stream carries each change at the time
-//! it happened.
+//! History and time through the generated client, on SQLite and PostgreSQL.
+//! Leads imported from a CRM keep their creation times and stage changes,
+//! marked imported; each lead is judged alone; re-running an import changes
+//! nothing; only an importer imports; the event stream carries each change at
+//! the time it happened. A past score is reproduced exactly as of its time.
 
 #![allow(clippy::unwrap_used)] // Tests panic on purpose when an expectation fails.
 
@@ -14,8 +14,9 @@ use qualify_scoring::Scoring;
 use qualify_testkit::{Backend, Role, Tokens, authed, config, on_both_backends, spawn, token};
 use tokio_stream::StreamExt;
 use tonic::Code;
+use tonic_types::StatusExt;
 
-on_both_backends!(a_crm_history_is_imported_once_in_its_own_times);
+on_both_backends!(a_crm_history_is_imported_once_in_its_own_times, a_past_score_is_reproduced_as_of_its_time);
 
 fn change(to: LeadStage, at: DateTime<Utc>, actor: &str) -> pb::ImportedStageChange {
     pb::ImportedStageChange {
@@ -173,4 +174,66 @@ async fn a_crm_history_is_imported_once_in_its_own_times(b: Backend) {
             (format!("moved crm-1 to {}", LeadStage::Sql as i32), at(60)),
         ]
     );
+}
+
+/// A lead scored at T with version 1; ten days later it has more signals and
+/// version 2 is in force. As of T with version 1 it scores exactly as it was
+/// stored at T; as of T with version 2 it scores with T's signals only; a time
+/// in the future is refused with the field named.
+async fn a_past_score_is_reproduced_as_of_its_time(b: Backend) {
+    let mut cfg = config("scoring", b).await;
+    let t0 = qualify_platform::Clock::system().now() - Duration::days(30);
+    cfg.clock = qualify_platform::Clock::manual(t0);
+    let svc = spawn::<Scoring>(cfg.clone()).await;
+    let c = LeadScoringServiceClient::new(svc.channel().await);
+    let mut t = super::ingestion::Tenant::new(&c, "acme", 1, 1000).await;
+    let signal = |id: &str, kind: pb::SignalType, at: DateTime<Utc>| pb::Signal {
+        signal_id: id.into(),
+        lead_id: super::ingestion::lead_id(0),
+        r#type: kind as i32,
+        occur_time: Some(timestamp(at)),
+        ..Default::default()
+    };
+    let ingest = |signals: Vec<pb::Signal>| {
+        let (mut c, bot) = (t.c.clone(), t.bot.clone());
+        async move { c.ingest_signals(authed(pb::IngestSignalsRequest { signals }, &bot)).await.unwrap() }
+    };
+    // Pricing visits decay (half-life 7 days): the score depends on when it is computed.
+    ingest(vec![signal("p1", pb::SignalType::PricingPageVisit, t0 - Duration::days(2))]).await;
+    ingest(vec![signal("d1", pb::SignalType::DemoRequest, t0 - Duration::hours(5))]).await;
+    let lead = |mut c: LeadScoringServiceClient<_>, bot: String| async move {
+        c.get_lead(authed(pb::GetLeadRequest { lead_id: super::ingestion::lead_id(0) }, &bot))
+            .await
+            .unwrap()
+            .into_inner()
+            .lead
+            .unwrap()
+    };
+    let stored = lead(t.c.clone(), t.bot.clone()).await.score.unwrap();
+    assert_eq!(stored.scorecard_version, 1);
+
+    cfg.clock.advance(Duration::days(10));
+    ingest(vec![signal("p2", pb::SignalType::PricingPageVisit, t0 + Duration::days(9))]).await;
+    t.publish(super::ingestion::scorecard(500)).await;
+    let score = |version: i64, as_of: Option<DateTime<Utc>>| {
+        let (mut c, bot) = (t.c.clone(), t.bot.clone());
+        async move {
+            let req = pb::ScoreLeadRequest {
+                target: Some(pb::score_lead_request::Target::LeadId(super::ingestion::lead_id(0))),
+                scorecard_version: version,
+                as_of_time: as_of.map(timestamp),
+            };
+            c.score_lead(authed(req, &bot)).await.map(|r| r.into_inner().score.unwrap())
+        }
+    };
+    let now = score(0, None).await.unwrap();
+    assert_eq!(now.scorecard_version, 2);
+    assert_ne!(now.engagement, stored.engagement, "ten days on, the score moved");
+    assert_eq!(score(1, Some(t0)).await.unwrap(), stored, "version 1 as of T: the score stored at T");
+    let v2_then = score(2, Some(t0)).await.unwrap();
+    assert_eq!((v2_then.scorecard_version, v2_then.engagement), (2, stored.engagement), "same rules, T's signals");
+    assert_eq!(v2_then.score_time, Some(timestamp(t0)));
+    let e = score(0, Some(t0 + Duration::days(11))).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "as_of_time");
 }
