@@ -9,6 +9,7 @@
 //! ```
 
 mod funnel;
+mod import;
 mod ingest;
 mod overload;
 mod paced;
@@ -63,6 +64,10 @@ enum Scenario {
     /// `ScoreLeads` with apply over `--leads` leads loaded into PostgreSQL, next to PostgreSQL
     /// reading and rewriting the same rows in one UPDATE.
     Rescore,
+    /// `ImportLeads` on PostgreSQL of `--leads` leads with a stage change each, in batches of
+    /// 1,000 from `--concurrency` callers; with `--pgbench`, multi-row inserts of rows of the same
+    /// shapes in batches of the same size from as many clients.
+    ImportLeads,
     /// `ScoreLead` by id from `--concurrency` callers, then from `--overload` times as many, then from
     /// `--concurrency` again, against a service shedding beyond `--limit` requests in flight and
     /// against one that never sheds: accepted req/s and p99, shed count and latency, memory,
@@ -433,6 +438,9 @@ async fn main() -> anyhow::Result<()> {
     if matches!(args.scenario, Scenario::Rescore) {
         return rescore::run(&args, backend).await;
     }
+    if matches!(args.scenario, Scenario::ImportLeads) {
+        return import::run(&args, backend).await;
+    }
     if matches!(args.scenario, Scenario::AcceptLatency) {
         return paced::run(&args, backend).await;
     }
@@ -446,6 +454,7 @@ async fn main() -> anyhow::Result<()> {
         | Scenario::Soak
         | Scenario::IngestSignals
         | Scenario::Rescore
+        | Scenario::ImportLeads
         | Scenario::AcceptLatency => {
             return Ok(());
         }
@@ -745,6 +754,10 @@ pub(crate) enum Pgbench {
     /// DO NOTHING RETURNING` into a table shaped exactly like `signals` (same columns, primary
     /// key and indexes), as `IngestSignals` does.
     InsertSignals,
+    /// A transaction inserting 1,000 lead-shaped rows and 1,000 stage-change-shaped rows (the
+    /// columns, keys and indexes of `leads` and `lead_stage_changes`), one multi-row `INSERT`
+    /// each, as `ImportLeads` writes a batch.
+    ImportLeads,
 }
 
 impl Pgbench {
@@ -753,6 +766,7 @@ impl Pgbench {
             Pgbench::SelectOnly => "pgbench -S",
             Pgbench::InsertOneRow => "pgbench one-row insert txn",
             Pgbench::InsertSignals => "pgbench 1000-row insert",
+            Pgbench::ImportLeads => "pgbench 1000 leads + 1000 changes",
         }
     }
 }
@@ -821,6 +835,58 @@ pub(crate) fn pgbench_with(workload: Pgbench, clients: usize, seconds: u64, extr
                 format!(
                     "INSERT INTO loadgen_signals (tenant_id, signal_id, lead_id, account_id, contact_id, kind, \
                      occurred_at, received_at) VALUES\n{rows}\nON CONFLICT DO NOTHING RETURNING signal_id;\n"
+                ),
+            )?;
+            run.arg("-f").arg(&script);
+        }
+        Pgbench::ImportLeads => {
+            let ddl = "DROP TABLE IF EXISTS loadgen_leads, loadgen_changes; CREATE TABLE loadgen_leads \
+                (tenant_id varchar NOT NULL, lead_id varchar NOT NULL, account_id varchar NOT NULL, \
+                 source varchar NOT NULL, campaign varchar NOT NULL, owner_sdr varchar NOT NULL, \
+                 stage varchar NOT NULL, contact_id varchar, score_doc text, score_total integer, \
+                 created_at timestamptz NOT NULL, updated_at timestamptz NOT NULL, signal_log bytea, \
+                 imported boolean NOT NULL DEFAULT false, PRIMARY KEY (tenant_id, lead_id)); \
+                 CREATE INDEX ON loadgen_leads (account_id, tenant_id); \
+                 CREATE TABLE loadgen_changes (id bigserial PRIMARY KEY, tenant_id varchar NOT NULL, \
+                 lead_id varchar NOT NULL, from_stage varchar NOT NULL, to_stage varchar NOT NULL, \
+                 actor varchar NOT NULL, actor_roles varchar NOT NULL, reason varchar NOT NULL, \
+                 score integer NOT NULL, scorecard_version bigint NOT NULL, changed_at timestamptz NOT NULL); \
+                 CREATE INDEX ON loadgen_changes (lead_id, tenant_id, id)";
+            let made = std::process::Command::new("psql").args([db.as_str(), "-qc", ddl]).output()?;
+            anyhow::ensure!(
+                made.status.success(),
+                "creating the lead tables failed: {}",
+                String::from_utf8_lossy(&made.stderr)
+            );
+            // One random id per transaction; row k's lead and its change share `id-k`.
+            let batch = crate::import::BATCH;
+            let leads: Vec<String> = (0..batch)
+                .map(|k| {
+                    format!(
+                        "('bench', :id || '-{k}', 'acc-1', 'outbound', '2025-q3', 'sam', 'mql', NULL, NULL, NULL, \
+                         now() - interval '30 days', now() - interval '29 days', NULL, true)"
+                    )
+                })
+                .collect();
+            let changes: Vec<String> = (0..batch)
+                .map(|k| {
+                    format!(
+                        "('bench', :id || '-{k}', 'new', 'mql', 'marketo', 'importer', 'score over 60', 0, 0, \
+                         now() - interval '29 days')"
+                    )
+                })
+                .collect();
+            std::fs::write(
+                &script,
+                format!(
+                    "\\set id random(1, 2000000000)\nBEGIN;\n\
+                     INSERT INTO loadgen_leads (tenant_id, lead_id, account_id, source, campaign, owner_sdr, stage, \
+                     contact_id, score_doc, score_total, created_at, updated_at, signal_log, imported) VALUES\n{}\n\
+                     ON CONFLICT DO NOTHING RETURNING lead_id;\n\
+                     INSERT INTO loadgen_changes (tenant_id, lead_id, from_stage, to_stage, actor, actor_roles, reason, \
+                     score, scorecard_version, changed_at) VALUES\n{};\nCOMMIT;\n",
+                    leads.join(",\n"),
+                    changes.join(",\n"),
                 ),
             )?;
             run.arg("-f").arg(&script);
