@@ -5,6 +5,7 @@
 
 mod commands;
 mod demo;
+mod import;
 mod protojson;
 mod rpc;
 mod table;
@@ -124,6 +125,9 @@ enum Command {
     Rebuild,
     /// Load a realistic synthetic funnel into a running cluster.
     Demo(demo::DemoArgs),
+    /// Import a CRM's history (accounts, and leads with their creation times and stage
+    /// changes) from a JSONL file (an importer's token).
+    Import(import::ImportArgs),
 }
 
 /// Request handling is allocation-heavy (protobuf, HTTP/2 frames): mimalloc.
@@ -170,6 +174,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Ingest(cmd) => commands::ingest(&g, c, cmd).await,
             Command::Rebuild => commands::rebuild(&g, c).await,
             Command::Demo(args) => demo::run(&g, c, args).await,
+            Command::Import(args) => import::run(&g, c, args).await,
         }
     })
 }

@@ -295,3 +295,49 @@ async fn example_candidate_is_evaluated_check_by_check() {
     assert!(table.contains("gate FAILED") && table.contains("check") && table.contains("reason"), "{table}");
     assert!(table.contains("criterion-not-confirmed (timeline)"), "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crm_history_file_is_imported_once_with_failures_by_line_and_resumes() {
+    let c = cluster().await;
+    let file = example("history.jsonl");
+    let file = file.to_str().unwrap();
+    let resp = c.json(&["import", "--file", file]).await;
+    assert_eq!((resp["imported"].as_i64(), resp["unchanged"].as_i64()), (Some(5), Some(0)), "{resp}");
+    // The leads keep the CRM's times and stand where their history ended.
+    let sdr = token("demo", "sam", &[Role::Sdr]);
+    let mut s = LeadScoringServiceClient::new(c.scoring.channel().await);
+    let lead = s.get_lead(authed(sc::GetLeadRequest { lead_id: "sf-00Q001".into() }, &sdr)).await.unwrap();
+    let lead = lead.into_inner().lead.unwrap();
+    assert!(lead.imported);
+    assert_eq!(lead.stage, qualify_proto::common::LeadStage::Sql as i32);
+    assert_eq!(lead.create_time.unwrap().seconds, 1_783_069_200, "2026-07-03T09:00:00Z");
+    // Running the file again changes nothing.
+    let again = c.json(&["import", "--file", file]).await;
+    assert_eq!((again["imported"].as_i64(), again["unchanged"].as_i64()), (Some(0), Some(5)), "{again}");
+
+    // A bad line and a lead naming an unknown account fail by line; the rest is imported.
+    let dir = std::env::temp_dir().join(format!("qualifyctl-import-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        [
+            r#"{"lead": {"lead": {"leadId": "x-1", "accountId": "northwind", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-01T00:00:00Z"}}"#,
+            r#"{"opportunity": {}}"#,
+            r#"{"lead": {"lead": {"leadId": "x-2", "accountId": "nowhere", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-01T00:00:00Z"}}"#,
+            r#"{"lead": {"lead": {"leadId": "x-3", "accountId": "contoso", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-02T00:00:00Z"}}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = c.run(&["import", "--file", bad.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 imported, 0 unchanged, 2 failed"), "{text}");
+    assert!(text.contains("bad.jsonl:2: a record has exactly one key"), "{text}");
+    assert!(text.contains("bad.jsonl:3: lead x-2: lead.account_id: no such account"), "{text}");
+    // Resuming after line 3 sends only line 4 (already imported: unchanged).
+    let resumed = c.json(&["import", "--file", bad.to_str().unwrap(), "--resume-after-line", "3"]).await;
+    assert_eq!((resumed["imported"].as_i64(), resumed["unchanged"].as_i64()), (Some(0), Some(1)), "{resumed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

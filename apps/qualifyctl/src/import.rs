@@ -1,0 +1,153 @@
+//! `qualifyctl import`: a CRM's history from a neutral JSONL file, one record a
+//! line: `{"account": <qualify.scoring.v1.Account>}` or `{"lead":
+//! <qualify.scoring.v1.ImportedLead>}` in proto JSON. Records are sent in file
+//! order (an account before the leads that name it), leads in batches of
+//! 1,000 through `ImportLeads`; every failure is reported with its line
+//! number, and an interrupted import resumes after the last line sent.
+//! Re-running a whole file changes nothing.
+
+use std::io::BufRead;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use qualify_domain::Role;
+use qualify_proto::common::ImportOutcome;
+use qualify_proto::scoring as sc;
+use serde_json::{Value, json};
+
+use crate::commands::DEV_TENANT;
+use crate::rpc::{Clients, req};
+use crate::{FileArg, Global, protojson, request_id};
+
+/// Leads per `ImportLeads` call.
+const BATCH: usize = 1000;
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The JSONL file.
+    #[arg(long)]
+    pub file: FileArg,
+    /// Skip the records on lines up to this one (where an interrupted import stopped).
+    #[arg(long, default_value_t = 0)]
+    pub resume_after_line: usize,
+}
+
+/// One record of the file, with its line.
+enum Record {
+    Account(usize, sc::Account),
+    Lead(usize, sc::ImportedLead),
+}
+
+/// The record on line `n`.
+fn parse(n: usize, line: &str) -> anyhow::Result<Record> {
+    let v: Value = serde_json::from_str(line)?;
+    let Value::Object(o) = v else { anyhow::bail!("a record is a JSON object") };
+    match o.into_iter().collect::<Vec<_>>().as_slice() {
+        [(k, v)] if k == "account" => {
+            Ok(Record::Account(n, protojson::from_value(v.clone(), "qualify.scoring.v1.Account")?))
+        }
+        [(k, v)] if k == "lead" => {
+            Ok(Record::Lead(n, protojson::from_value(v.clone(), "qualify.scoring.v1.ImportedLead")?))
+        }
+        _ => anyhow::bail!("a record has exactly one key, \"account\" or \"lead\""),
+    }
+}
+
+/// What an import did.
+#[derive(Default)]
+struct Tally {
+    imported: u64,
+    unchanged: u64,
+    failed: Vec<(usize, String)>,
+}
+
+pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result<()> {
+    let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+    let mut records = Vec::new();
+    let mut tally = Tally::default();
+    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+        let (n, line) = (n + 1, line?);
+        if n <= args.resume_after_line || line.trim().is_empty() {
+            continue;
+        }
+        match parse(n, &line) {
+            Ok(r) => records.push(r),
+            Err(e) => tally.failed.push((n, format!("{e:#}"))),
+        }
+    }
+    let sync = g.token_or_dev(DEV_TENANT, "qualifyctl", Role::Service)?;
+    let importer = g.token_or_dev(DEV_TENANT, "crm-import", Role::Importer)?;
+    let pb = ProgressBar::new(records.len() as u64);
+    pb.set_style(ProgressStyle::with_template("{spinner} records {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
+    let mut pending: Vec<(usize, sc::ImportedLead)> = Vec::new();
+    let mut sent_through = args.resume_after_line;
+    let mut records = records.into_iter().peekable();
+    while let Some(r) = records.next() {
+        match r {
+            Record::Account(n, account) => {
+                let create = sc::CreateAccountRequest { account: Some(account), request_id: request_id() };
+                match c.scoring.create_account(req(create, &sync)?).await {
+                    Ok(_) => tally.imported += 1,
+                    Err(s) if s.code() == tonic::Code::AlreadyExists => tally.unchanged += 1,
+                    Err(s) if s.code() == tonic::Code::InvalidArgument => {
+                        tally.failed.push((n, crate::rpc::describe_status(&s)));
+                    }
+                    Err(s) => return Err(stopped(&pb, sent_through, s)),
+                }
+                sent_through = n;
+                pb.inc(1);
+            }
+            Record::Lead(n, lead) => pending.push((n, lead)),
+        }
+        // A batch goes when full, before an account (leads after it may name it) and at the end.
+        let flush = pending.len() == BATCH || !matches!(records.peek(), Some(Record::Lead(..)));
+        if flush && !pending.is_empty() {
+            let batch = std::mem::take(&mut pending);
+            let leads = batch.iter().map(|(_, l)| l.clone()).collect();
+            let resp = match c.scoring.import_leads(req(sc::ImportLeadsRequest { leads }, &importer)?).await {
+                Ok(r) => r.into_inner(),
+                Err(s) => return Err(stopped(&pb, sent_through, s)),
+            };
+            for ((n, _), result) in batch.iter().zip(&resp.results) {
+                match ImportOutcome::try_from(result.outcome) {
+                    Ok(ImportOutcome::Imported) => tally.imported += 1,
+                    Ok(ImportOutcome::Unchanged) => tally.unchanged += 1,
+                    _ => {
+                        let why: Vec<_> =
+                            result.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                        tally.failed.push((*n, format!("lead {}: {}", result.id, why.join("; "))));
+                    }
+                }
+            }
+            sent_through = batch.last().map_or(sent_through, |(n, _)| *n);
+            pb.inc(batch.len() as u64);
+        }
+    }
+    pb.finish_and_clear();
+    tally.failed.sort();
+    report(g, &args, &tally)
+}
+
+/// The error of a call that could not be made, with where to resume.
+fn stopped(pb: &ProgressBar, sent_through: usize, s: tonic::Status) -> anyhow::Error {
+    pb.abandon();
+    eprintln!(
+        "stopped: everything through line {sent_through} was sent; resume with --resume-after-line {sent_through}"
+    );
+    s.into()
+}
+
+fn report(g: &Global, args: &ImportArgs, t: &Tally) -> anyhow::Result<()> {
+    if g.json() {
+        let failed: Vec<_> = t.failed.iter().map(|(n, why)| json!({"line": n, "error": why})).collect();
+        let out = json!({"imported": t.imported, "unchanged": t.unchanged, "failed": failed});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{} imported, {} unchanged, {} failed", t.imported, t.unchanged, t.failed.len());
+        for (n, why) in &t.failed {
+            println!("  {}:{n}: {why}", args.file.display());
+        }
+    }
+    anyhow::ensure!(t.failed.is_empty(), "{} record(s) failed; fix them and run the file again", t.failed.len());
+    Ok(())
+}
