@@ -811,7 +811,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 9 * 8 * 6 * 3);
+        assert_eq!(checked, 9 * 8 * Role::ALL.len() * 3, "every state, move, role (the importer too) and author");
     }
 
     #[test]
