@@ -477,6 +477,8 @@ pub struct Opportunity {
     /// Why it is an expansion of a lead that already has a live opportunity
     /// (empty for an ordinary one).
     pub expansion_reason: String,
+    /// Written by an importer with its past (submission, decision, activities, close), not live.
+    pub imported: bool,
 }
 
 /// An AE's or manager's verdict on a pending opportunity.
@@ -560,6 +562,14 @@ pub struct Decision {
     pub source: Option<LeadSource>,
     /// The opportunity's contributors when it was decided.
     pub contributors: Vec<String>,
+}
+
+impl Decision {
+    /// Taken in a CRM and imported (its decider held the importer role): it counts in the
+    /// funnel, close rates and forecasts, never in calibration samples.
+    pub fn is_imported(&self) -> bool {
+        self.decided_by_roles.contains(&Role::Importer)
+    }
 }
 
 /// A sales activity on an accepted opportunity.
@@ -904,6 +914,7 @@ mod tests {
             accepted_by: String::new(),
             contributors: vec!["sam".into()],
             expansion_reason: String::new(),
+            imported: false,
         }
     }
 

@@ -5,6 +5,7 @@
 
 pub mod calibration;
 pub mod grpc;
+pub mod imports;
 pub mod opportunities;
 pub mod policies;
 pub mod store;

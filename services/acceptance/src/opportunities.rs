@@ -303,6 +303,7 @@ pub async fn prepare(
         accepted_by: String::new(),
         contributors: vec![subject::normalise(&c.subject)],
         expansion_reason: s.expansion_reason,
+        imported: false,
     };
     let gate = gate::evaluate(&policy.policy, &opportunity.gate_candidate(), now);
     Ok(Submitted { opportunity, gate, policy_version: policy.version })

@@ -4,6 +4,7 @@
 //! speaks the wire.
 
 mod calibration;
+mod imports;
 mod opportunities;
 mod policies;
 mod scoring;
@@ -70,7 +71,16 @@ async fn emit(
     now: DateTime<Utc>,
     payloads: impl IntoIterator<Item = pb::event::Payload>,
 ) -> Result<(), ApiError> {
-    let events = payloads.into_iter().map(|payload| {
+    emit_at(txn, tenant, payloads.into_iter().map(|p| (now, p))).await
+}
+
+/// Appends events each happening at its own time (an import's past), in one insert.
+async fn emit_at(
+    txn: &impl ConnectionTrait,
+    tenant: &str,
+    events: impl IntoIterator<Item = (DateTime<Utc>, pb::event::Payload)>,
+) -> Result<(), ApiError> {
+    let events = events.into_iter().map(|(now, payload)| {
         let event_id = uuid::Uuid::now_v7().to_string();
         let event = pb::Event {
             event_id: event_id.clone(),
@@ -121,6 +131,13 @@ impl OpportunityAcceptanceService for AcceptanceApi {
         r: Request<pb::SubmitOpportunityRequest>,
     ) -> Result<Response<pb::SubmitOpportunityResponse>, Status> {
         rpc::unary(DOMAIN, r, |call, m| async move { self.submit_opportunity(call.caller, &call.bearer, m).await })
+            .await
+    }
+    async fn import_opportunities(
+        &self,
+        r: Request<pb::ImportOpportunitiesRequest>,
+    ) -> Result<Response<pb::ImportOpportunitiesResponse>, Status> {
+        rpc::unary(DOMAIN, r, |call, m| async move { self.import_opportunities(call.caller, &call.bearer, m).await })
             .await
     }
     async fn get_opportunity(

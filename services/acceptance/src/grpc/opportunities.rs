@@ -23,7 +23,7 @@ use crate::opportunities::{self, Closing, Event, NewActivity, Submission};
 /// Shortest override justification accepted.
 const MIN_JUSTIFICATION: usize = 20;
 
-fn decode_money(v: &mut Violations, field: &str, m: Option<&cpb::Money>, required: bool) -> Option<Money> {
+pub(super) fn decode_money(v: &mut Violations, field: &str, m: Option<&cpb::Money>, required: bool) -> Option<Money> {
     let Some(m) = m else {
         v.check(!required, field, "is required");
         return None;
@@ -159,6 +159,7 @@ pub(crate) fn encode_opportunity(o: &Opportunity) -> pb::Opportunity {
         accepted_by: o.accepted_by.clone(),
         contributors: o.contributors.clone(),
         expansion_reason: o.expansion_reason.clone(),
+        imported: o.imported,
     }
 }
 
@@ -219,7 +220,7 @@ pub(crate) fn encode_activity(a: &Activity) -> pb::Activity {
 }
 
 /// The stream's wire form of an event.
-fn encode_event(e: &Event) -> pb::event::Payload {
+pub(super) fn encode_event(e: &Event) -> pb::event::Payload {
     match e {
         Event::Changed { opportunity, from } => pb::event::Payload::OpportunityChanged(pb::OpportunityChanged {
             opportunity: Some(encode_opportunity(opportunity)),
@@ -245,10 +246,17 @@ fn decode_submission(req: &pb::SubmitOpportunityRequest) -> Result<Submission, A
     let Some(o) = req.opportunity.as_ref() else {
         return Err(ApiError::field("opportunity", "is required"));
     };
+    let submission = decode_opportunity(&mut v, o);
+    v.finish()?;
+    submission.ok_or_else(|| ApiError::field("opportunity.segment", "is required"))
+}
+
+/// Decodes an opportunity as submitted (`None` when a required part is missing; `v` says which).
+pub(super) fn decode_opportunity(v: &mut Violations, o: &pb::Opportunity) -> Option<Submission> {
     v.id("opportunity.opportunity_id", &o.opportunity_id);
     v.id("opportunity.lead_id", &o.lead_id);
     let segment = v.required_enum::<Segment>("opportunity.segment", o.segment);
-    let amount = decode_money(&mut v, "opportunity.amount", o.amount.as_ref(), true);
+    let amount = decode_money(v, "opportunity.amount", o.amount.as_ref(), true);
     let close = o.expected_close_time.as_ref().and_then(from_timestamp);
     v.check(close.is_some(), "opportunity.expected_close_time", "is required and must be a valid time");
     v.text("opportunity.team", &o.team, 128);
@@ -256,14 +264,13 @@ fn decode_submission(req: &pb::SubmitOpportunityRequest) -> Result<Submission, A
     for (i, name) in o.competitors.iter().enumerate().take(MAX_ITEMS) {
         v.text(Item("opportunity.competitors", i, ""), name, 256);
     }
-    let qualification = decode_qualification(&mut v, "opportunity", &o.evidence, &o.stakeholders, o.next_step.as_ref());
+    let qualification = decode_qualification(v, "opportunity", &o.evidence, &o.stakeholders, o.next_step.as_ref());
     let expansion_reason = o.expansion_reason.trim();
     v.text("opportunity.expansion_reason", expansion_reason, 1024);
-    v.finish()?;
     let (Some(segment), Some(amount), Some(expected_close_at)) = (segment, amount, close) else {
-        return Err(ApiError::field("opportunity.segment", "is required"));
+        return None;
     };
-    Ok(Submission {
+    Some(Submission {
         opportunity_id: o.opportunity_id.clone(),
         lead_id: o.lead_id.clone(),
         amount,

@@ -88,6 +88,8 @@ pub mod decision {
         pub decided_at: ChronoDateTimeUtc,
         /// The decision (`store::opportunities`), everything but its key.
         pub doc: String,
+        /// Taken in a CRM and imported: never drawn for calibration.
+        pub imported: bool,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -59,6 +59,12 @@ pub async fn live_of_lead(db: &impl ConnectionTrait, tenant: &str, lead_id: &str
     Ok(found)
 }
 
+/// Whether an opportunity with this id exists.
+pub async fn exists(db: &impl ConnectionTrait, tenant: &str, id: &str) -> Result<bool, ApiError> {
+    use sea_orm::PaginatorTrait;
+    Ok(opportunity::Entity::find_by_id((tenant.to_string(), id.to_string())).count(db).await? > 0)
+}
+
 /// The mark the unique index holds one of per lead: an ordinary opportunity while it is live.
 fn live_mark(o: &Opportunity) -> Option<String> {
     (o.is_live() && !o.is_expansion()).then(|| o.lead_id.clone())
@@ -202,6 +208,7 @@ pub async fn insert_decision(db: &impl ConnectionTrait, tenant: &str, d: &Decisi
         decided_by: Set(d.decided_by.clone()),
         decided_at: Set(d.decided_at),
         doc: Set(encode(&DecisionDoc::from(d))?),
+        imported: Set(d.is_imported()),
     })
     .exec_without_returning(db)
     .await?;
@@ -229,7 +236,7 @@ pub async fn decision(db: &impl ConnectionTrait, tenant: &str, id: &str) -> Resu
     row.map(decision_from_row).transpose()
 }
 
-/// Ids of the decisions of `kinds` taken in `[start, end)`, of `team` when
+/// Ids of the live (not imported) decisions of `kinds` taken in `[start, end)`, of `team` when
 /// given, in id order: cheap to draw from, however many there are.
 pub async fn decision_ids_between(
     db: &impl ConnectionTrait,
@@ -245,7 +252,8 @@ pub async fn decision_ids_between(
         .filter(decision::Column::TenantId.eq(tenant))
         .filter(decision::Column::Kind.is_in(kinds.iter().map(|k| kind_column(*k))))
         .filter(decision::Column::DecidedAt.gte(start))
-        .filter(decision::Column::DecidedAt.lt(end));
+        .filter(decision::Column::DecidedAt.lt(end))
+        .filter(decision::Column::Imported.eq(false));
     if let Some(team) = team {
         q = q.filter(decision::Column::Team.eq(team));
     }
@@ -379,6 +387,9 @@ struct OpportunityDoc {
     contributors: Vec<String>,
     #[serde(default)]
     expansion_reason: String,
+    /// Absent from documents written before imports: live.
+    #[serde(default)]
+    imported: bool,
 }
 
 impl From<&Opportunity> for OpportunityDoc {
@@ -411,6 +422,7 @@ impl From<&Opportunity> for OpportunityDoc {
             accepted_by: o.accepted_by.clone(),
             contributors: o.contributors.clone(),
             expansion_reason: o.expansion_reason.clone(),
+            imported: o.imported,
         }
     }
 }
@@ -450,6 +462,7 @@ impl OpportunityDoc {
             submitted_by: self.submitted_by,
             accepted_by: self.accepted_by,
             expansion_reason: self.expansion_reason,
+            imported: self.imported,
         })
     }
 }

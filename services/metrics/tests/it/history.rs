@@ -8,8 +8,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use qualify_acceptance::Acceptance;
 use qualify_metrics::Metrics;
-use qualify_proto::common::{ImportOutcome, LeadSource, LeadStage};
+use qualify_proto::acceptance::{
+    self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient as AccClient,
+};
+use qualify_proto::common::{ImportOutcome, LeadSource, LeadStage, Money, Segment};
 use qualify_proto::convert::timestamp;
 use qualify_proto::metrics::{self as pb, FunnelDimension, metrics_service_client::MetricsServiceClient};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
@@ -17,7 +21,10 @@ use qualify_scoring::Scoring;
 use qualify_testkit::{Backend, Role, Tokens, authed, config, eventually, on_both_backends, spawn, token};
 use tonic::transport::Channel;
 
-on_both_backends!(an_imported_quarter_counts_month_by_month_and_a_rebuild_agrees);
+on_both_backends!(
+    an_imported_quarter_counts_month_by_month_and_a_rebuild_agrees,
+    imported_deals_give_true_medians_close_rates_and_a_forecast,
+);
 
 /// Day `day` (1-based) of the month `back` months before the current one.
 fn day_of(back: u32, day: u32) -> DateTime<Utc> {
@@ -137,4 +144,156 @@ async fn an_imported_quarter_counts_month_by_month_and_a_rebuild_agrees(b: Backe
     let operator = token(qualify_platform::outbox::SYSTEM_TENANT, "ops", &[Role::Revops]);
     m.rebuild_rollups(authed(pb::RebuildRollupsRequest {}, &operator)).await.unwrap();
     reaches(&mut m, &moved).await;
+}
+
+fn usd(dollars: i64) -> Option<Money> {
+    Some(Money { amount_minor: dollars * 100, currency_code: "USD".into() })
+}
+
+/// An SMB deal of $10,000 on `lead`, submitted the day before `accepted` and accepted then, with
+/// a meaningful call on each of `calls` and, when given, a close.
+fn deal(
+    id: &str,
+    lead: &str,
+    accepted: DateTime<Utc>,
+    calls: &[DateTime<Utc>],
+    close: Option<(bool, DateTime<Utc>)>,
+) -> acc::ImportedOpportunity {
+    acc::ImportedOpportunity {
+        opportunity: Some(acc::Opportunity {
+            opportunity_id: id.into(),
+            lead_id: lead.into(),
+            segment: Segment::Smb as i32,
+            amount: usd(10_000),
+            expected_close_time: Some(timestamp(accepted + chrono::Duration::days(90))),
+            team: "emea".into(),
+            ..Default::default()
+        }),
+        submit_time: Some(timestamp(accepted - chrono::Duration::days(1))),
+        submitted_by: "sam".into(),
+        decision: Some(acc::ImportedDecision {
+            accepted: true,
+            decided_by: "alex".into(),
+            decide_time: Some(timestamp(accepted)),
+            ..Default::default()
+        }),
+        activities: calls
+            .iter()
+            .map(|at| acc::Activity {
+                r#type: acc::ActivityType::Call as i32,
+                meaningful: true,
+                occur_time: Some(timestamp(*at)),
+                ..Default::default()
+            })
+            .collect(),
+        close: close.map(|(won, at)| acc::ImportedClose {
+            won,
+            close_time: Some(timestamp(at)),
+            reason: if won { "signed" } else { "went with a competitor" }.into(),
+            ..Default::default()
+        }),
+    }
+}
+
+/// domain.md: five deals accepted on day 0 with first meaningful conversations on days 1, 3, 10
+/// and 40 and one never, read sixty days on or more: a median of 6.5 days, 60 % within 30 days,
+/// so two abandoned (one of them still untouched). Two deals of the month before, one won and one
+/// lost, teach a 50 % close rate: the five open deals ($50,000) forecast $25,000.
+async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend) {
+    let scoring = spawn::<Scoring>(config("scoring", b).await).await;
+    let mut acc_cfg = config("acceptance", b).await;
+    acc_cfg.scoring_url = Some(scoring.url());
+    let acceptance = spawn::<Acceptance>(acc_cfg).await;
+    let mut metrics_cfg = config("metrics", b).await;
+    metrics_cfg.scoring_url = Some(scoring.url());
+    metrics_cfg.acceptance_url = Some(acceptance.url());
+    let metrics = spawn::<Metrics>(metrics_cfg).await;
+    let m = MetricsServiceClient::new(metrics.channel().await);
+    let mut s = LeadScoringServiceClient::new(scoring.channel().await);
+    let mut a = AccClient::new(acceptance.channel().await);
+    let acme = Tokens::new("acme");
+    let account = sc::Account {
+        account_id: "acc-1".into(),
+        display_name: "Acme".into(),
+        segment: Segment::Smb as i32,
+        ..Default::default()
+    };
+    s.create_account(authed(sc::CreateAccountRequest { account: Some(account), ..Default::default() }, &acme.sync))
+        .await
+        .unwrap();
+    let day0 = day_of(3, 2);
+    let day = |n: i64| day0 + chrono::Duration::days(n);
+    let before = day_of(4, 3);
+    let leads: Vec<_> = (1..=7)
+        .map(|i| lead(&format!("l{i}"), before, &[(LeadStage::Mql, before), (LeadStage::Sql, before)]))
+        .collect();
+    s.import_leads(authed(sc::ImportLeadsRequest { leads }, &acme.importer)).await.unwrap();
+
+    let deals = vec![
+        deal("o1", "l1", day0, &[day(1)], None),
+        deal("o2", "l2", day0, &[day(3), day(5)], None),
+        deal("o3", "l3", day0, &[day(10)], None),
+        deal("o4", "l4", day0, &[day(40)], None),
+        deal("o5", "l5", day0, &[], None),
+        deal("o6", "l6", before, &[before], Some((true, day_of(4, 20)))),
+        deal("o7", "l7", before, &[before], Some((false, day_of(4, 25)))),
+    ];
+    // Only an importer imports: an AE, a service or an SDR that also imports cannot.
+    for t in [acme.ae.clone(), acme.sync.clone(), token("acme", "sam", &[Role::Sdr, Role::Importer])] {
+        let e = a.import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals.clone() }, &t));
+        assert_eq!(e.await.unwrap_err().code(), tonic::Code::PermissionDenied);
+    }
+    let r = a
+        .import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals.clone() }, &acme.importer));
+    assert_eq!(r.await.unwrap().into_inner().imported_count, 7);
+    let again =
+        a.import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals }, &acme.importer));
+    assert_eq!(again.await.unwrap().into_inner().unchanged_count, 7, "a re-run changes nothing");
+    let o4 = a.get_opportunity(authed(acc::GetOpportunityRequest { opportunity_id: "o4".into() }, &acme.sdr));
+    let o4 = o4.await.unwrap().into_inner().opportunity.unwrap();
+    assert!(o4.imported);
+    assert_eq!((o4.accept_time, o4.first_meaningful_activity_time), (Some(timestamp(day0)), Some(timestamp(day(40)))));
+    // The imported decisions are on record (by the CRM's AE, holding the importer role) but never
+    // drawn for calibration: a live decision means something else.
+    let decisions = a.list_decisions(authed(acc::ListDecisionsRequest { opportunity_id: "o4".into() }, &acme.sdr));
+    let decisions = decisions.await.unwrap().into_inner().decisions;
+    let actor = decisions[0].actor.clone().unwrap();
+    assert_eq!(
+        (actor.subject.as_str(), actor.roles.as_slice()),
+        ("alex", &[qualify_proto::common::Role::Importer as i32][..])
+    );
+    let sample = acc::CreateCalibrationSampleRequest {
+        start_time: Some(timestamp(day_of(5, 1))),
+        end_time: Some(timestamp(qualify_platform::Clock::system().now())),
+        size: 10,
+        seed: 7,
+        ..Default::default()
+    };
+    let drawn = a.create_calibration_sample(authed(sample, &acme.manager)).await.unwrap().into_inner();
+    assert!(drawn.decisions.is_empty(), "{:?}", drawn.decisions);
+
+    let month_of = |t: DateTime<Utc>| t.format("%Y-%m").to_string();
+    let t = token("acme", "mia", &[Role::Manager]);
+    let read = |period: String| {
+        let (mut m, t) = (m.clone(), t.clone());
+        async move {
+            let req = pb::GetFunnelRequest { start_period: period.clone(), end_period: period, ..Default::default() };
+            m.get_funnel(authed(req, &t)).await.unwrap().into_inner().rows.first().and_then(|r| r.figures.clone())
+        }
+    };
+    let got = eventually(Duration::from_secs(20), || {
+        let read = &read;
+        let period = month_of(day0);
+        async move { read(period).await.filter(|f| f.sqos_accepted == 5 && f.followthrough_days_median.is_some()) }
+    })
+    .await;
+    let f = got.unwrap_or_else(|| panic!("metrics never counted the five deals"));
+    assert_eq!(f.followthrough_days_median, Some(6.5));
+    assert_eq!(f.meaningful_within_30_days, Some(0.6));
+    assert_eq!(f.sqos_accepted - (f.meaningful_within_30_days.unwrap() * 5.0).round() as i64, 2, "abandoned");
+    assert_eq!(f.accepted_without_activity, 1, "o5, still untouched");
+    assert_eq!(f.open_pipeline_minor, 50_000 * 100);
+    assert_eq!(f.forecast_minor, 25_000 * 100, "a 50 % close rate learned from the imported closes");
+    let earlier = read(month_of(before)).await.unwrap();
+    assert_eq!((earlier.won, earlier.lost, earlier.win_rate), (1, 1, Some(0.5)));
 }

@@ -7,6 +7,7 @@ mod m002_opportunities;
 mod m003_domain_documents;
 mod m004_policy_versions;
 mod m005_live_opportunities;
+mod m006_imported_decisions;
 
 /// The tables as these migrations made them: each migration names its own
 /// columns, so a later change to the service's entities never changes what
@@ -146,6 +147,7 @@ impl MigratorTrait for Migrator {
             Box::new(qualify_platform::idempotency::SubjectColumn),
             Box::new(m004_policy_versions::M004PolicyVersions),
             Box::new(m005_live_opportunities::M005LiveOpportunities),
+            Box::new(m006_imported_decisions::M006ImportedDecisions),
         ]
     }
 }
