@@ -1,9 +1,11 @@
 //! `qualifyctl import`: a CRM's history from a neutral JSONL file, one record a
-//! line: `{"account": <qualify.scoring.v1.Account>}` or `{"lead":
-//! <qualify.scoring.v1.ImportedLead>}` in proto JSON. Records are sent in file
-//! order (an account before the leads that name it), leads in batches of
-//! 1,000 through `ImportLeads`; every failure is reported with its line
-//! number, and an interrupted import resumes after the last line sent.
+//! line in proto JSON: `{"account": <qualify.scoring.v1.Account>}`, `{"lead":
+//! <qualify.scoring.v1.ImportedLead>}` or `{"opportunity":
+//! <qualify.acceptance.v1.ImportedOpportunity>}`. Records are sent in file
+//! order (an account before the leads that name it, a lead before its
+//! opportunities), leads and opportunities in batches of 1,000 through
+//! `ImportLeads` and `ImportOpportunities`; every failure is reported with its
+//! line number, and an interrupted import resumes after the last line sent.
 //! Re-running a whole file changes nothing.
 
 use std::io::BufRead;
@@ -11,7 +13,8 @@ use std::io::BufRead;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use qualify_domain::Role;
-use qualify_proto::common::ImportOutcome;
+use qualify_proto::acceptance as acc;
+use qualify_proto::common::{self as cpb, ImportOutcome};
 use qualify_proto::scoring as sc;
 use serde_json::{Value, json};
 
@@ -36,6 +39,17 @@ pub struct ImportArgs {
 enum Record {
     Account(usize, sc::Account),
     Lead(usize, sc::ImportedLead),
+    Opportunity(usize, Box<acc::ImportedOpportunity>),
+}
+
+impl Record {
+    fn kind(&self) -> u8 {
+        match self {
+            Record::Account(..) => 0,
+            Record::Lead(..) => 1,
+            Record::Opportunity(..) => 2,
+        }
+    }
 }
 
 /// The record on line `n`.
@@ -49,7 +63,10 @@ fn parse(n: usize, line: &str) -> anyhow::Result<Record> {
         [(k, v)] if k == "lead" => {
             Ok(Record::Lead(n, protojson::from_value(v.clone(), "qualify.scoring.v1.ImportedLead")?))
         }
-        _ => anyhow::bail!("a record has exactly one key, \"account\" or \"lead\""),
+        [(k, v)] if k == "opportunity" => {
+            Ok(Record::Opportunity(n, protojson::from_value(v.clone(), "qualify.acceptance.v1.ImportedOpportunity")?))
+        }
+        _ => anyhow::bail!("a record has exactly one key, \"account\", \"lead\" or \"opportunity\""),
     }
 }
 
@@ -59,6 +76,24 @@ struct Tally {
     imported: u64,
     unchanged: u64,
     failed: Vec<(usize, String)>,
+}
+
+impl Tally {
+    /// Counts a batch's results (`what` of each line); the batch's last line.
+    fn count<T>(&mut self, batch: &[(usize, T)], results: &[cpb::ImportResult], what: &str) -> Option<usize> {
+        for ((n, _), result) in batch.iter().zip(results) {
+            match ImportOutcome::try_from(result.outcome) {
+                Ok(ImportOutcome::Imported) => self.imported += 1,
+                Ok(ImportOutcome::Unchanged) => self.unchanged += 1,
+                _ => {
+                    let why: Vec<_> =
+                        result.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
+                    self.failed.push((*n, format!("{what} {}: {}", result.id, why.join("; "))));
+                }
+            }
+        }
+        batch.last().map(|(n, _)| *n)
+    }
 }
 
 pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result<()> {
@@ -79,10 +114,12 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
     let importer = g.token_or_dev(DEV_TENANT, "crm-import", Role::Importer)?;
     let pb = ProgressBar::new(records.len() as u64);
     pb.set_style(ProgressStyle::with_template("{spinner} records {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
-    let mut pending: Vec<(usize, sc::ImportedLead)> = Vec::new();
+    let mut leads: Vec<(usize, sc::ImportedLead)> = Vec::new();
+    let mut opportunities: Vec<(usize, acc::ImportedOpportunity)> = Vec::new();
     let mut sent_through = args.resume_after_line;
     let mut records = records.into_iter().peekable();
     while let Some(r) = records.next() {
+        let kind = r.kind();
         match r {
             Record::Account(n, account) => {
                 let create = sc::CreateAccountRequest { account: Some(account), request_id: request_id() };
@@ -97,29 +134,31 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
                 sent_through = n;
                 pb.inc(1);
             }
-            Record::Lead(n, lead) => pending.push((n, lead)),
+            Record::Lead(n, lead) => leads.push((n, lead)),
+            Record::Opportunity(n, o) => opportunities.push((n, *o)),
         }
-        // A batch goes when full, before an account (leads after it may name it) and at the end.
-        let flush = pending.len() == BATCH || !matches!(records.peek(), Some(Record::Lead(..)));
-        if flush && !pending.is_empty() {
-            let batch = std::mem::take(&mut pending);
-            let leads = batch.iter().map(|(_, l)| l.clone()).collect();
-            let resp = match c.scoring.import_leads(req(sc::ImportLeadsRequest { leads }, &importer)?).await {
-                Ok(r) => r.into_inner(),
+        // A batch goes when full, before a record of another kind (it may depend on this one's)
+        // and at the end.
+        let next_kind = records.peek().map(Record::kind);
+        if !leads.is_empty() && (leads.len() == BATCH || next_kind != Some(kind)) {
+            let batch = std::mem::take(&mut leads);
+            let request = sc::ImportLeadsRequest { leads: batch.iter().map(|(_, l)| l.clone()).collect() };
+            let results = match c.scoring.import_leads(req(request, &importer)?).await {
+                Ok(r) => r.into_inner().results,
                 Err(s) => return Err(stopped(&pb, sent_through, s)),
             };
-            for ((n, _), result) in batch.iter().zip(&resp.results) {
-                match ImportOutcome::try_from(result.outcome) {
-                    Ok(ImportOutcome::Imported) => tally.imported += 1,
-                    Ok(ImportOutcome::Unchanged) => tally.unchanged += 1,
-                    _ => {
-                        let why: Vec<_> =
-                            result.violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect();
-                        tally.failed.push((*n, format!("lead {}: {}", result.id, why.join("; "))));
-                    }
-                }
-            }
-            sent_through = batch.last().map_or(sent_through, |(n, _)| *n);
+            sent_through = tally.count(&batch, &results, "lead").unwrap_or(sent_through);
+            pb.inc(batch.len() as u64);
+        }
+        if !opportunities.is_empty() && (opportunities.len() == BATCH || next_kind != Some(kind)) {
+            let batch = std::mem::take(&mut opportunities);
+            let request =
+                acc::ImportOpportunitiesRequest { opportunities: batch.iter().map(|(_, o)| o.clone()).collect() };
+            let results = match c.acceptance.import_opportunities(req(request, &importer)?).await {
+                Ok(r) => r.into_inner().results,
+                Err(s) => return Err(stopped(&pb, sent_through, s)),
+            };
+            sent_through = tally.count(&batch, &results, "opportunity").unwrap_or(sent_through);
             pb.inc(batch.len() as u64);
         }
     }

@@ -302,7 +302,7 @@ async fn a_crm_history_file_is_imported_once_with_failures_by_line_and_resumes()
     let file = example("history.jsonl");
     let file = file.to_str().unwrap();
     let resp = c.json(&["import", "--file", file]).await;
-    assert_eq!((resp["imported"].as_i64(), resp["unchanged"].as_i64()), (Some(5), Some(0)), "{resp}");
+    assert_eq!((resp["imported"].as_i64(), resp["unchanged"].as_i64()), (Some(7), Some(0)), "{resp}");
     // The leads keep the CRM's times and stand where their history ended.
     let sdr = token("demo", "sam", &[Role::Sdr]);
     let mut s = LeadScoringServiceClient::new(c.scoring.channel().await);
@@ -313,7 +313,21 @@ async fn a_crm_history_file_is_imported_once_with_failures_by_line_and_resumes()
     assert_eq!(lead.create_time.unwrap().seconds, 1_783_069_200, "2026-07-03T09:00:00Z");
     // Running the file again changes nothing.
     let again = c.json(&["import", "--file", file]).await;
-    assert_eq!((again["imported"].as_i64(), again["unchanged"].as_i64()), (Some(0), Some(5)), "{again}");
+    assert_eq!((again["imported"].as_i64(), again["unchanged"].as_i64()), (Some(0), Some(7)), "{again}");
+    // The deal came with its past: accepted, worked and won in the CRM's times.
+    let sales = token("demo", "alex", &[Role::Ae]);
+    let mut a =
+        qualify_proto::acceptance::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient::new(
+            c.acceptance.channel().await,
+        );
+    let got = a.get_opportunity(authed(
+        qualify_proto::acceptance::GetOpportunityRequest { opportunity_id: "sf-006001".into() },
+        &sales,
+    ));
+    let o = got.await.unwrap().into_inner().opportunity.unwrap();
+    assert!(o.imported);
+    assert_eq!(o.state, qualify_proto::acceptance::OpportunityState::ClosedWon as i32);
+    assert_eq!(o.closed_amount.unwrap().amount_minor, 5_200_000);
 
     // A bad line and a lead naming an unknown account fail by line; the rest is imported.
     let dir = std::env::temp_dir().join(format!("qualifyctl-import-{}", uuid::Uuid::new_v4().simple()));
@@ -323,7 +337,7 @@ async fn a_crm_history_file_is_imported_once_with_failures_by_line_and_resumes()
         &bad,
         [
             r#"{"lead": {"lead": {"leadId": "x-1", "accountId": "northwind", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-01T00:00:00Z"}}"#,
-            r#"{"opportunity": {}}"#,
+            r#"{"contact": {}}"#,
             r#"{"lead": {"lead": {"leadId": "x-2", "accountId": "nowhere", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-01T00:00:00Z"}}"#,
             r#"{"lead": {"lead": {"leadId": "x-3", "accountId": "contoso", "source": "LEAD_SOURCE_REFERRAL"}, "createTime": "2026-10-02T00:00:00Z"}}"#,
         ]
