@@ -20,6 +20,9 @@ use qualify_proto::convert::{WireEnum, from_timestamp, timestamp};
 use super::{AcceptanceApi, MAX_ITEMS, emit};
 use crate::opportunities::{self, Closing, Event, NewActivity, Submission};
 
+/// How far a live activity's time may be from the server's (clock skew).
+const LIVE_SKEW_MINUTES: i64 = 5;
+
 /// Shortest override justification accepted.
 const MIN_JUSTIFICATION: usize = 20;
 
@@ -550,9 +553,15 @@ impl AcceptanceApi {
             return Err(ApiError::field("activity", "is required"));
         };
         let kind = v.required_enum::<ActivityType>("activity.type", a.r#type);
-        let at = a.occur_time.as_ref().and_then(from_timestamp);
-        v.check(at.is_some(), "activity.occur_time", "is required and must be a valid time");
-        v.check(at.is_none_or(|t| t <= now + Duration::minutes(5)), "activity.occur_time", "must not be in the future");
+        // Live activities happen now: a past one (which would move follow-through and the
+        // alarms) comes in only through ImportOpportunities. Unset: now.
+        let at = a.occur_time.as_ref().map_or(Some(now), from_timestamp);
+        v.check(at.is_some(), "activity.occur_time", "must be a valid time");
+        v.check(
+            at.is_none_or(|t| (t - now).abs() <= Duration::minutes(LIVE_SKEW_MINUTES)),
+            "activity.occur_time",
+            "must be within five minutes of the server's time; past activities are imported (ImportOpportunities)",
+        );
         v.text("activity.note", &a.note, MAX_TEXT * 4);
         v.finish()?;
         let (Some(kind), Some(occurred_at)) = (kind, at) else {

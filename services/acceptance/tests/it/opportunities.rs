@@ -121,11 +121,7 @@ async fn every_role_against_every_mutating_rpc(b: Backend) {
                     c.send_back_opportunity(authed(req, t)).await.map(|_| ()).unwrap_err().code()
                 }
                 "activity" => {
-                    let activity = pb::Activity {
-                        r#type: pb::ActivityType::Call as i32,
-                        occur_time: ts(-0.1),
-                        ..Default::default()
-                    };
+                    let activity = pb::Activity { r#type: pb::ActivityType::Call as i32, ..Default::default() };
                     let req = pb::RecordActivityRequest {
                         opportunity_id: id(),
                         activity: Some(activity),
@@ -336,8 +332,25 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
         activity: Some(activity),
         request_id: String::new(),
     };
+    // A live activity happens now: back-dating one (to look followed through) is refused.
+    let backdated = pb::RecordActivityRequest {
+        activity: Some(pb::Activity { occur_time: ts(-1.0 / 24.0), ..req.activity.clone().unwrap() }),
+        ..req.clone()
+    };
+    let e = w.clients.acceptance.record_activity(authed(backdated, &ae)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(e.get_error_details().bad_request().unwrap().field_violations[0].field, "activity.occur_time");
     let r = w.clients.acceptance.record_activity(authed(req, &ae)).await.unwrap().into_inner();
     assert!(r.opportunity.unwrap().first_meaningful_activity_time.is_some());
+    // Without a time it is stamped now.
+    let unstamped = pb::RecordActivityRequest {
+        opportunity_id: "opp-6".into(),
+        activity: Some(pb::Activity { r#type: pb::ActivityType::Email as i32, ..Default::default() }),
+        request_id: String::new(),
+    };
+    let r = w.clients.acceptance.record_activity(authed(unstamped, &ae)).await.unwrap().into_inner();
+    let at = r.activity.unwrap().occur_time.unwrap().seconds;
+    assert!((at - qualify_platform::Clock::system().now().timestamp()).abs() <= 5, "stamped now");
     let adv = pb::AdvanceOpportunityRequest { opportunity_id: "opp-6".into(), ..Default::default() };
     let o = w.clients.acceptance.advance_opportunity(authed(adv, &ae)).await.unwrap().into_inner().opportunity.unwrap();
     assert_eq!(o.state, pb::OpportunityState::Proposal as i32);
