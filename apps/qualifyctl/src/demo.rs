@@ -1,6 +1,9 @@
 //! `qualifyctl demo`: a realistic synthetic funnel loaded into a running
 //! cluster through the public API, as the CRM sync, RevOps, SDRs and AEs would
-//! drive it. Everything is drawn up front from a seeded `StdRng`, so a seed
+//! drive it. The past months come in as a CRM's history through the import
+//! RPCs (leads with their stage changes, deals with their decisions,
+//! conversations and closes, each at its own time); the current month is
+//! played live. Everything is drawn up front from a seeded `StdRng`, so a seed
 //! always plans the same accounts, people, leads, signals and decisions.
 
 use std::collections::BTreeMap;
@@ -14,7 +17,7 @@ use qualify_domain::Role;
 use qualify_platform::TokenIssuer;
 use qualify_platform::config::{ProcessEnv, dev_signing_key};
 use qualify_proto::acceptance as acc;
-use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, LeadSource, Money, Segment};
+use qualify_proto::common::{BuyingRole, Criterion, EvidenceStatus, LeadSource, LeadStage, Money, Segment};
 use qualify_proto::convert::WireEnum;
 use qualify_proto::metrics as met;
 use qualify_proto::scoring as sc;
@@ -47,6 +50,10 @@ pub struct DemoArgs {
     /// Seconds to wait for metrics to show everything the demo did.
     #[arg(long, default_value_t = 120)]
     wait_secs: u64,
+    /// Past months imported as history before the current one is played live (0: none); each
+    /// month brings half as many leads as --leads.
+    #[arg(long, default_value_t = 2)]
+    history_months: u32,
 }
 
 const SDRS: [&str; 6] = ["sdr-ana", "sdr-ben", "sdr-chloe", "sdr-dev", "sdr-emma", "sdr-farid"];
@@ -321,6 +328,142 @@ fn plan(n: usize, seed: u64, now: i64) -> Plan {
     Plan { accounts, leads, signals }
 }
 
+/// The first instant of the month `back` months before the one `t` is in.
+fn month_start(t: i64, back: u32) -> i64 {
+    use chrono::Datelike;
+    let d = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+    let (mut y, mut m) = (d.year(), d.month());
+    for _ in 0..back {
+        (y, m) = if m == 1 { (y - 1, 12) } else { (y, m - 1) };
+    }
+    chrono::NaiveDate::from_ymd_opt(y, m, 1).and_then(|d| d.and_hms_opt(0, 0, 0)).map_or(0, |t| t.and_utc().timestamp())
+}
+
+/// One past month of a CRM's history: leads with their stage changes, deals with their past.
+struct PastMonth {
+    leads: Vec<sc::ImportedLead>,
+    deals: Vec<acc::ImportedOpportunity>,
+}
+
+/// `months` past months over the plan's accounts, oldest first, each with `n` leads. Every
+/// time falls before the current month, which is played live.
+fn history(plan: &Plan, n: usize, months: u32, seed: u64, now: i64) -> Vec<PastMonth> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x005e_ed0f_4157_0121);
+    let day = 86_400;
+    let live_from = month_start(now, 0);
+    let mut out = Vec::new();
+    for back in (1..=months).rev() {
+        let (from, to) = (month_start(now, back), month_start(now, back - 1));
+        let mut month = PastMonth { leads: Vec::new(), deals: Vec::new() };
+        for i in 0..n {
+            let (account, _) = &plan.accounts[rng.random_range(0..plan.accounts.len())];
+            let segment = Segment::try_from(account.segment).unwrap_or(Segment::Smb);
+            let source = *pick(&mut rng, &[LeadSource::Inbound, LeadSource::Outbound, LeadSource::Event]);
+            let id = format!("s{seed}-h{back}-lead-{i:05}");
+            let created = rng.random_range(from..to - day);
+            let mut changes = Vec::new();
+            let at = |t: i64| (t < live_from).then(|| ts(t));
+            let mql = created + rng.random_range(day / 2..5 * day);
+            let sql = mql + rng.random_range(2 * day..15 * day);
+            let reached_mql = rng.random_bool(0.5) && mql < live_from;
+            let reached_sql = reached_mql && rng.random_bool(0.4) && sql < live_from;
+            if reached_mql {
+                changes.push((
+                    sc::ImportedStageChange {
+                        to_stage: LeadStage::Mql as i32,
+                        change_time: at(mql).flatten(),
+                        actor: "marketo".into(),
+                        reason: "score over the MQL threshold".into(),
+                    },
+                    mql,
+                ));
+            }
+            if reached_sql {
+                let sdr = pick(&mut rng, &SDRS).to_string();
+                changes.push((
+                    sc::ImportedStageChange {
+                        to_stage: LeadStage::Sql as i32,
+                        change_time: at(sql).flatten(),
+                        actor: sdr,
+                        reason: "discovery call held".into(),
+                    },
+                    sql,
+                ));
+            }
+            month.leads.push(sc::ImportedLead {
+                lead: Some(sc::Lead {
+                    lead_id: id.clone(),
+                    account_id: account.account_id.clone(),
+                    source: source as i32,
+                    campaign: format!("{}-history", segment_key(segment)),
+                    owner_sdr: pick(&mut rng, &SDRS).to_string(),
+                    ..Default::default()
+                }),
+                create_time: ts(created),
+                stage_changes: changes.into_iter().map(|(c, _)| c).collect(),
+            });
+            // Three in four SQLs were submitted; AEs accepted most, and worked and closed some.
+            let submitted = sql + rng.random_range(day..4 * day);
+            if !reached_sql || !rng.random_bool(0.75) || submitted >= live_from {
+                continue;
+            }
+            let ae_pool: Vec<&str> = AES.iter().filter(|(_, s)| *s == segment).map(|(a, _)| *a).collect();
+            let decided = submitted + rng.random_range(day / 4..3 * day);
+            if decided >= live_from {
+                continue;
+            }
+            let accepted = rng.random_bool(0.7);
+            let amount = match segment {
+                Segment::Smb => rng.random_range(8_000..40_000) * 100,
+                Segment::MidMarket => rng.random_range(40_000..150_000) * 100,
+                _ => rng.random_range(150_000..900_000) * 100,
+            };
+            let call = decided + rng.random_range(day / 2..20 * day);
+            let closed = decided + rng.random_range(15 * day..60 * day);
+            let close = (accepted && closed < live_from && rng.random_bool(0.7)).then(|| acc::ImportedClose {
+                won: rng.random_bool(0.4),
+                close_time: ts(closed),
+                reason: "closed in the CRM".into(),
+                ..Default::default()
+            });
+            month.deals.push(acc::ImportedOpportunity {
+                opportunity: Some(acc::Opportunity {
+                    opportunity_id: format!("s{seed}-h{back}-opp-{i:05}"),
+                    lead_id: id,
+                    segment: segment as i32,
+                    amount: Some(Money { amount_minor: amount, currency_code: "USD".into() }),
+                    expected_close_time: ts(decided + 60 * day),
+                    team: format!("emea-{}", segment_key(segment)),
+                    ..Default::default()
+                }),
+                submit_time: ts(submitted),
+                submitted_by: pick(&mut rng, &SDRS).to_string(),
+                decision: Some(acc::ImportedDecision {
+                    accepted,
+                    decided_by: pick(&mut rng, &ae_pool).to_string(),
+                    decide_time: ts(decided),
+                    reason: if accepted { 0 } else { acc::RejectionReason::NoBudget as i32 },
+                    ..Default::default()
+                }),
+                activities: if accepted && call < live_from && rng.random_bool(0.85) {
+                    vec![acc::Activity {
+                        r#type: acc::ActivityType::Call as i32,
+                        meaningful: true,
+                        occur_time: ts(call),
+                        note: "first conversation".into(),
+                        ..Default::default()
+                    }]
+                } else {
+                    vec![]
+                },
+                close,
+            });
+        }
+        out.push(month);
+    }
+    out
+}
+
 /// What the demo did, counted from the services' answers.
 #[derive(Default, Debug)]
 struct Tally {
@@ -346,6 +489,9 @@ struct Tally {
     lost: u64,
     pipeline_minor: i64,
     won_minor: i64,
+    history_months: u32,
+    history_leads: u64,
+    history_deals: u64,
 }
 
 fn bump(tally: &Mutex<Tally>, f: impl FnOnce(&mut Tally)) {
@@ -355,6 +501,7 @@ fn bump(tally: &Mutex<Tally>, f: impl FnOnce(&mut Tally)) {
 }
 
 struct Tokens {
+    importer: String,
     service: String,
     verifier: String,
     revops: String,
@@ -375,6 +522,7 @@ fn tokens(tenant: &str) -> anyhow::Result<Tokens> {
         ae.insert(a.to_string(), issuer.issue(tenant, a, &[Role::Ae], ttl)?);
     }
     Ok(Tokens {
+        importer: issuer.issue(tenant, "crm-migration", &[Role::Importer], ttl)?,
         service: issuer.issue(tenant, "crm-sync", &[Role::Service], ttl)?,
         verifier: issuer.issue(tenant, "enrichment", &[Role::Verifier], ttl)?,
         revops: issuer.issue(tenant, "rita-revops", &[Role::Revops], ttl)?,
@@ -513,7 +661,28 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     bounded(n, &pb, tasks).await?;
 
-    // 3. Leads.
+    // 3. The CRM's history of the past months, imported with its own times.
+    let past = history(&plan, args.leads / 2, args.history_months, args.seed, now);
+    let total: usize = past.iter().map(|m| m.leads.len() + m.deals.len()).sum();
+    let pb = bar(total as u64, "history")?;
+    for month in &past {
+        for batch in month.leads.chunks(1000) {
+            let r = sc::ImportLeadsRequest { leads: batch.to_vec() };
+            let resp = c.scoring.clone().import_leads(req(r, &t.importer)?).await?.into_inner();
+            bump(tally, |t| t.history_leads += resp.imported_count as u64);
+            pb.inc(batch.len() as u64);
+        }
+        for batch in month.deals.chunks(1000) {
+            let r = acc::ImportOpportunitiesRequest { opportunities: batch.to_vec() };
+            let resp = c.acceptance.clone().import_opportunities(req(r, &t.importer)?).await?.into_inner();
+            bump(tally, |t| t.history_deals += resp.imported_count as u64);
+            pb.inc(batch.len() as u64);
+        }
+    }
+    pb.finish();
+    bump(tally, |t| t.history_months = args.history_months);
+
+    // 4. Leads of the current month, live.
     let pb = bar(plan.leads.len() as u64, "leads")?;
     let tasks: Vec<_> = plan
         .leads
@@ -530,7 +699,7 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     bounded(n, &pb, tasks).await?;
 
-    // 4. A quarter of engagement signals, in batches; crossing the MQL threshold moves leads.
+    // 5. A quarter of engagement signals, in batches; crossing the MQL threshold moves leads.
     let pb = bar(plan.signals.len() as u64, "signals")?;
     let tasks: Vec<_> = plan
         .signals
@@ -552,7 +721,7 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     bounded(n.min(4), &pb, tasks).await?;
 
-    // 5. SDRs work their leads, AEs decide and work their deals.
+    // 6. SDRs work their leads, AEs decide and work their deals.
     let journeys: Vec<&LeadPlan> = plan.leads.iter().filter(|l| l.sal).collect();
     let pb = bar(journeys.len() as u64, "pipeline")?;
     let tasks: Vec<_> = journeys
@@ -565,7 +734,7 @@ pub async fn run(g: &Global, c: Clients, args: DemoArgs) -> anyhow::Result<()> {
         .collect();
     bounded(n, &pb, tasks).await?;
 
-    // 6. Metrics follows the event streams: wait until the funnel shows everything.
+    // 7. Metrics follows the event streams: wait until the funnel shows everything.
     let tally = tally_cell.into_inner().map_err(|_| anyhow::anyhow!("a task panicked while counting"))?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_message("waiting for metrics to catch up with the event streams");
@@ -828,6 +997,7 @@ fn summary(g: &Global, args: &DemoArgs, t: &Tally, f: &met::FunnelFigures, elaps
             "rejectedByReason": t.rejected_by_reason, "sentBack": t.sent_back, "activities": t.activities,
             "advanced": t.advanced, "won": t.won, "lost": t.lost,
             "pipelineMinor": t.pipeline_minor, "wonMinor": t.won_minor,
+            "history": {"months": t.history_months, "leads": t.history_leads, "opportunities": t.history_deals},
             "metricsCaughtUp": consistent,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -851,6 +1021,12 @@ fn summary(g: &Global, args: &DemoArgs, t: &Tally, f: &met::FunnelFigures, elaps
             reasons.join(", "),
             t.sent_back
         );
+        if t.history_months > 0 {
+            println!(
+                "  history of the {} months before, imported with its own times: {} leads, {} opportunities",
+                t.history_months, t.history_leads, t.history_deals
+            );
+        }
         println!(
             "  {} deals advanced, {} won ({} USD), {} lost; {} USD of pipeline accepted",
             t.advanced,
@@ -876,6 +1052,15 @@ fn summary(g: &Global, args: &DemoArgs, t: &Tally, f: &met::FunnelFigures, elaps
             );
         }
         println!("  cargo run -p qualifyctl -- funnel --by source");
+        if t.history_months > 0 {
+            let from = chrono::DateTime::from_timestamp(
+                month_start(qualify_platform::Clock::system().now().timestamp(), t.history_months),
+                0,
+            )
+            .unwrap_or_default()
+            .format("%Y-%m");
+            println!("  cargo run -p qualifyctl -- funnel --from {from} --by period");
+        }
         println!("  cargo run -p qualifyctl -- funnel --by segment,rep");
         println!("  cargo run -p qualifyctl -- health");
         println!("  cargo run -p qualifyctl -- lead score --id {}", format_args!("s{}-lead-00000", args.seed));

@@ -124,6 +124,26 @@ async fn demo_figures_match_what_it_reports_and_the_funnel_adds_up() {
     });
     assert_eq!(reasons, n("rejected"), "rejections by reason add up");
 
+    // The two months before came in as history through the import path: the funnel by month
+    // shows three periods, each of the past ones with its own leads.
+    assert_eq!((demo["history"]["months"].as_i64(), demo["history"]["leads"].as_i64()), (Some(2), Some(60)), "{demo}");
+    assert!(demo["history"]["opportunities"].as_i64().unwrap() > 0, "{demo}");
+    let from = {
+        use chrono::Datelike;
+        let now = qualify_platform::Clock::system().now();
+        let months = now.year() * 12 + now.month() as i32 - 1 - 2;
+        format!("{:04}-{:02}", months.div_euclid(12), months.rem_euclid(12) + 1)
+    };
+    let by_month = c.json(&["funnel", "--from", &from, "--by", "period"]).await;
+    let months: Vec<(String, i64)> = by_month["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["group"]["period"].as_str().unwrap().to_string(), int(&r["figures"], "leads")))
+        .collect();
+    assert_eq!(months.len(), 3, "{by_month}");
+    assert_eq!(months.iter().map(|(_, n)| *n).collect::<Vec<_>>(), [30, 30, 60], "{months:?}");
+
     // Grouped by source, the rows add up to the whole.
     let by_source = c.json(&["funnel", "--by", "source"]).await;
     let rows = by_source["rows"].as_array().unwrap();
