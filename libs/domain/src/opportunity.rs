@@ -228,16 +228,18 @@ fn check_permission(action: OpportunityAction, caller: &Caller, authors: Authors
     Ok(())
 }
 
-/// Accepted and abandoned: an open, accepted deal whose acceptance is older
-/// than the follow-up window and that has had no meaningful activity since.
-pub fn is_abandoned(
-    state: OpportunityState,
-    accepted_at: Option<chrono::DateTime<chrono::Utc>>,
-    first_meaningful_at: Option<chrono::DateTime<chrono::Utc>>,
-    now: chrono::DateTime<chrono::Utc>,
-    window: chrono::Duration,
-) -> bool {
-    state.is_open_pipeline() && first_meaningful_at.is_none() && accepted_at.is_some_and(|at| now - at > window)
+/// Accepted and abandoned, as of `at`: a deal accepted more than the
+/// follow-up window before `at`, still open then, that aged past the window
+/// untouched (no meaningful activity within the window of its acceptance: one
+/// that came later came too late). Everything it reads was known at `at`: a
+/// first activity inside the window happened before it.
+pub fn is_abandoned(o: &Opportunity, at: chrono::DateTime<chrono::Utc>, window: chrono::Duration) -> bool {
+    let Some(accepted) = o.accepted_at else { return false };
+    let open_then = o.state.is_open_pipeline() || o.closed_at.is_some_and(|c| c > at);
+    accepted <= at
+        && at - accepted > window
+        && open_then
+        && o.first_meaningful_activity_at.is_none_or(|first| first - accepted > window)
 }
 
 /// Declares an enum with `ALL` and stable storage names (`as_str`, `parse`).
@@ -842,17 +844,33 @@ mod tests {
     }
 
     #[test]
-    fn abandoned_means_open_accepted_past_the_window_without_a_meaningful_activity() {
+    fn abandoned_means_aged_past_the_window_untouched_while_open() {
         use chrono::{Duration, TimeZone, Utc};
         let now = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
         let w = Duration::days(14);
-        let at = |d: i64| Some(now - Duration::days(d));
-        assert!(is_abandoned(S::Accepted, at(15), None, now, w));
-        assert!(is_abandoned(S::Proposal, at(30), None, now, w));
-        assert!(!is_abandoned(S::Accepted, at(14), None, now, w), "exactly at the window is not yet late");
-        assert!(!is_abandoned(S::Accepted, at(30), at(29), now, w), "a meaningful activity happened");
-        assert!(!is_abandoned(S::ClosedLost, at(30), None, now, w), "closed deals are not abandoned");
-        assert!(!is_abandoned(S::PendingReview, None, None, now, w));
+        let day = |d: i64| now - Duration::days(d);
+        let deal = |state: S, accepted: Option<i64>, first: Option<i64>, closed: Option<i64>| Opportunity {
+            state,
+            accepted_at: accepted.map(day),
+            first_meaningful_activity_at: first.map(day),
+            closed_at: closed.map(day),
+            ..pending()
+        };
+        assert!(is_abandoned(&deal(S::Accepted, Some(15), None, None), now, w));
+        assert!(is_abandoned(&deal(S::Proposal, Some(30), None, None), now, w));
+        assert!(
+            !is_abandoned(&deal(S::Accepted, Some(14), None, None), now, w),
+            "exactly at the window is not yet late"
+        );
+        assert!(!is_abandoned(&deal(S::Accepted, Some(30), Some(29), None), now, w), "touched within the window");
+        assert!(is_abandoned(&deal(S::Accepted, Some(30), Some(2), None), now, w), "touched only after the window");
+        assert!(!is_abandoned(&deal(S::ClosedLost, Some(30), None, Some(1)), now, w), "closed deals are not abandoned");
+        assert!(!is_abandoned(&deal(S::PendingReview, None, None, None), now, w));
+        // As of ten days ago: the deal closed since was still open then.
+        let then = day(10);
+        assert!(is_abandoned(&deal(S::ClosedWon, Some(30), None, Some(1)), then, w));
+        assert!(!is_abandoned(&deal(S::Accepted, Some(20), None, None), then, w), "ten days old then");
+        assert!(!is_abandoned(&deal(S::Accepted, Some(5), None, None), then, w), "not accepted yet then");
     }
 
     #[test]

@@ -535,18 +535,30 @@ async fn move_deal(
     Ok((o, events))
 }
 
-/// The tenant's accepted, open deals with no meaningful activity within
-/// `follow_up_days` of acceptance (default [`DEFAULT_FOLLOW_UP_DAYS`]), oldest acceptance first.
+/// The tenant's deals abandoned as of `at` ([`is_abandoned`]: accepted more than
+/// `follow_up_days` before it, default [`DEFAULT_FOLLOW_UP_DAYS`], open then, untouched within
+/// that window of their acceptance), oldest acceptance first, at most [`MAX_ABANDONED`]. As of
+/// now only deals open now are read; as of a past time, every deal accepted before it, a page
+/// at a time.
 pub async fn abandoned(
     db: &impl ConnectionTrait,
     tenant: &str,
     follow_up_days: Option<u32>,
+    at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Vec<Opportunity>, ApiError> {
+    const PAGE: u64 = 1000;
     let window = Duration::days(i64::from(follow_up_days.unwrap_or(DEFAULT_FOLLOW_UP_DAYS)));
-    let found = store::unattended(db, tenant, now - window, MAX_ABANDONED).await?;
-    Ok(found
-        .into_iter()
-        .filter(|o| is_abandoned(o.state, o.accepted_at, o.first_meaningful_activity_at, now, window))
-        .collect())
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store::accepted_before(db, tenant, at - window, at >= now, after, PAGE).await?;
+        let last = page.len() < PAGE as usize;
+        after = page.last().map(|o| (o.accepted_at.unwrap_or(at), o.opportunity_id.clone()));
+        found.extend(page.into_iter().filter(|o| is_abandoned(o, at, window)));
+        if last || found.len() >= MAX_ABANDONED as usize {
+            found.truncate(MAX_ABANDONED as usize);
+            return Ok(found);
+        }
+    }
 }

@@ -665,9 +665,12 @@ impl AcceptanceApi {
     ) -> Result<pb::ListAbandonedOpportunitiesResponse, ApiError> {
         let mut v = Violations::new();
         v.check((0..=365).contains(&req.follow_up_days), "follow_up_days", "must be between 0 and 365");
+        let now = self.clock.now();
+        let at = req.as_of_time.as_ref().map_or(Some(now), from_timestamp);
+        v.check(at.is_some_and(|t| t <= now), "as_of_time", "must be a valid time, not in the future");
         v.finish()?;
         let days = u32::try_from(req.follow_up_days).ok().filter(|d| *d > 0);
-        let found = opportunities::abandoned(&self.db, &c.tenant, days, self.clock.now()).await?;
+        let found = opportunities::abandoned(&self.db, &c.tenant, days, at.unwrap_or(now), now).await?;
         Ok(pb::ListAbandonedOpportunitiesResponse { opportunities: found.iter().map(encode_opportunity).collect() })
     }
 }

@@ -161,22 +161,33 @@ pub async fn accepted_submitted_between(
     rows.into_iter().map(from_row).collect()
 }
 
-/// Open opportunities accepted before `accepted_before` with no meaningful
-/// activity yet, oldest acceptance first, at most `limit`.
-pub async fn unattended(
+/// A page of the deals accepted before `before` (only those open now with
+/// `open_only`), in acceptance order after the `(accepted_at, id)` key `after`.
+pub async fn accepted_before(
     db: &impl ConnectionTrait,
     tenant: &str,
-    accepted_before: DateTime<Utc>,
+    before: DateTime<Utc>,
+    open_only: bool,
+    after: Option<(DateTime<Utc>, String)>,
     limit: u64,
 ) -> Result<Vec<Opportunity>, ApiError> {
-    let open: Vec<&str> =
-        OpportunityState::ALL.into_iter().filter(|s| s.is_open_pipeline()).map(|s| s.as_str()).collect();
-    let rows = opportunity::Entity::find()
+    use sea_orm::sea_query::Cond;
+    let mut q = opportunity::Entity::find()
         .filter(opportunity::Column::TenantId.eq(tenant))
-        .filter(opportunity::Column::State.is_in(open))
-        .filter(opportunity::Column::FirstMeaningfulAt.is_null())
-        .filter(opportunity::Column::AcceptedAt.lt(accepted_before))
+        .filter(opportunity::Column::AcceptedAt.lt(before));
+    if open_only {
+        let open: Vec<&str> =
+            OpportunityState::ALL.into_iter().filter(|s| s.is_open_pipeline()).map(|s| s.as_str()).collect();
+        q = q.filter(opportunity::Column::State.is_in(open));
+    }
+    if let Some((at, id)) = after {
+        q = q.filter(Cond::any().add(opportunity::Column::AcceptedAt.gt(at)).add(
+            Cond::all().add(opportunity::Column::AcceptedAt.eq(at)).add(opportunity::Column::OpportunityId.gt(id)),
+        ));
+    }
+    let rows = q
         .order_by_asc(opportunity::Column::AcceptedAt)
+        .order_by_asc(opportunity::Column::OpportunityId)
         .limit(limit)
         .all(db)
         .await?;

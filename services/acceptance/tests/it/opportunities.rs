@@ -315,7 +315,7 @@ async fn after_acceptance_activities_stages_close_and_calibration(b: Backend) {
     let ae = w.acme.ae.clone();
     w.accept("opp-6", &ae, "").await.unwrap();
     // Not yet abandoned: accepted just now.
-    let list = |days| pb::ListAbandonedOpportunitiesRequest { follow_up_days: days };
+    let list = |days| pb::ListAbandonedOpportunitiesRequest { follow_up_days: days, as_of_time: None };
     let abandoned = w.clients.acceptance.list_abandoned_opportunities(authed(list(0), &ae)).await.unwrap().into_inner();
     assert!(abandoned.opportunities.is_empty());
     // Whole seconds on the wire: let the clock pass the acceptance first.

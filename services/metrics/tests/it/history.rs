@@ -272,6 +272,20 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
     let drawn = a.create_calibration_sample(authed(sample, &acme.manager)).await.unwrap().into_inner();
     assert!(drawn.decisions.is_empty(), "{:?}", drawn.decisions);
 
+    // Accepted and abandoned, read as of a past time: aged past the window untouched.
+    let abandoned = |days: i32, as_of: DateTime<Utc>| {
+        let (mut a, t) = (a.clone(), acme.ae.clone());
+        async move {
+            let req =
+                acc::ListAbandonedOpportunitiesRequest { follow_up_days: days, as_of_time: Some(timestamp(as_of)) };
+            let found = a.list_abandoned_opportunities(authed(req, &t)).await.unwrap().into_inner().opportunities;
+            found.into_iter().map(|o| o.opportunity_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(abandoned(30, day(60)).await, ["o4", "o5"], "as of day 60: the day-40 call came too late");
+    assert_eq!(abandoned(5, day(8)).await, ["o3", "o4", "o5"], "as of day 8 with a 5-day window");
+    assert_eq!(abandoned(30, day(20)).await, Vec::<String>::new(), "nobody is late before the window ends");
+
     let month_of = |t: DateTime<Utc>| t.format("%Y-%m").to_string();
     let t = token("acme", "mia", &[Role::Manager]);
     let read = |period: String| {
