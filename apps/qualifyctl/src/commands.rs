@@ -605,7 +605,7 @@ pub async fn funnel(g: &Global, mut c: Clients, args: FunnelArgs) -> anyhow::Res
 pub async fn health(g: &Global, mut c: Clients, args: PeriodArgs) -> anyhow::Result<()> {
     let token = &g.token_or_dev(DEV_TENANT, "qualifyctl", Role::Revops)?;
     let (start, end) = args.range();
-    let r = met::GetFunnelHealthRequest { start_period: start.clone(), end_period: end.clone() };
+    let r = met::GetFunnelHealthRequest { start_period: start.clone(), end_period: end.clone(), as_of_time: None };
     let resp = c.metrics.get_funnel_health(req(r, token)?).await?.into_inner();
     if g.json() {
         return protojson::print_json(&resp, "qualify.metrics.v1.GetFunnelHealthResponse");

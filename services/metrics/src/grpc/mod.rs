@@ -94,8 +94,14 @@ impl MetricsApi {
         req: pb::GetFunnelHealthRequest,
     ) -> Result<pb::GetFunnelHealthResponse, ApiError> {
         codec::months(&req.start_period, &req.end_period)?;
+        let now = self.clock.now();
+        let at = match req.as_of_time.as_ref().map(qualify_proto::convert::from_timestamp) {
+            None => now,
+            Some(Some(t)) if t <= now => t,
+            Some(_) => return Err(ApiError::field("as_of_time", "must be a valid time, not in the future")),
+        };
         let range = (req.start_period.as_str(), req.end_period.as_str());
-        let findings = health::findings(&self.db, &c.tenant, range, self.clock.now()).await?;
+        let findings = health::findings(&self.db, &c.tenant, range, at).await?;
         Ok(pb::GetFunnelHealthResponse { findings: findings.into_iter().map(codec::finding).collect() })
     }
 

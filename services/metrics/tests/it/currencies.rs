@@ -86,7 +86,8 @@ async fn two_currencies_in_one_tenant_convert_at_the_months_rate(b: Backend) {
     let health = |m: &MetricsServiceClient<Channel>| {
         let (mut m, t) = (m.clone(), manager.clone());
         async move {
-            let req = pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month() };
+            let req =
+                pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month(), as_of_time: None };
             let findings = m.get_funnel_health(authed(req, &t)).await.unwrap().into_inner().findings;
             findings
                 .into_iter()

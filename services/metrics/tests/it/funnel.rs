@@ -332,7 +332,7 @@ async fn the_funnel_matches_hand_computed_figures_after_kill_rebuild_and_restart
     // month has matured), and an SMB SDR with 5 SQOs against 15–25. Not flagged: SQL→SQO is 83 %
     // but the win rate (25 %) is above the 15 % floor; no stale contacts; a single month of overrides.
     let t = token("acme", "mia", &[Role::Manager]);
-    let req = pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month() };
+    let req = pb::GetFunnelHealthRequest { start_period: this_month(), end_period: this_month(), as_of_time: None };
     let findings = m.get_funnel_health(authed(req, &t)).await.unwrap().into_inner().findings;
     let codes: Vec<_> = findings.iter().map(|f| pb::FindingCode::try_from(f.code).unwrap()).collect();
     use pb::FindingCode as F;

@@ -224,7 +224,7 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
     let day0 = day_of(3, 2);
     let day = |n: i64| day0 + chrono::Duration::days(n);
     let before = day_of(4, 3);
-    let leads: Vec<_> = (1..=7)
+    let leads: Vec<_> = (1..=11)
         .map(|i| lead(&format!("l{i}"), before, &[(LeadStage::Mql, before), (LeadStage::Sql, before)]))
         .collect();
     s.import_leads(authed(sc::ImportLeadsRequest { leads }, &acme.importer)).await.unwrap();
@@ -238,6 +238,15 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
         deal("o6", "l6", before, &[before], Some((true, day_of(4, 20)))),
         deal("o7", "l7", before, &[before], Some((false, day_of(4, 25)))),
     ];
+    // Five months ago, four deals accepted and one reached within 30 days: stage inflation,
+    // once their follow-up window has passed.
+    let inflated = day_of(5, 3);
+    let later = |n: i64| inflated + chrono::Duration::days(n);
+    let mut deals = deals;
+    deals.push(deal("o8", "l8", inflated, &[later(2)], None));
+    for (o, l) in [("o9", "l9"), ("o10", "l10"), ("o11", "l11")] {
+        deals.push(deal(o, l, inflated, &[], None));
+    }
     // Only an importer imports: an AE, a service or an SDR that also imports cannot.
     for t in [acme.ae.clone(), acme.sync.clone(), token("acme", "sam", &[Role::Sdr, Role::Importer])] {
         let e = a.import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals.clone() }, &t));
@@ -245,10 +254,10 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
     }
     let r = a
         .import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals.clone() }, &acme.importer));
-    assert_eq!(r.await.unwrap().into_inner().imported_count, 7);
+    assert_eq!(r.await.unwrap().into_inner().imported_count, 11);
     let again =
         a.import_opportunities(authed(acc::ImportOpportunitiesRequest { opportunities: deals }, &acme.importer));
-    assert_eq!(again.await.unwrap().into_inner().unchanged_count, 7, "a re-run changes nothing");
+    assert_eq!(again.await.unwrap().into_inner().unchanged_count, 11, "a re-run changes nothing");
     let o4 = a.get_opportunity(authed(acc::GetOpportunityRequest { opportunity_id: "o4".into() }, &acme.sdr));
     let o4 = o4.await.unwrap().into_inner().opportunity.unwrap();
     assert!(o4.imported);
@@ -282,9 +291,15 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
             found.into_iter().map(|o| o.opportunity_id).collect::<Vec<_>>()
         }
     };
-    assert_eq!(abandoned(30, day(60)).await, ["o4", "o5"], "as of day 60: the day-40 call came too late");
-    assert_eq!(abandoned(5, day(8)).await, ["o3", "o4", "o5"], "as of day 8 with a 5-day window");
-    assert_eq!(abandoned(30, day(20)).await, Vec::<String>::new(), "nobody is late before the window ends");
+    // (o9 to o11, accepted two months earlier and never reached, are abandoned all along.)
+    let early = ["o10", "o11", "o9"];
+    assert_eq!(
+        abandoned(30, day(60)).await,
+        [&early[..], &["o4", "o5"]].concat(),
+        "as of day 60: the day-40 call came too late"
+    );
+    assert_eq!(abandoned(5, day(8)).await, [&early[..], &["o3", "o4", "o5"]].concat(), "as of day 8, a 5-day window");
+    assert_eq!(abandoned(30, day(20)).await, early, "none of day 0's deals is late before its window ends");
 
     let month_of = |t: DateTime<Utc>| t.format("%Y-%m").to_string();
     let t = token("acme", "mia", &[Role::Manager]);
@@ -308,6 +323,21 @@ async fn imported_deals_give_true_medians_close_rates_and_a_forecast(b: Backend)
     assert_eq!(f.accepted_without_activity, 1, "o5, still untouched");
     assert_eq!(f.open_pipeline_minor, 50_000 * 100);
     assert_eq!(f.forecast_minor, 25_000 * 100, "a 50 % close rate learned from the imported closes");
+    // Stage inflation is judged as of a time: not before the month's follow-up window has passed.
+    let health = |as_of: DateTime<Utc>| {
+        let (mut m, t, period) = (m.clone(), t.clone(), month_of(inflated));
+        async move {
+            let req = pb::GetFunnelHealthRequest {
+                start_period: period.clone(),
+                end_period: period,
+                as_of_time: Some(timestamp(as_of)),
+            };
+            let found = m.get_funnel_health(authed(req, &t)).await.unwrap().into_inner().findings;
+            found.iter().any(|f| f.code == pb::FindingCode::StageInflation as i32)
+        }
+    };
+    assert!(!health(later(20)).await, "twenty days on, the deals may still be called in time");
+    assert!(health(qualify_platform::Clock::system().now()).await, "25 % reached within 30 days, 100 % accepted");
     let earlier = read(month_of(before)).await.unwrap();
     assert_eq!((earlier.won, earlier.lost, earlier.win_rate), (1, 1, Some(0.5)));
 }
