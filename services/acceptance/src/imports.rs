@@ -5,6 +5,8 @@
 //! these were taken in the CRM, so they are recorded as they were, by an actor
 //! holding the importer role, and kept out of calibration samples.
 
+use std::collections::{BTreeSet, HashMap};
+
 use chrono::{DateTime, Utc};
 use qualify_domain::opportunity::{LeadSnapshot, Money};
 use qualify_domain::subject;
@@ -15,7 +17,7 @@ use qualify_platform::ApiError;
 use qualify_platform::error::FieldViolation;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
-use crate::opportunities::{Event, LeadScoring, Submission};
+use crate::opportunities::{Event, LeadScoring, ScoredLead, Submission};
 use crate::store::opportunities::{self as store, InsertError};
 use crate::store::policies;
 
@@ -76,13 +78,37 @@ fn rejected(field: &str, description: &str) -> Outcome {
     Outcome::Rejected(vec![FieldViolation { field: field.into(), description: description.into() }])
 }
 
-/// Imports `batch` in `txn`, one opportunity after the other, each under a
-/// savepoint; returns each one's outcome and the events to append, each with
-/// the time it happened.
-pub async fn import_opportunities(
-    txn: &DatabaseTransaction,
+/// The leads a batch names, as lead scoring sees them (`None`: no such lead),
+/// read before any transaction opens, a few at a time.
+pub async fn leads_of(
     scoring: &impl LeadScoring,
     token: &str,
+    batch: &[Result<PastOpportunity, Vec<FieldViolation>>],
+) -> Result<HashMap<String, Option<ScoredLead>>, ApiError> {
+    use futures::{StreamExt, TryStreamExt};
+    let ids: BTreeSet<String> = batch.iter().flatten().map(|p| p.submission.lead_id.clone()).collect();
+    futures::stream::iter(ids)
+        .map(|id: String| async move {
+            match scoring.lead(token, &id).await {
+                Ok(l) => Ok((id, Some(l))),
+                Err(ApiError::NotFound { .. }) => Ok((id, None)),
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(LEAD_READS)
+        .try_collect()
+        .await
+}
+
+/// Lead reads in flight at once.
+const LEAD_READS: usize = 8;
+
+/// Imports `batch` in `txn`, one opportunity after the other, each under a
+/// savepoint, with its lead as [`leads_of`] read it; returns each one's
+/// outcome and the events to append, each with the time it happened.
+pub async fn import_opportunities(
+    txn: &DatabaseTransaction,
+    leads: &HashMap<String, Option<ScoredLead>>,
     tenant: &str,
     batch: Vec<Result<PastOpportunity, Vec<FieldViolation>>>,
 ) -> Result<(Vec<Outcome>, Vec<(DateTime<Utc>, Event)>), ApiError> {
@@ -91,7 +117,7 @@ pub async fn import_opportunities(
     for item in batch {
         let outcome = match item {
             Err(v) => Outcome::Rejected(v),
-            Ok(p) => import_one(txn, scoring, token, tenant, p, &mut events).await?,
+            Ok(p) => import_one(txn, leads, tenant, p, &mut events).await?,
         };
         outcomes.push(outcome);
     }
@@ -100,8 +126,7 @@ pub async fn import_opportunities(
 
 async fn import_one(
     txn: &DatabaseTransaction,
-    scoring: &impl LeadScoring,
-    token: &str,
+    leads: &HashMap<String, Option<ScoredLead>>,
     tenant: &str,
     p: PastOpportunity,
     events: &mut Vec<(DateTime<Utc>, Event)>,
@@ -109,10 +134,8 @@ async fn import_one(
     if store::exists(txn, tenant, &p.submission.opportunity_id).await? {
         return Ok(Outcome::Unchanged);
     }
-    let lead = match scoring.lead(token, &p.submission.lead_id).await {
-        Ok(l) => l,
-        Err(ApiError::NotFound { .. }) => return Ok(rejected("opportunity.lead_id", "no such lead in lead scoring")),
-        Err(e) => return Err(e),
+    let Some(Some(lead)) = leads.get(&p.submission.lead_id).cloned() else {
+        return Ok(rejected("opportunity.lead_id", "no such lead in lead scoring"));
     };
     let policy = policies::in_force(txn, tenant, p.submission.segment).await?;
     let snapshot = LeadSnapshot {

@@ -158,9 +158,11 @@ impl AcceptanceApi {
         v.check(req.opportunities.len() <= MAX_OPPORTUNITIES, "opportunities", "must hold at most 1000 opportunities");
         v.finish()?;
         let now = self.clock.now();
-        let batch = req.opportunities.iter().map(|o| decode(o, now)).collect();
+        let batch: Vec<_> = req.opportunities.iter().map(|o| decode(o, now)).collect();
+        // Lead scoring is asked before the transaction opens: no lock waits on the network.
+        let leads = imports::leads_of(&self.scoring, token, &batch).await?;
         let txn = self.db.begin().await?;
-        let (outcomes, events) = imports::import_opportunities(&txn, &self.scoring, token, &c.tenant, batch).await?;
+        let (outcomes, events) = imports::import_opportunities(&txn, &leads, &c.tenant, batch).await?;
         let events: Vec<_> = events.iter().map(|(at, e)| (*at, encode_event(e))).collect();
         emit_at(&txn, &c.tenant, events).await?;
         txn.commit().await?;
