@@ -19,6 +19,7 @@ use qualify_proto::scoring as sc;
 use serde_json::{Value, json};
 
 use crate::commands::DEV_TENANT;
+use crate::crm;
 use crate::rpc::{Clients, req};
 use crate::{FileArg, Global, protojson, request_id};
 
@@ -33,16 +34,28 @@ pub struct ImportArgs {
     /// Skip the records on lines up to this one (where an interrupted import stopped).
     #[arg(long, default_value_t = 0)]
     pub resume_after_line: usize,
+    /// What the file holds: the neutral JSONL, or a CRM's CSV export.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crm::Format,
+    /// A CSV export's own picklist values, mapped to Qualify's (YAML: `sources:` and `stages:`).
+    #[arg(long)]
+    pub mapping: Option<FileArg>,
 }
 
 /// One record of the file, with its line.
-enum Record {
+pub(crate) enum Record {
     Account(usize, sc::Account),
     Lead(usize, sc::ImportedLead),
     Opportunity(usize, Box<acc::ImportedOpportunity>),
 }
 
 impl Record {
+    fn line(&self) -> usize {
+        match self {
+            Record::Account(n, _) | Record::Lead(n, _) | Record::Opportunity(n, _) => *n,
+        }
+    }
+
     fn kind(&self) -> u8 {
         match self {
             Record::Account(..) => 0,
@@ -97,17 +110,32 @@ impl Tally {
 }
 
 pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result<()> {
-    let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     let mut records = Vec::new();
     let mut tally = Tally::default();
-    for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let (n, line) = (n + 1, line?);
-        if n <= args.resume_after_line || line.trim().is_empty() {
-            continue;
+    if args.format == crm::Format::Jsonl {
+        let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
+        for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
+            let (n, line) = (n + 1, line?);
+            if n <= args.resume_after_line || line.trim().is_empty() {
+                continue;
+            }
+            match parse(n, &line) {
+                Ok(r) => records.push(r),
+                Err(e) => tally.failed.push((n, format!("{e:#}"))),
+            }
         }
-        match parse(n, &line) {
-            Ok(r) => records.push(r),
-            Err(e) => tally.failed.push((n, format!("{e:#}"))),
+    } else {
+        let mapping = match &args.mapping {
+            Some(path) => crm::Mapping::read(path)?,
+            None => crm::Mapping::default(),
+        };
+        for r in crm::records(args.format, &args.file, &mapping)? {
+            match r {
+                Ok(r) if r.line() <= args.resume_after_line => {}
+                Ok(r) => records.push(r),
+                Err((n, why)) if n > args.resume_after_line => tally.failed.push((n, why)),
+                Err(_) => {}
+            }
         }
     }
     let sync = g.token_or_dev(DEV_TENANT, "qualifyctl", Role::Service)?;

@@ -4,6 +4,7 @@
 //! rebuild roll-ups, and load a realistic demo funnel into a running cluster.
 
 mod commands;
+mod crm;
 mod demo;
 mod import;
 mod protojson;

@@ -375,3 +375,55 @@ async fn a_crm_history_file_is_imported_once_with_failures_by_line_and_resumes()
     assert_eq!((resumed["imported"].as_i64(), resumed["unchanged"].as_i64()), (Some(0), Some(1)), "{resumed}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_and_hubspot_exports_are_imported_through_a_mapping() {
+    let c = cluster().await;
+    let hubspot = example("hubspot-contacts.csv");
+    let hubspot = hubspot.to_str().unwrap();
+    // "Podcast" is no standard HubSpot source: that row fails by line until the mapping names it.
+    let out = c.run(&["import", "--format", "hubspot-contacts", "--file", hubspot]).await;
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 imported, 0 unchanged, 1 failed"), "{text}");
+    assert!(text.contains("hubspot-contacts.csv:4: source \"Podcast\" is not mapped"), "{text}");
+    let mapping = example("crm-mapping.yaml");
+    let args = ["import", "--format", "hubspot-contacts", "--file", hubspot, "--mapping", mapping.to_str().unwrap()];
+    let resp = c.json(&args).await;
+    assert_eq!((resp["imported"].as_i64(), resp["unchanged"].as_i64()), (Some(1), Some(4)), "{resp}");
+
+    // The lifecycle dates became the lead's history, in the CRM's times.
+    let sdr = token("demo", "sam", &[Role::Sdr]);
+    let s = LeadScoringServiceClient::new(c.scoring.channel().await);
+    let history = |id: &str| {
+        let (mut s, t, id) = (s.clone(), sdr.clone(), id.to_string());
+        async move {
+            let req = sc::ListLeadStageChangesRequest { lead_id: id, ..Default::default() };
+            let changes = s.list_lead_stage_changes(authed(req, &t)).await.unwrap().into_inner().stage_changes;
+            changes.into_iter().map(|c| (c.to_stage, c.change_time.unwrap().seconds)).collect::<Vec<_>>()
+        }
+    };
+    use qualify_proto::common::LeadStage;
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp();
+    assert_eq!(
+        history("hs-51001").await,
+        [(LeadStage::Mql as i32, at("2026-07-05T10:00:00Z")), (LeadStage::Sql as i32, at("2026-08-02T15:30:00Z"))]
+    );
+    let lead = s.clone().get_lead(authed(sc::GetLeadRequest { lead_id: "hs-51003".into() }, &sdr)).await.unwrap();
+    let lead = lead.into_inner().lead.unwrap();
+    assert_eq!(
+        (lead.source, lead.account_id.as_str()),
+        (qualify_proto::common::LeadSource::Event as i32, "acct-contoso")
+    );
+
+    // A Salesforce export: the status's stage, at conversion (or the last change).
+    let sf = example("salesforce-leads.csv");
+    let resp = c.json(&["import", "--format", "salesforce-leads", "--file", sf.to_str().unwrap()]).await;
+    assert_eq!(
+        (resp["imported"].as_i64(), resp["unchanged"].as_i64()),
+        (Some(3), Some(0)),
+        "an account and two leads: {resp}"
+    );
+    assert_eq!(history("sf-00Q5e00000AbCd1").await, [(LeadStage::Sal as i32, at("2026-06-03T11:00:00Z"))]);
+    assert_eq!(history("sf-00Q5e00000AbCd2").await, [(LeadStage::Sql as i32, at("2026-07-01T00:00:00Z"))]);
+}
