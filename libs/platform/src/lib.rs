@@ -20,6 +20,7 @@ pub mod db;
 pub mod error;
 pub mod follow;
 pub mod idempotency;
+pub mod import;
 pub mod outbox;
 pub mod page;
 pub mod partition;

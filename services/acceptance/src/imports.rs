@@ -15,6 +15,7 @@ use qualify_domain::{
 };
 use qualify_platform::ApiError;
 use qualify_platform::error::FieldViolation;
+pub use qualify_platform::import::Outcome;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 use crate::opportunities::{Event, LeadScoring, ScoredLead, Submission};
@@ -61,21 +62,6 @@ pub struct PastOpportunity {
     pub activities: Vec<Activity>,
     /// Its close, if any.
     pub close: Option<PastClose>,
-}
-
-/// What became of one imported opportunity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Written with its past.
-    Imported,
-    /// Its id was present: nothing written.
-    Unchanged,
-    /// Refused: nothing written.
-    Rejected(Vec<FieldViolation>),
-}
-
-fn rejected(field: &str, description: &str) -> Outcome {
-    Outcome::Rejected(vec![FieldViolation { field: field.into(), description: description.into() }])
 }
 
 /// The leads a batch names, as lead scoring sees them (`None`: no such lead),
@@ -135,7 +121,7 @@ async fn import_one(
         return Ok(Outcome::Unchanged);
     }
     let Some(Some(lead)) = leads.get(&p.submission.lead_id).cloned() else {
-        return Ok(rejected("opportunity.lead_id", "no such lead in lead scoring"));
+        return Ok(Outcome::rejected("opportunity.lead_id", "no such lead in lead scoring"));
     };
     let policy = policies::in_force(txn, tenant, p.submission.segment).await?;
     let snapshot = LeadSnapshot {
@@ -156,7 +142,7 @@ async fn import_one(
             return match e {
                 InsertError::IdTaken => Ok(Outcome::Unchanged),
                 InsertError::LeadHasLive => {
-                    Ok(rejected("opportunity.lead_id", "the lead already has a live opportunity"))
+                    Ok(Outcome::rejected("opportunity.lead_id", "the lead already has a live opportunity"))
                 }
                 InsertError::Other(e) => Err(e),
             };

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use qualify_domain::{Lead, LeadStage, Role, Segment, StageChange};
 use qualify_platform::ApiError;
 use qualify_platform::error::FieldViolation;
+pub use qualify_platform::import::Outcome;
 use sea_orm::ConnectionTrait;
 
 use crate::leads::NewLead;
@@ -36,17 +37,6 @@ pub struct PastLead {
     pub created_at: DateTime<Utc>,
     /// Its stage changes, oldest first.
     pub changes: Vec<PastChange>,
-}
-
-/// What became of one imported lead.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Written with its history.
-    Imported,
-    /// Its id was present: nothing written.
-    Unchanged,
-    /// Refused: nothing written.
-    Rejected(Vec<FieldViolation>),
 }
 
 /// What an import wrote, for the events the caller appends in the same transaction.
@@ -86,7 +76,7 @@ pub async fn import_leads(
                 (Outcome::Unchanged, None)
             }
             Ok(p) => match check_references(&p, &segments, &contact_accounts) {
-                Err(rejection) => (Outcome::Rejected(vec![rejection]), None),
+                Err(rejected) => (rejected, None),
                 Ok(segment) => {
                     let (lead, changes) = as_written(p);
                     let id = lead.lead_id.clone();
@@ -124,16 +114,14 @@ fn check_references(
     p: &PastLead,
     segments: &std::collections::HashMap<String, Option<Segment>>,
     contact_accounts: &std::collections::HashMap<String, String>,
-) -> Result<Option<Segment>, FieldViolation> {
-    let rejection =
-        |field: &str, description: &str| FieldViolation { field: field.into(), description: description.into() };
+) -> Result<Option<Segment>, Outcome> {
     let Some(segment) = segments.get(&p.lead.account_id) else {
-        return Err(rejection("lead.account_id", "no such account"));
+        return Err(Outcome::rejected("lead.account_id", "no such account"));
     };
     if let Some(contact) = &p.lead.contact_id
         && contact_accounts.get(contact) != Some(&p.lead.account_id)
     {
-        return Err(rejection("lead.contact_id", "no such contact at the lead's account"));
+        return Err(Outcome::rejected("lead.contact_id", "no such contact at the lead's account"));
     }
     Ok(*segment)
 }

@@ -6,9 +6,8 @@ use chrono::{DateTime, Utc};
 use qualify_domain::{Activity, ActivityType, Caller, RejectionReason};
 use qualify_platform::error::FieldViolation;
 use qualify_platform::validate::{FieldPath, Item, MAX_TEXT};
-use qualify_platform::{ApiError, Violations};
+use qualify_platform::{ApiError, Violations, import};
 use qualify_proto::acceptance as pb;
-use qualify_proto::common as cpb;
 use qualify_proto::convert::from_timestamp;
 use sea_orm::TransactionTrait;
 
@@ -117,31 +116,14 @@ fn decode(item: &pb::ImportedOpportunity, now: DateTime<Utc>) -> Result<PastOppo
 }
 
 fn encode(items: &[pb::ImportedOpportunity], outcomes: Vec<Outcome>) -> pb::ImportOpportunitiesResponse {
-    let mut out = pb::ImportOpportunitiesResponse::default();
-    for (item, outcome) in items.iter().zip(outcomes) {
-        let id = item.opportunity.as_ref().map(|o| o.opportunity_id.clone()).unwrap_or_default();
-        let mut result = cpb::ImportResult { id, ..Default::default() };
-        match outcome {
-            Outcome::Imported => {
-                result.outcome = cpb::ImportOutcome::Imported as i32;
-                out.imported_count += 1;
-            }
-            Outcome::Unchanged => {
-                result.outcome = cpb::ImportOutcome::Unchanged as i32;
-                out.unchanged_count += 1;
-            }
-            Outcome::Rejected(violations) => {
-                result.outcome = cpb::ImportOutcome::Rejected as i32;
-                result.violations = violations
-                    .into_iter()
-                    .map(|v| cpb::ImportViolation { field: v.field, description: v.description })
-                    .collect();
-                out.rejected_count += 1;
-            }
-        }
-        out.results.push(result);
+    let ids = items.iter().map(|o| o.opportunity.as_ref().map(|o| o.opportunity_id.clone()).unwrap_or_default());
+    let r = import::encode(ids, outcomes);
+    pb::ImportOpportunitiesResponse {
+        results: r.results,
+        imported_count: r.imported,
+        unchanged_count: r.unchanged,
+        rejected_count: r.rejected,
     }
-    out
 }
 
 impl AcceptanceApi {

@@ -6,8 +6,7 @@ use chrono::{DateTime, Utc};
 use qualify_domain::{Caller, LeadStage};
 use qualify_platform::error::FieldViolation;
 use qualify_platform::validate::{Item, MAX_TEXT};
-use qualify_platform::{ApiError, Violations};
-use qualify_proto::common as cpb;
+use qualify_platform::{ApiError, Violations, import};
 use qualify_proto::convert::from_timestamp;
 use qualify_proto::scoring as pb;
 use sea_orm::TransactionTrait;
@@ -60,31 +59,14 @@ fn decode(l: &pb::ImportedLead, now: DateTime<Utc>) -> Result<PastLead, Vec<Fiel
 }
 
 fn encode(leads: &[pb::ImportedLead], outcomes: Vec<Outcome>) -> pb::ImportLeadsResponse {
-    let mut out = pb::ImportLeadsResponse::default();
-    for (l, outcome) in leads.iter().zip(outcomes) {
-        let id = l.lead.as_ref().map(|l| l.lead_id.clone()).unwrap_or_default();
-        let mut result = cpb::ImportResult { id, ..Default::default() };
-        match outcome {
-            Outcome::Imported => {
-                result.outcome = cpb::ImportOutcome::Imported as i32;
-                out.imported_count += 1;
-            }
-            Outcome::Unchanged => {
-                result.outcome = cpb::ImportOutcome::Unchanged as i32;
-                out.unchanged_count += 1;
-            }
-            Outcome::Rejected(violations) => {
-                result.outcome = cpb::ImportOutcome::Rejected as i32;
-                result.violations = violations
-                    .into_iter()
-                    .map(|v| cpb::ImportViolation { field: v.field, description: v.description })
-                    .collect();
-                out.rejected_count += 1;
-            }
-        }
-        out.results.push(result);
+    let ids = leads.iter().map(|l| l.lead.as_ref().map(|l| l.lead_id.clone()).unwrap_or_default());
+    let r = import::encode(ids, outcomes);
+    pb::ImportLeadsResponse {
+        results: r.results,
+        imported_count: r.imported,
+        unchanged_count: r.unchanged,
+        rejected_count: r.rejected,
     }
-    out
 }
 
 impl ScoringApi {

@@ -147,7 +147,12 @@ pub async fn count_at_account(db: &impl ConnectionTrait, tenant: &str, account_i
 /// Stores a new lead (no score, no signals yet), as the database returns it;
 /// a taken id is ALREADY_EXISTS.
 pub async fn insert(db: &impl ConnectionTrait, tenant: &str, l: &Lead) -> Result<Lead, ApiError> {
-    let row = lead::ActiveModel {
+    Ok(to_lead(new_row(tenant, l).insert(db).await.map_err(super::insert_error("lead", &l.lead_id))?))
+}
+
+/// A new lead's row (its signal log empty).
+fn new_row(tenant: &str, l: &Lead) -> lead::ActiveModel {
+    lead::ActiveModel {
         tenant_id: Set(tenant.to_string()),
         lead_id: Set(l.lead_id.clone()),
         account_id: Set(l.account_id.clone()),
@@ -162,8 +167,7 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, l: &Lead) -> Result
         updated_at: Set(l.updated_at),
         signal_log: Set(None),
         imported: Set(l.imported),
-    };
-    Ok(to_lead(row.insert(db).await.map_err(super::insert_error("lead", &l.lead_id))?))
+    }
 }
 
 /// Inserts the leads whose id is not taken yet and returns the ids it
@@ -171,22 +175,7 @@ pub async fn insert(db: &impl ConnectionTrait, tenant: &str, l: &Lead) -> Result
 pub async fn insert_new(db: &impl ConnectionTrait, tenant: &str, leads: &[Lead]) -> Result<BTreeSet<String>, ApiError> {
     let mut inserted = BTreeSet::new();
     for chunk in leads.chunks(BULK_CHUNK / 10) {
-        let rows = chunk.iter().map(|l| lead::ActiveModel {
-            tenant_id: Set(tenant.to_string()),
-            lead_id: Set(l.lead_id.clone()),
-            account_id: Set(l.account_id.clone()),
-            source: Set(l.source.map(LeadSource::as_str).unwrap_or_default().to_string()),
-            campaign: Set(l.campaign.clone()),
-            owner_sdr: Set(l.owner_sdr.clone()),
-            stage: Set(l.stage.as_str().to_string()),
-            contact_id: Set(l.contact_id.clone()),
-            score_doc: Set(l.score.as_ref().map(encode_score)),
-            score_total: Set(l.score.as_ref().map(|s| s.score.total)),
-            created_at: Set(l.created_at),
-            updated_at: Set(l.updated_at),
-            signal_log: Set(None),
-            imported: Set(l.imported),
-        });
+        let rows = chunk.iter().map(|l| new_row(tenant, l));
         let keys = lead::Entity::insert_many(rows)
             .on_conflict_do_nothing()
             .exec_with_returning_keys(db)
