@@ -138,7 +138,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     runtime.block_on(async {
         if let Some(addr) = prometheus {
-            telemetry::serve_prometheus(addr)?;
+            telemetry::serve_prometheus(addr, None)?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = |mut rx: watch::Receiver<bool>| -> BoxFuture<'static, ()> {

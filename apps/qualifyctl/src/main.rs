@@ -7,6 +7,7 @@ mod commands;
 mod crm;
 mod demo;
 mod import;
+mod login;
 mod protojson;
 mod rpc;
 mod table;
@@ -47,6 +48,22 @@ pub struct Global {
     /// Bearer token (mint a development one with `qualifyctl token`).
     #[arg(long, global = true, env = "QUALIFY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// A file holding the bearer token, read on each run (a token another tool keeps fresh).
+    #[arg(long, global = true, env = "QUALIFY_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A credential helper (run with `sh -c`, once per run) printing the token or a Kubernetes
+    /// ExecCredential JSON, as kubectl's exec plugins do.
+    #[arg(long, global = true, env = "QUALIFY_TOKEN_EXEC")]
+    pub token_exec: Option<String>,
+    /// CA bundle that https:// endpoints' certificates must chain to (default: public roots).
+    #[arg(long, global = true, env = "QUALIFYCTL_TLS_CA_FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for endpoints that require one; with --tls-key.
+    #[arg(long, global = true, env = "QUALIFYCTL_TLS_CERT_FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, global = true, env = "QUALIFYCTL_TLS_KEY_FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Output: a table for people, or JSON (canonical proto JSON for responses) for scripts.
     #[arg(long, global = true, value_enum, default_value = "table")]
     pub output: Output,
@@ -64,19 +81,24 @@ impl Global {
             scoring: self.scoring.clone(),
             acceptance: self.acceptance.clone(),
             metrics: self.metrics.clone(),
+            tls: qualify_platform::tls::ClientTls {
+                ca: self.tls_ca.clone(),
+                identity: self.tls_cert.clone().zip(self.tls_key.clone()),
+            },
         }
     }
 
-    /// The token given with --token or QUALIFY_TOKEN; without one, a development token
-    /// (QUALIFY_JWT_SECRET or the development key) for `tenant` as `subject` with `role`,
-    /// said on stderr: a development cluster then answers with no setup, any other refuses it.
+    /// The token given with --token, --token-file or --token-exec ([`login`]); without one, a
+    /// development token (QUALIFY_JWT_SECRET or the development key) for `tenant` as `subject`
+    /// with `role`, said on stderr: a development cluster then answers with no setup, any other
+    /// refuses it.
     pub fn token_or_dev(&self, tenant: &str, subject: &str, role: Role) -> anyhow::Result<String> {
-        if let Some(t) = self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            return Ok(t.to_string());
+        if let Some(t) = login::token(self)? {
+            return Ok(t);
         }
         let (key, dev) = dev_signing_key(&ProcessEnv);
         eprintln!(
-            "note: no --token or QUALIFY_TOKEN: acting as {subject} ({}) in tenant {tenant} with a token signed by {}",
+            "note: no --token, --token-file or --token-exec: acting as {subject} ({}) in tenant {tenant} with a token signed by {}",
             role.as_str(),
             if dev { "the development key" } else { "QUALIFY_JWT_SECRET" }
         );

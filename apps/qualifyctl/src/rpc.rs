@@ -16,6 +16,8 @@ pub struct Endpoints {
     pub scoring: String,
     pub acceptance: String,
     pub metrics: String,
+    /// What `https://` endpoints are verified against, and the client certificate shown.
+    pub tls: qualify_platform::tls::ClientTls,
 }
 
 /// Lazily connected clients of the three services (a channel is only opened
@@ -27,7 +29,11 @@ pub struct Clients {
     pub metrics: MetricsServiceClient<Channel>,
 }
 
-fn channel(what: &str, url: &str) -> anyhow::Result<Channel> {
+fn channel(what: &str, url: &str, tls: &qualify_platform::tls::ClientTls) -> anyhow::Result<Channel> {
+    if url.starts_with("https://") {
+        return qualify_platform::client::channel(url, Some(Duration::from_secs(60)), tls)
+            .map_err(|e| anyhow::anyhow!("--{what} {url:?}: {e:#}"));
+    }
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| anyhow::anyhow!("--{what} {url:?} is not a valid URL: {e}"))?
         .connect_timeout(Duration::from_secs(5))
@@ -39,9 +45,9 @@ fn channel(what: &str, url: &str) -> anyhow::Result<Channel> {
 impl Clients {
     pub fn new(e: &Endpoints) -> anyhow::Result<Self> {
         Ok(Clients {
-            scoring: LeadScoringServiceClient::new(channel("scoring", &e.scoring)?),
-            acceptance: OpportunityAcceptanceServiceClient::new(channel("acceptance", &e.acceptance)?),
-            metrics: MetricsServiceClient::new(channel("metrics", &e.metrics)?),
+            scoring: LeadScoringServiceClient::new(channel("scoring", &e.scoring, &e.tls)?),
+            acceptance: OpportunityAcceptanceServiceClient::new(channel("acceptance", &e.acceptance, &e.tls)?),
+            metrics: MetricsServiceClient::new(channel("metrics", &e.metrics, &e.tls)?),
         })
     }
 }

@@ -427,3 +427,28 @@ async fn salesforce_and_hubspot_exports_are_imported_through_a_mapping() {
     assert_eq!(history("sf-00Q5e00000AbCd1").await, [(LeadStage::Sal as i32, at("2026-06-03T11:00:00Z"))]);
     assert_eq!(history("sf-00Q5e00000AbCd2").await, [(LeadStage::Sql as i32, at("2026-07-01T00:00:00Z"))]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_comes_from_a_file_or_a_credential_helper_instead_of_being_minted() {
+    let c = cluster().await;
+    let dir = std::env::temp_dir().join(format!("qualifyctl-login-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A tenant's RevOps token in a file: used instead of the operator token qualifyctl would mint.
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{}\n", token("acme", "rita", &[Role::Revops]))).unwrap();
+    let out = c.run(&["--token-file", file.to_str().unwrap(), "rebuild"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PERMISSION_DENIED"), "the file's token was presented");
+    // A helper printing an ExecCredential with an operator's token, as kubectl's exec plugins do.
+    let cred = serde_json::json!({"apiVersion": "client.authentication.k8s.io/v1", "kind": "ExecCredential",
+        "status": {"token": token("qualify-system", "grace", &[Role::Revops])}});
+    let helper = dir.join("helper.json");
+    std::fs::write(&helper, cred.to_string()).unwrap();
+    c.run_ok(&["--token-exec", &format!("cat {}", helper.display()), "rebuild"]).await;
+    // A helper that fails stops the command, naming the option; nothing is minted in its place.
+    let out = c.run(&["--token-exec", "echo 'not signed in' >&2; exit 7", "rebuild"]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--token-exec") && err.contains("not signed in"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -119,9 +119,35 @@ pub struct ServiceConfig {
     /// account roll-up's default window; signals older than it are refused, and on PostgreSQL
     /// whole months older than it are dropped.
     pub signal_retention_days: u32,
+    /// The trusted issuers (`QUALIFY_IDENTITY_FILE`, YAML: see [`crate::auth::identity`]); unset:
+    /// HS256 tokens only.
+    pub identity: Option<crate::auth::identity::IdentityConfig>,
+    /// The pod's projected service-account token, which this service's own calls to the others
+    /// present (`QUALIFY_SERVICE_TOKEN_FILE`); unset: tokens minted with the HS256 key.
+    pub service_token_file: Option<std::path::PathBuf>,
+    /// TLS on this service's ports (`QUALIFY_TLS_CERT_FILE`, `QUALIFY_TLS_KEY_FILE`; client
+    /// certificates required with `QUALIFY_TLS_CLIENT_CA_FILE`); unset: plaintext.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// CA bundle this service's calls to `https://` peers trust (`QUALIFY_TLS_CA_FILE`); unset:
+    /// the public roots.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl ServiceConfig {
+    /// The credentials of this service's own calls to the others.
+    pub fn credentials(&self) -> crate::auth::credentials::Credentials {
+        crate::auth::credentials::Credentials::new(self.service_token_file.as_deref(), &self.jwt_secret)
+    }
+
+    /// What this service's own TLS connections trust and present: `QUALIFY_TLS_CA_FILE`, and
+    /// its own certificate when a peer asks for one.
+    pub fn client_tls(&self) -> crate::tls::ClientTls {
+        crate::tls::ClientTls {
+            ca: self.tls_ca_file.clone(),
+            identity: self.tls.as_ref().map(|t| (t.cert.clone(), t.key.clone())),
+        }
+    }
+
     /// Bulk ingestion calls run at once: as configured, else half the database pool (at least one).
     pub fn ingest_slots(&self) -> usize {
         match self.ingest_concurrency {
@@ -158,6 +184,10 @@ impl ServiceConfig {
             ingest_concurrency: 0,
             ingest_wait: Duration::from_millis(1000),
             signal_retention_days: 0,
+            identity: None,
+            service_token_file: None,
+            tls: None,
+            tls_ca_file: None,
         }
     }
 
@@ -185,12 +215,27 @@ impl ServiceConfig {
             redis::Client::open(v.as_str())
                 .with_context(|| format!("QUALIFY_REDIS_URL={:?} is not a redis:// URL", crate::db::redact(v)))?;
         }
+        if let Some(f) = env.get("QUALIFY_IDENTITY_FILE") {
+            let read = crate::auth::identity::IdentityConfig::read(f.as_ref());
+            c.identity = Some(read.with_context(|| format!("QUALIFY_IDENTITY_FILE={f:?}"))?);
+        }
+        c.service_token_file = env.get("QUALIFY_SERVICE_TOKEN_FILE").map(Into::into);
+        let hs256_allowed = c.identity.as_ref().is_none_or(|i| i.allow_hs256);
         match env.get("QUALIFY_JWT_SECRET") {
             Some(secret) if secret.len() >= 32 => {
                 c.jwt_secret = secret;
                 c.dev_key = false;
             }
             Some(_) => bail!("QUALIFY_JWT_SECRET must be at least 32 bytes"),
+            // With an identity provider and no HS256, no shared key exists: this one signs nothing
+            // anyone accepts.
+            None if !hs256_allowed => {
+                c.jwt_secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+                c.dev_key = false;
+            }
+            None if c.identity.is_some() => {
+                bail!("the identity file allows HS256 tokens, but QUALIFY_JWT_SECRET is not set")
+            }
             None if parse(env, "QUALIFY_ALLOW_DEV_KEY", false)? => {}
             None => bail!("QUALIFY_JWT_SECRET is not set (set QUALIFY_ALLOW_DEV_KEY=true for a development key)"),
         }
@@ -222,6 +267,26 @@ impl ServiceConfig {
         c.ingest_wait = Duration::from_millis(parse(env, "QUALIFY_INGEST_WAIT_MS", 1000)?);
         c.signal_retention_days = parse(env, "QUALIFY_SIGNAL_RETENTION_DAYS", 0)?;
         c.cors_origins = cors_origins(env.get("QUALIFY_CORS_ORIGINS").as_deref().unwrap_or(""))?;
+        c.tls = match (env.get("QUALIFY_TLS_CERT_FILE"), env.get("QUALIFY_TLS_KEY_FILE")) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+                client_ca: env.get("QUALIFY_TLS_CLIENT_CA_FILE").map(Into::into),
+            }),
+            (None, None) if env.get("QUALIFY_TLS_CLIENT_CA_FILE").is_some() => {
+                bail!("QUALIFY_TLS_CLIENT_CA_FILE needs QUALIFY_TLS_CERT_FILE and QUALIFY_TLS_KEY_FILE")
+            }
+            (None, None) => None,
+            _ => bail!("QUALIFY_TLS_CERT_FILE and QUALIFY_TLS_KEY_FILE are set together"),
+        };
+        c.tls_ca_file = env.get("QUALIFY_TLS_CA_FILE").map(Into::into);
+        let calls_others = c.scoring_url.is_some() || c.acceptance_url.is_some();
+        if !hs256_allowed && calls_others && c.service_token_file.is_none() {
+            bail!(
+                "QUALIFY_SERVICE_TOKEN_FILE is not set: with an identity provider and no HS256 tokens, \
+                 this service's calls to the others need the pod's service-account token"
+            );
+        }
         Ok(c)
     }
 }
@@ -347,5 +412,32 @@ mod tests {
             let e = cors_origins(bad).unwrap_err();
             assert!(e.to_string().contains("QUALIFY_CORS_ORIGINS"), "{e}");
         }
+    }
+
+    #[test]
+    fn an_identity_file_replaces_the_shared_key_and_needs_the_pods_token_for_calls() {
+        let dir = std::env::temp_dir().join(format!("qualify-identity-{}.yaml", uuid::Uuid::new_v4().simple()));
+        let file = dir.display().to_string();
+        std::fs::write(&dir, "issuers: [{name: idp, issuer: 'https://idp', audience: qualify, tenant: acme}]").unwrap();
+        let c = ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_IDENTITY_FILE", &file)])).unwrap();
+        assert!(c.identity.is_some() && !c.dev_key, "no shared key is needed, and the development key is not used");
+        let e = ServiceConfig::from_env(
+            "acceptance",
+            1,
+            &env(&[("QUALIFY_IDENTITY_FILE", &file), ("QUALIFY_SCORING_URL", "http://scoring:50051")]),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("QUALIFY_SERVICE_TOKEN_FILE"), "{e}");
+        std::fs::write(
+            &dir,
+            "allow_hs256: true\nissuers: [{name: idp, issuer: 'https://idp', audience: q, tenant: a}]",
+        )
+        .unwrap();
+        let e = ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_IDENTITY_FILE", &file)])).unwrap_err();
+        assert!(e.to_string().contains("QUALIFY_JWT_SECRET"), "{e}");
+        std::fs::write(&dir, "issuers: [{name: idp, isuer: 'https://idp'}]").unwrap();
+        let e = ServiceConfig::from_env("scoring", 1, &env(&[("QUALIFY_IDENTITY_FILE", &file)])).unwrap_err();
+        assert!(format!("{e:#}").contains("QUALIFY_IDENTITY_FILE") && format!("{e:#}").contains("isuer"), "{e:#}");
+        std::fs::remove_file(&dir).unwrap();
     }
 }

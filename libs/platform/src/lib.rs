@@ -28,6 +28,7 @@ pub mod resilience;
 pub mod rpc;
 pub mod serve;
 pub mod telemetry;
+pub mod tls;
 pub mod validate;
 
 pub use auth::{Authenticator, TokenIssuer, caller};
@@ -64,7 +65,7 @@ pub fn service_main<S: QualifyService>() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => runtime.block_on(async {
             if let Some(addr) = config.metrics_addr {
-                telemetry::serve_prometheus(addr)?;
+                telemetry::serve_prometheus(addr, config.tls.as_ref())?;
             }
             if config.dev_key {
                 tracing::warn!("USING THE DEVELOPMENT SIGNING KEY: anyone can mint tokens; set QUALIFY_JWT_SECRET");
@@ -121,10 +122,14 @@ pub async fn run_service_prepared<M: sea_orm_migration::MigratorTrait>(
         db::migrate::<M>(&db, name).await?;
     }
     prepare(db.clone()).await?;
-    let auth = Authenticator::hs256(config.jwt_secret.as_bytes())
+    let auth = Authenticator::new(Some(config.jwt_secret.as_bytes()), config.identity.as_ref())?
         .with_tenant_limit(resilience::TenantLimiter::new(config.tenant_rate_limit));
+    // The issuers' keys are fetched before the first request; one that does not answer (within
+    // its timeout) is fetched again on the first token it signed.
+    auth.refresh_keys().await;
+    let key_refresh = auth.spawn_refresh();
     let (draining, shutdown) = serve::Draining::on(shutdown);
-    let routes = build(db.clone(), &config, auth, draining)?;
+    let routes = build(db.clone(), &config, auth.clone(), draining)?;
     let purger = idempotency::spawn_purger(db.clone(), config.clock.clone(), config.idempotency_purge_every);
     let opts = serve::ServeOptions {
         service_name,
@@ -134,9 +139,14 @@ pub async fn run_service_prepared<M: sea_orm_migration::MigratorTrait>(
         request_timeout: config.request_timeout,
         max_concurrent_requests: config.max_concurrent_requests,
         cors_origins: config.cors_origins.clone(),
+        identity: Some(auth),
+        tls: config.tls.clone(),
     };
     let served = serve::serve(listener, routes, opts, shutdown).await;
     purger.abort();
+    if let Some(r) = key_refresh {
+        r.abort();
+    }
     served
 }
 

@@ -26,6 +26,13 @@ pub struct Call {
     pub bearer: String,
 }
 
+impl Call {
+    /// What a call to another service on this caller's behalf carries.
+    pub fn on_behalf(&self) -> crate::auth::credentials::OnBehalf {
+        crate::auth::credentials::OnBehalf { tenant: self.caller.tenant.clone(), bearer: self.bearer.clone() }
+    }
+}
+
 /// The verified call of a request that went through the authenticator.
 pub fn call<T>(request: &Request<T>) -> Result<Call, ApiError> {
     let caller = crate::auth::caller(request)?;

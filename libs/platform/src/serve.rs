@@ -35,7 +35,16 @@ pub struct ServeOptions {
     pub max_concurrent_requests: usize,
     /// Origins allowed to call from a browser (gRPC-Web); `*` for any; empty: no CORS.
     pub cors_origins: Vec<String>,
+    /// The authenticator, whose issuers' key fetches are reported as [`IDENTITY_HEALTH`].
+    pub identity: Option<crate::Authenticator>,
+    /// TLS on the port (and client certificates, when the files name a client CA).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
+
+/// The health entry that is SERVING while every trusted issuer's last key fetch
+/// succeeded; NOT_SERVING says the keys in use may be stale (the service still
+/// serves with them). Absent without issuers.
+pub const IDENTITY_HEALTH: &str = "qualify.identity";
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains:
 /// readiness turns NOT_SERVING, the grace period lets load balancers notice,
@@ -63,8 +72,14 @@ pub async fn serve(
         routes.add_service(health).add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let readiness =
-        tokio::spawn(readiness_loop(reporter.clone(), opts.service_name, opts.db, opts.readiness_interval, stop_rx));
+    let readiness = tokio::spawn(readiness_loop(
+        reporter.clone(),
+        opts.service_name,
+        opts.db,
+        opts.identity,
+        opts.readiness_interval,
+        stop_rx,
+    ));
     let name = opts.service_name;
     let grace = opts.drain_grace;
     let drain = async move {
@@ -76,7 +91,10 @@ pub async fn serve(
     };
 
     let addr = listener.local_addr()?;
-    tracing::info!(service = name, %addr, "serving");
+    // Unusable certificate files stop the start here, before anything is served.
+    let acceptor = opts.tls.as_ref().map(crate::tls::acceptor).transpose()?;
+    let client_certs = opts.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+    tracing::info!(service = name, %addr, tls = acceptor.is_some(), client_certs, "serving");
     // Outermost first: every request, shed or timed out included, is traced
     // and counted; shedding happens before any work; the deadline bounds the rest.
     let layers = tower::ServiceBuilder::new()
@@ -89,7 +107,7 @@ pub async fn serve(
         .layer(ShedLayer::new(opts.max_concurrent_requests))
         .layer(DeadlineLayer::new(opts.request_timeout))
         .into_inner();
-    Server::builder()
+    let router = Server::builder()
         .accept_http1(true)
         .layer(layers)
         .tcp_nodelay(true)
@@ -98,11 +116,15 @@ pub async fn serve(
         // Long-lived HTTP/2 connections would pin clients to old pods after a scale-up.
         .max_connection_age(Duration::from_secs(300))
         .max_connection_age_grace(Duration::from_secs(30))
-        .add_routes(routes)
+        .add_routes(routes);
+    match acceptor {
+        Some(acceptor) => router.serve_with_incoming_shutdown(crate::tls::incoming(listener, acceptor), drain).await?,
         // With our own listener, tonic's tcp_nodelay does not apply: set it on
         // the incoming sockets, or small responses wait out delayed ACKs (40 ms).
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain)
-        .await?;
+        None => {
+            router.serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), drain).await?
+        }
+    }
     readiness.abort();
     tracing::info!(service = name, "stopped");
     Ok(())
@@ -143,6 +165,7 @@ async fn readiness_loop(
     reporter: HealthReporter,
     name: &'static str,
     db: DatabaseConnection,
+    identity: Option<crate::Authenticator>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -162,6 +185,10 @@ async fn readiness_loop(
             last = Some(ok);
         }
         reporter.set_service_status(name, status).await;
+        if let Some(fresh) = identity.as_ref().and_then(crate::Authenticator::keys_fresh) {
+            let keys = if fresh { ServingStatus::Serving } else { ServingStatus::NotServing };
+            reporter.set_service_status(IDENTITY_HEALTH, keys).await;
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,

@@ -115,9 +115,10 @@ fn tracing_on() -> bool {
 }
 
 /// Serves the process's metrics in the Prometheus text format on `addr`
-/// (`GET /metrics`). The recorder is process-wide: the first call installs
-/// it, later calls are ignored. Call inside the Tokio runtime.
-pub fn serve_prometheus(addr: SocketAddr) -> anyhow::Result<()> {
+/// (`GET /metrics`), over TLS with `tls`'s certificate when given (no client
+/// certificate asked: scrapers present none). The recorder is process-wide:
+/// the first call installs it, later calls are ignored. Call inside the Tokio runtime.
+pub fn serve_prometheus(addr: SocketAddr, tls: Option<&crate::tls::TlsFiles>) -> anyhow::Result<()> {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     if INSTALLED.get().is_some() {
         return Ok(());
@@ -125,14 +126,76 @@ pub fn serve_prometheus(addr: SocketAddr) -> anyhow::Result<()> {
     use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
     const LATENCY: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
     const DAYS: &[f64] = &[0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 14.0, 30.0, 60.0, 90.0];
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+    let acceptor =
+        tls.map(|t| crate::tls::acceptor(&crate::tls::TlsFiles { client_ca: None, ..t.clone() })).transpose()?;
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY)?
         .set_buckets_for_metric(Matcher::Suffix("_days".into()), DAYS)?
-        .install()?;
+        .install_recorder()?;
     let _ = INSTALLED.set(());
-    tracing::info!(%addr, "Prometheus metrics at /metrics");
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    match acceptor {
+        Some(acceptor) => {
+            tokio::spawn(async move {
+                use futures::StreamExt;
+                let mut conns = crate::tls::incoming(listener, acceptor);
+                while let Some(conn) = conns.next().await {
+                    if let Ok(io) = conn {
+                        tokio::spawn(answer_scrape(io, handle.clone()));
+                    }
+                }
+            });
+        }
+        None => {
+            tokio::spawn(async move {
+                loop {
+                    if let Ok((io, _)) = listener.accept().await {
+                        tokio::spawn(answer_scrape(io, handle.clone()));
+                    }
+                }
+            });
+        }
+    }
+    tracing::info!(%addr, tls = tls.is_some(), "Prometheus metrics at /metrics");
     Ok(())
+}
+
+/// Answers one scrape: `GET /metrics` with the rendered metrics, anything else 404; one request a connection.
+async fn answer_scrape<IO>(mut io: IO, handle: metrics_exporter_prometheus::PrometheusHandle)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), io.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 && head.len() < 16 * 1024 => head.extend_from_slice(&chunk[..n]),
+            _ => return,
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut words = line.split_whitespace();
+    let (status, body) = match (words.next(), words.next()) {
+        (Some("GET"), Some(p)) if p == "/metrics" || p.starts_with("/metrics?") => ("200 OK", handle.render()),
+        _ => ("404 Not Found", String::new()),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = io.write_all(resp.as_bytes()).await;
+    let _ = io.write_all(body.as_bytes()).await;
+    let _ = io.shutdown().await;
 }
 
 /// The `(service, method)` of a gRPC path `/pkg.Service/Method`.

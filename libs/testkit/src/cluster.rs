@@ -2,6 +2,7 @@
 
 use qualify_acceptance::Acceptance;
 use qualify_metrics::Metrics;
+use qualify_platform::ServiceConfig;
 use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
@@ -72,9 +73,31 @@ impl Cluster {
         cluster
     }
 
+    /// Like [`Cluster::start`], with `configure` applied to each service's
+    /// configuration (`scoring`, `acceptance`, `metrics`: identity, TLS) before it starts;
+    /// the services call each other at `https://` where the callee serves TLS.
+    pub async fn start_configured(backend: Backend, configure: impl Fn(&str, &mut ServiceConfig)) -> Cluster {
+        Cluster::launch_with(backend, false, false, configure).await
+    }
+
     async fn launch(backend: Backend, redis: bool, durable: bool) -> Cluster {
-        let db = |service: &'static str| async move {
-            if durable { durable_config(service, backend).await } else { config(service, backend).await }
+        Cluster::launch_with(backend, redis, durable, |_, _| {}).await
+    }
+
+    async fn launch_with(
+        backend: Backend,
+        redis: bool,
+        durable: bool,
+        configure: impl Fn(&str, &mut ServiceConfig),
+    ) -> Cluster {
+        let db = |service: &'static str| {
+            let configure = &configure;
+            async move {
+                let mut c =
+                    if durable { durable_config(service, backend).await } else { config(service, backend).await };
+                configure(service, &mut c);
+                c
+            }
         };
         let mut scoring = db("scoring").await;
         if redis {
@@ -82,14 +105,18 @@ impl Cluster {
         }
         // Each calls the other: lead scoring follows acceptance's stream.
         let acceptance_listener = loopback().await;
-        scoring.acceptance_url = Some(format!("http://{}", acceptance_listener.local_addr().expect("local addr")));
-        let configs = (scoring.clone(), db("acceptance").await);
+        let acceptance = db("acceptance").await;
+        let scheme = if acceptance.tls.is_some() { "https" } else { "http" };
+        let at = acceptance_listener.local_addr().expect("local addr");
+        scoring.acceptance_url = Some(format!("{scheme}://{at}"));
+        let configs = (scoring.clone(), acceptance);
         let scoring = spawn::<Scoring>(scoring).await;
         let mut acceptance = configs.1.clone();
         acceptance.scoring_url = Some(scoring.url());
         let configs = (configs.0, acceptance.clone());
         let acceptance = spawn_on::<Acceptance>(acceptance, acceptance_listener).await;
         let mut metrics = config("metrics", backend).await;
+        configure("metrics", &mut metrics);
         metrics.scoring_url = Some(scoring.url());
         metrics.acceptance_url = Some(acceptance.url());
         let metrics = spawn::<Metrics>(metrics).await;

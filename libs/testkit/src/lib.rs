@@ -16,7 +16,9 @@ pub use qualify_domain::Role;
 
 mod cluster;
 pub mod fixtures;
+pub mod oidc;
 mod schema;
+pub mod tls;
 
 /// Signing key of every test cluster.
 pub const TEST_SECRET: &str = "qualify-test-secret-0123456789abcdef";
@@ -128,16 +130,22 @@ pub struct Running {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
     /// The test schema or SQLite file, kept at least as long as the service.
     _storage: (Option<Arc<schema::Schema>>, Option<Arc<SqliteFile>>),
+    /// How clients reach it when it serves TLS: its CA, and its own certificate as theirs.
+    client_tls: Option<qualify_platform::tls::ClientTls>,
 }
 
 impl Running {
-    /// `http://addr`, for clients.
+    /// `http://addr`, or `https://addr` when it serves TLS, for clients.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.client_tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// A channel to the service.
+    /// A channel to the service (over TLS, presenting the service's own certificate, when it serves TLS).
     pub async fn channel(&self) -> tonic::transport::Channel {
+        if let Some(tls) = &self.client_tls {
+            return qualify_platform::client::channel(&self.url(), None, tls).expect("TLS channel");
+        }
         tonic::transport::Endpoint::from_shared(self.url())
             .expect("valid url")
             .connect_timeout(Duration::from_secs(5))
@@ -211,6 +219,10 @@ pub async fn spawn_on<S: QualifyService>(config: impl Into<TestConfig>, listener
     let TestConfig { mut config, schema, file } = config.into();
     let addr = listener.local_addr().expect("local addr");
     config.listen_addr = addr;
+    let client_tls = config.tls.as_ref().map(|t| qualify_platform::tls::ClientTls {
+        ca: config.tls_ca_file.clone(),
+        identity: Some((t.cert.clone(), t.key.clone())),
+    });
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(S::run(
         config,
@@ -219,7 +231,7 @@ pub async fn spawn_on<S: QualifyService>(config: impl Into<TestConfig>, listener
             let _ = rx.await;
         }),
     ));
-    Running { addr, stop: Some(tx), handle: Some(handle), _storage: (schema, file) }
+    Running { addr, stop: Some(tx), handle: Some(handle), _storage: (schema, file), client_tls }
 }
 
 /// A token for the test cluster.

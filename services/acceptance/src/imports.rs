@@ -14,6 +14,7 @@ use qualify_domain::{
     Activity, Decision, DecisionKind, Opportunity, OpportunityState, Qualification, RejectionReason, Role,
 };
 use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::OnBehalf;
 use qualify_platform::error::FieldViolation;
 pub use qualify_platform::import::Outcome;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -68,14 +69,14 @@ pub struct PastOpportunity {
 /// read before any transaction opens, a few at a time.
 pub async fn leads_of(
     scoring: &impl LeadScoring,
-    token: &str,
+    on: &OnBehalf,
     batch: &[Result<PastOpportunity, Vec<FieldViolation>>],
 ) -> Result<HashMap<String, Option<ScoredLead>>, ApiError> {
     use futures::{StreamExt, TryStreamExt};
     let ids: BTreeSet<String> = batch.iter().flatten().map(|p| p.submission.lead_id.clone()).collect();
     futures::stream::iter(ids)
         .map(|id: String| async move {
-            match scoring.lead(token, &id).await {
+            match scoring.lead(on, &id).await {
                 Ok(l) => Ok((id, Some(l))),
                 Err(ApiError::NotFound { .. }) => Ok((id, None)),
                 Err(e) => Err(e),

@@ -35,7 +35,9 @@ impl QualifyService for Acceptance {
             listener,
             shutdown,
             |db, config, auth, draining| {
-                let scoring = grpc::ScoringClient::new(config.scoring_url.as_deref()).context("QUALIFY_SCORING_URL")?;
+                let scoring =
+                    grpc::ScoringClient::new(config.scoring_url.as_deref(), config.credentials(), &config.client_tls())
+                        .context("QUALIFY_SCORING_URL")?;
                 let relay = Relay::spawn(db.clone(), draining, Pruning::from_config(config));
                 let api = grpc::AcceptanceApi::new(db, relay, scoring, config.clock.clone());
                 Ok(grpc::routes(api, auth, config.max_message_bytes))

@@ -17,6 +17,7 @@ use qualify_domain::{
     OpportunityState, Qualification, Segment, TransitionError, Verdict,
 };
 use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::OnBehalf;
 use qualify_platform::error::PreconditionViolation;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait};
 
@@ -44,16 +45,16 @@ pub struct ScoredLead {
     pub campaign: String,
 }
 
-/// Lead scoring as acceptance uses it, on the caller's behalf (`token`).
+/// Lead scoring as acceptance uses it, on the caller's behalf (`on`).
 pub trait LeadScoring: Sync {
     /// The lead as lead scoring sees it now.
-    fn lead(&self, token: &str, lead_id: &str) -> impl Future<Output = Result<ScoredLead, ApiError>> + Send;
+    fn lead(&self, on: &OnBehalf, lead_id: &str) -> impl Future<Output = Result<ScoredLead, ApiError>> + Send;
 
     /// When each contact was last verified and found reachable, `None` when
     /// never (or when it bounced or left): answers in the order asked.
     fn contacts_verified_at(
         &self,
-        token: &str,
+        on: &OnBehalf,
         contact_ids: &[String],
     ) -> impl Future<Output = Result<Vec<Option<DateTime<Utc>>>, ApiError>> + Send;
 }
@@ -205,14 +206,14 @@ pub async fn precheck_accept(
     db: &impl ConnectionTrait,
     scoring: &impl LeadScoring,
     c: &Caller,
-    token: &str,
+    on: &OnBehalf,
     id: &str,
 ) -> Result<Verified, ApiError> {
     let o = store::load(db, &c.tenant, id).await?;
     o.state.apply(OpportunityAction::Accept, c, o.authors()).map_err(|e| transition_error(e, id))?;
     let ids: Vec<String> = o.stakeholders.iter().filter_map(|s| s.contact_id.clone()).collect();
     let (lead, verified) =
-        futures::future::try_join(scoring.lead(token, &o.lead_id), scoring.contacts_verified_at(token, &ids)).await?;
+        futures::future::try_join(scoring.lead(on, &o.lead_id), scoring.contacts_verified_at(on, &ids)).await?;
     check_lead_carries(&o.lead_id, lead.stage, o.is_expansion())?;
     Ok(ids.into_iter().zip(verified).collect())
 }
@@ -237,7 +238,7 @@ fn lead_has_live(lead_id: &str, existing: &str) -> ApiError {
 /// submitter's word for them.
 pub async fn snapshot(
     scoring: &impl LeadScoring,
-    token: &str,
+    on: &OnBehalf,
     lead_id: &str,
     expansion: bool,
     stakeholders: &mut [Stakeholder],
@@ -246,7 +247,7 @@ pub async fn snapshot(
     // The lead and the stakeholders' contacts (one batch) are read concurrently.
     let ids: Vec<String> = stakeholders.iter().filter_map(|s| s.contact_id.clone()).collect();
     let (lead, verified) =
-        futures::future::try_join(scoring.lead(token, lead_id), scoring.contacts_verified_at(token, &ids)).await?;
+        futures::future::try_join(scoring.lead(on, lead_id), scoring.contacts_verified_at(on, &ids)).await?;
     let stage = check_lead_carries(lead_id, lead.stage, expansion)?;
     let mut verified = verified.into_iter();
     for s in stakeholders {
@@ -343,7 +344,7 @@ pub async fn revise(
     db: &impl ConnectionTrait,
     scoring: &impl LeadScoring,
     c: &Caller,
-    token: &str,
+    on: &OnBehalf,
     id: &str,
     q: Qualification,
     now: DateTime<Utc>,
@@ -353,7 +354,7 @@ pub async fn revise(
     (o.evidence, o.stakeholders, o.next_step) = (q.evidence, q.stakeholders, q.next_step);
     // Whoever writes the content now vouches for it: they may no longer decide it.
     o.add_contributor(c);
-    o.lead_snapshot = snapshot(scoring, token, &o.lead_id, o.is_expansion(), &mut o.stakeholders, now).await?;
+    o.lead_snapshot = snapshot(scoring, on, &o.lead_id, o.is_expansion(), &mut o.stakeholders, now).await?;
     Ok(o)
 }
 

@@ -37,7 +37,8 @@ impl QualifyService for Metrics {
                     db.clone(),
                     config.scoring_url.as_deref(),
                     config.acceptance_url.as_deref(),
-                    &config.jwt_secret,
+                    config.credentials(),
+                    &config.client_tls(),
                 )
                 .context("QUALIFY_SCORING_URL or QUALIFY_ACCEPTANCE_URL")?;
                 let mut consumers = ingestor.spawn();

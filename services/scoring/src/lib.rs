@@ -61,8 +61,14 @@ impl QualifyService for Scoring {
                 // A lead follows its opportunity through acceptance's event stream.
                 let following = match config.acceptance_url.as_deref() {
                     Some(url) => Some(
-                        grpc::follow_acceptance(db.clone(), relay.clone(), url, &config.jwt_secret)
-                            .context("QUALIFY_ACCEPTANCE_URL")?,
+                        grpc::follow_acceptance(
+                            db.clone(),
+                            relay.clone(),
+                            url,
+                            config.credentials(),
+                            &config.client_tls(),
+                        )
+                        .context("QUALIFY_ACCEPTANCE_URL")?,
                     ),
                     None => None,
                 };

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use qualify_domain::{Activity, ActivityType, Caller, RejectionReason};
+use qualify_platform::auth::credentials::OnBehalf;
 use qualify_platform::error::FieldViolation;
 use qualify_platform::validate::{FieldPath, Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations, import};
@@ -130,7 +131,7 @@ impl AcceptanceApi {
     pub(crate) async fn import_opportunities(
         &self,
         c: Caller,
-        token: &str,
+        on: &OnBehalf,
         req: pb::ImportOpportunitiesRequest,
     ) -> Result<pb::ImportOpportunitiesResponse, ApiError> {
         // Permission before anything else: a refused caller learns nothing.
@@ -142,7 +143,7 @@ impl AcceptanceApi {
         let now = self.clock.now();
         let batch: Vec<_> = req.opportunities.iter().map(|o| decode(o, now)).collect();
         // Lead scoring is asked before the transaction opens: no lock waits on the network.
-        let leads = imports::leads_of(&self.scoring, token, &batch).await?;
+        let leads = imports::leads_of(&self.scoring, on, &batch).await?;
         let txn = self.db.begin().await?;
         let (outcomes, events) = imports::import_opportunities(&txn, &leads, &c.tenant, batch).await?;
         let events: Vec<_> = events.iter().map(|(at, e)| (*at, encode_event(e))).collect();

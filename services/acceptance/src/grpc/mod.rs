@@ -25,7 +25,6 @@ use qualify_proto::acceptance::{
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 pub use scoring::ScoringClient;
@@ -60,7 +59,7 @@ pub fn routes(api: AcceptanceApi, auth: Authenticator, max_message_bytes: usize)
     let server = OpportunityAcceptanceServiceServer::new(api)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
-    Routes::new(InterceptedService::new(server, auth))
+    Routes::new(auth.protect(server))
 }
 
 /// Appends events to the outbox in the caller's transaction (one statement):
@@ -130,15 +129,21 @@ impl OpportunityAcceptanceService for AcceptanceApi {
         &self,
         r: Request<pb::SubmitOpportunityRequest>,
     ) -> Result<Response<pb::SubmitOpportunityResponse>, Status> {
-        rpc::unary(DOMAIN, r, |call, m| async move { self.submit_opportunity(call.caller, &call.bearer, m).await })
-            .await
+        rpc::unary(DOMAIN, r, |call, m| async move {
+            let on = call.on_behalf();
+            self.submit_opportunity(call.caller, &on, m).await
+        })
+        .await
     }
     async fn import_opportunities(
         &self,
         r: Request<pb::ImportOpportunitiesRequest>,
     ) -> Result<Response<pb::ImportOpportunitiesResponse>, Status> {
-        rpc::unary(DOMAIN, r, |call, m| async move { self.import_opportunities(call.caller, &call.bearer, m).await })
-            .await
+        rpc::unary(DOMAIN, r, |call, m| async move {
+            let on = call.on_behalf();
+            self.import_opportunities(call.caller, &on, m).await
+        })
+        .await
     }
     async fn get_opportunity(
         &self,
@@ -156,15 +161,21 @@ impl OpportunityAcceptanceService for AcceptanceApi {
         &self,
         r: Request<pb::ResubmitOpportunityRequest>,
     ) -> Result<Response<pb::ResubmitOpportunityResponse>, Status> {
-        rpc::unary(DOMAIN, r, |call, m| async move { self.resubmit_opportunity(call.caller, &call.bearer, m).await })
-            .await
+        rpc::unary(DOMAIN, r, |call, m| async move {
+            let on = call.on_behalf();
+            self.resubmit_opportunity(call.caller, &on, m).await
+        })
+        .await
     }
     async fn accept_opportunity(
         &self,
         r: Request<pb::AcceptOpportunityRequest>,
     ) -> Result<Response<pb::AcceptOpportunityResponse>, Status> {
-        rpc::unary(DOMAIN, r, |call, m| async move { self.accept_opportunity(call.caller, &call.bearer, m).await })
-            .await
+        rpc::unary(DOMAIN, r, |call, m| async move {
+            let on = call.on_behalf();
+            self.accept_opportunity(call.caller, &on, m).await
+        })
+        .await
     }
     async fn reject_opportunity(
         &self,

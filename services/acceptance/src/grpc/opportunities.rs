@@ -11,6 +11,7 @@ use qualify_domain::{
     Opportunity, OpportunityAction, OpportunityState, Qualification, RejectionReason, Segment, StakeholderRole,
     Verdict,
 };
+use qualify_platform::auth::credentials::OnBehalf;
 use qualify_platform::validate::{Item, MAX_TEXT};
 use qualify_platform::{ApiError, Violations, idempotency, page};
 use qualify_proto::acceptance as pb;
@@ -296,7 +297,7 @@ impl AcceptanceApi {
     pub(crate) async fn submit_opportunity(
         &self,
         c: Caller,
-        token: &str,
+        on: &OnBehalf,
         req: pb::SubmitOpportunityRequest,
     ) -> Result<pb::SubmitOpportunityResponse, ApiError> {
         opportunities::authorize_submit(&c)?;
@@ -315,7 +316,7 @@ impl AcceptanceApi {
         let stakeholders = &mut sub.qualification.stakeholders;
         let expansion = !sub.expansion_reason.is_empty();
         let snapshot =
-            match opportunities::snapshot(&self.scoring, token, &sub.lead_id, expansion, stakeholders, now).await {
+            match opportunities::snapshot(&self.scoring, on, &sub.lead_id, expansion, stakeholders, now).await {
                 Ok(s) => s,
                 Err(e) => return idempotency::replayed(&self.db, key, &req).await?.ok_or(e),
             };
@@ -368,7 +369,7 @@ impl AcceptanceApi {
     pub(crate) async fn resubmit_opportunity(
         &self,
         c: Caller,
-        token: &str,
+        on: &OnBehalf,
         req: pb::ResubmitOpportunityRequest,
     ) -> Result<pb::ResubmitOpportunityResponse, ApiError> {
         opportunities::authorize(&c, OpportunityAction::Resubmit)?;
@@ -391,7 +392,7 @@ impl AcceptanceApi {
             return Ok(done);
         }
         let now = self.clock.now();
-        let o = opportunities::revise(&self.db, &self.scoring, &c, token, &req.opportunity_id, q, now).await?;
+        let o = opportunities::revise(&self.db, &self.scoring, &c, on, &req.opportunity_id, q, now).await?;
         let expected = req.expected_version;
         let out = idempotency::run(&self.db, key, &req, move |txn| {
             Box::pin(async move {
@@ -452,7 +453,7 @@ impl AcceptanceApi {
     pub(crate) async fn accept_opportunity(
         &self,
         c: Caller,
-        token: &str,
+        on: &OnBehalf,
         req: pb::AcceptOpportunityRequest,
     ) -> Result<pb::AcceptOpportunityResponse, ApiError> {
         opportunities::authorize(&c, OpportunityAction::Accept)?;
@@ -479,7 +480,7 @@ impl AcceptanceApi {
         if let Some(done) = idempotency::replayed(&self.db, key, &req).await? {
             return Ok(done);
         }
-        let verified = opportunities::precheck_accept(&self.db, &self.scoring, &c, token, &req.opportunity_id).await?;
+        let verified = opportunities::precheck_accept(&self.db, &self.scoring, &c, on, &req.opportunity_id).await?;
         let (o, d) = self
             .decide(c, (&req.opportunity_id, req.expected_version), &req.request_id, &req, verdict, verified)
             .await?;

@@ -1,5 +1,6 @@
 //! The client of lead scoring: snapshots of a lead and its contacts, taken on
-//! the caller's behalf (its bearer token is forwarded), with short deadlines,
+//! the caller's behalf (in its tenant, with the pod's service-account token
+//! on Kubernetes or the caller's own token in the embedded cluster), with short deadlines,
 //! answered in domain types (`crate::opportunities::LeadScoring`).
 //! Calls carry the caller's trace context and are retried with backoff when
 //! lead scoring is briefly unavailable (they only read). A dependency that
@@ -11,8 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use qualify_domain::{LeadSource, LeadStage};
 use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::{Credentials, OnBehalf};
 use qualify_platform::client::{ServiceChannel, service_channel};
 use qualify_platform::resilience::retry_idempotent;
+use qualify_platform::tls::ClientTls;
 use qualify_proto::convert::{WireEnum, from_timestamp};
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use tonic::{Code, Status};
@@ -25,13 +28,21 @@ const DEPENDENCY: &str = "lead scoring";
 #[derive(Clone)]
 pub struct ScoringClient {
     channel: Option<ServiceChannel>,
+    credentials: Credentials,
 }
 
 impl ScoringClient {
-    /// A client of `url` (connected on first use).
-    pub fn new(url: Option<&str>) -> anyhow::Result<Self> {
-        let channel = url.map(|u| service_channel(u, Some(Duration::from_secs(3)))).transpose()?;
-        Ok(ScoringClient { channel })
+    /// A client of `url` (connected on first use), calling with `credentials`, over TLS with `tls`
+    /// when `url` is `https://`.
+    pub fn new(url: Option<&str>, credentials: Credentials, tls: &ClientTls) -> anyhow::Result<Self> {
+        let channel = url.map(|u| service_channel(u, Some(Duration::from_secs(3)), tls)).transpose()?;
+        Ok(ScoringClient { channel, credentials })
+    }
+
+    fn request<T>(&self, message: T, on: &OnBehalf) -> Result<tonic::Request<T>, Status> {
+        let mut r = tonic::Request::new(message);
+        self.credentials.on_behalf(&mut r, on).map_err(|e| Status::internal(format!("{e}")))?;
+        Ok(r)
     }
 
     fn client(&self) -> Result<LeadScoringServiceClient<ServiceChannel>, ApiError> {
@@ -40,12 +51,12 @@ impl ScoringClient {
 }
 
 impl LeadScoring for ScoringClient {
-    async fn lead(&self, token: &str, lead_id: &str) -> Result<ScoredLead, ApiError> {
+    async fn lead(&self, on: &OnBehalf, lead_id: &str) -> Result<ScoredLead, ApiError> {
         let client = self.client()?;
         let lead = retry_idempotent(|| {
             let mut c = client.clone();
-            let req = with_token(sc::GetLeadRequest { lead_id: lead_id.to_string() }, token);
-            async move { c.get_lead(req).await }
+            let req = self.request(sc::GetLeadRequest { lead_id: lead_id.to_string() }, on);
+            async move { c.get_lead(req?).await }
         })
         .await
         .map_err(|s| map_status(s, "lead", lead_id))?;
@@ -65,7 +76,7 @@ impl LeadScoring for ScoringClient {
 
     async fn contacts_verified_at(
         &self,
-        token: &str,
+        on: &OnBehalf,
         contact_ids: &[String],
     ) -> Result<Vec<Option<DateTime<Utc>>>, ApiError> {
         if contact_ids.is_empty() {
@@ -74,8 +85,8 @@ impl LeadScoring for ScoringClient {
         let client = self.client()?;
         let got = retry_idempotent(|| {
             let mut c = client.clone();
-            let req = with_token(sc::BatchGetContactsRequest { contact_ids: contact_ids.to_vec() }, token);
-            async move { c.batch_get_contacts(req).await }
+            let req = self.request(sc::BatchGetContactsRequest { contact_ids: contact_ids.to_vec() }, on);
+            async move { c.batch_get_contacts(req?).await }
         })
         .await
         .map_err(|s| {
@@ -103,18 +114,16 @@ fn verified_at(c: &sc::Contact) -> Option<DateTime<Utc>> {
     email.max(phone)
 }
 
-fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
-    let mut r = tonic::Request::new(message);
-    if let Ok(v) = format!("Bearer {token}").parse() {
-        r.metadata_mut().insert("authorization", v);
-    }
-    r
-}
-
 fn map_status(s: Status, kind: &'static str, id: &str) -> ApiError {
     match s.code() {
         Code::NotFound => ApiError::NotFound { kind, id: id.to_string() },
         Code::PermissionDenied => ApiError::forbidden("SCORING_REFUSED", s.message().to_string()),
+        // This service's own credentials were refused (an unmapped service account, a token
+        // file gone stale): a deployment fault the caller cannot fix, and no retry will either.
+        Code::Unauthenticated => {
+            tracing::error!(message = s.message(), "lead scoring refused this service's credentials");
+            ApiError::Unavailable { dependency: DEPENDENCY }
+        }
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::ResourceExhausted => {
             tracing::warn!(code = ?s.code(), message = s.message(), "lead scoring did not answer");
             ApiError::Unavailable { dependency: DEPENDENCY }

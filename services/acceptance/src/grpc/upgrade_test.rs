@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use qualify_domain::{Caller, Role};
 use qualify_platform::Clock;
+use qualify_platform::auth::credentials::Credentials;
 use qualify_platform::outbox::Relay;
 use qualify_proto::acceptance as pb;
 use qualify_proto::common::{self as cpb, BuyingRole, Criterion, EvidenceStatus, Framework, LeadSource, Segment};
@@ -301,7 +302,12 @@ async fn rows_read_back_unchanged_after_the_upgrade(db: DatabaseConnection) {
     Migrator::up(&db, None).await.unwrap();
 
     let clock = Clock::manual(at("2026-11-10T12:00:00Z"));
-    let api = AcceptanceApi::new(db.clone(), Relay::default(), ScoringClient::new(None).unwrap(), clock);
+    let api = AcceptanceApi::new(
+        db.clone(),
+        Relay::default(),
+        ScoringClient::new(None, Credentials::new(None, "unused-in-this-test"), &Default::default()).unwrap(),
+        clock,
+    );
     let ae = caller("alex", &[Role::Ae]);
     // Rows written before contributors were recorded name their submitter as the one contributor.
     let old: Vec<_> = old_opportunities()

@@ -4,5 +4,7 @@
 
 mod crash;
 mod gate;
+mod identity;
 mod opportunities;
+mod tls;
 mod trust;

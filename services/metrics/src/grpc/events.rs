@@ -2,15 +2,14 @@
 //! and of opportunity acceptance), and the decoding of their events into
 //! [`Event`]s: only what a figure needs, every time placed.
 
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use qualify_domain::{Channel, GateCheckCode, LeadSource, LeadStage, OpportunityState, Role, Segment, Verification};
+use qualify_domain::{Channel, GateCheckCode, LeadSource, LeadStage, OpportunityState, Segment, Verification};
+use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::Credentials;
 use qualify_platform::client::{ServiceChannel, service_channel};
-use qualify_platform::outbox::SYSTEM_TENANT;
-use qualify_platform::{ApiError, TokenIssuer};
+use qualify_platform::tls::ClientTls;
 use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
@@ -31,7 +30,7 @@ pub type EventStream = BoxStream<'static, Result<Event, ApiError>>;
 pub struct Upstreams {
     scoring: Option<ServiceChannel>,
     acceptance: Option<ServiceChannel>,
-    issuer: TokenIssuer,
+    credentials: Credentials,
 }
 
 fn stream_failed(_: tonic::Status) -> ApiError {
@@ -40,14 +39,15 @@ fn stream_failed(_: tonic::Status) -> ApiError {
 
 impl Upstreams {
     /// The streams at `scoring_url` and `acceptance_url` (either may be absent),
-    /// read with tokens signed with `jwt_secret`.
-    pub fn new(scoring_url: Option<&str>, acceptance_url: Option<&str>, jwt_secret: &str) -> anyhow::Result<Self> {
-        let channel = |u: Option<&str>| u.map(|u| service_channel(u, None)).transpose();
-        Ok(Upstreams {
-            scoring: channel(scoring_url)?,
-            acceptance: channel(acceptance_url)?,
-            issuer: TokenIssuer::hs256(jwt_secret.as_bytes()),
-        })
+    /// read as a platform service with `credentials`, over TLS with `tls` for `https://` ones.
+    pub fn new(
+        scoring_url: Option<&str>,
+        acceptance_url: Option<&str>,
+        credentials: Credentials,
+        tls: &ClientTls,
+    ) -> anyhow::Result<Self> {
+        let channel = |u: Option<&str>| u.map(|u| service_channel(u, None, tls)).transpose();
+        Ok(Upstreams { scoring: channel(scoring_url)?, acceptance: channel(acceptance_url)?, credentials })
     }
 
     /// Whether `upstream` has an endpoint.
@@ -59,14 +59,8 @@ impl Upstreams {
     }
 
     fn request<T>(&self, message: T) -> Result<tonic::Request<T>, ApiError> {
-        let token = self
-            .issuer
-            .issue(SYSTEM_TENANT, "metrics-ingestor", &[Role::Service], Duration::from_secs(3600))
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting the ingestion token: {e}")))?;
-        let bearer =
-            format!("Bearer {token}").parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("token is not ASCII")))?;
         let mut r = tonic::Request::new(message);
-        r.metadata_mut().insert("authorization", bearer);
+        self.credentials.platform(&mut r, "metrics-ingestor")?;
         Ok(r)
     }
 

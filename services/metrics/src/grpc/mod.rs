@@ -11,7 +11,6 @@ use qualify_proto::metrics as pb;
 use qualify_proto::metrics::metrics_service_server::{MetricsService, MetricsServiceServer};
 use sea_orm::DatabaseConnection;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 use crate::ingest::{self, Ingestor};
@@ -28,7 +27,7 @@ pub fn routes(api: MetricsApi, auth: Authenticator, max_message_bytes: usize) ->
     let server = MetricsServiceServer::new(api)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
-    Routes::new(InterceptedService::new(server, auth))
+    Routes::new(auth.protect(server))
 }
 
 /// The metrics API.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::Credentials;
+use qualify_platform::tls::ClientTls;
 use sea_orm::{DatabaseConnection, TransactionTrait};
 use tokio::sync::Mutex;
 
@@ -39,9 +41,10 @@ impl Ingestor {
         db: DatabaseConnection,
         scoring_url: Option<&str>,
         acceptance_url: Option<&str>,
-        jwt_secret: &str,
+        credentials: Credentials,
+        tls: &ClientTls,
     ) -> anyhow::Result<Self> {
-        let upstreams = Upstreams::new(scoring_url, acceptance_url, jwt_secret)?;
+        let upstreams = Upstreams::new(scoring_url, acceptance_url, credentials, tls)?;
         Ok(Ingestor { db, upstreams, lock: Arc::new(Mutex::new(())) })
     }
 

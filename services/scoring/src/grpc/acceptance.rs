@@ -3,14 +3,14 @@
 //! its events, and the unit of work of a batch (the moves, their events and
 //! the stream position in one transaction).
 
-use std::time::Duration;
-
 use futures::StreamExt;
-use qualify_domain::{OpportunityState, Role};
+use qualify_domain::OpportunityState;
+use qualify_platform::ApiError;
+use qualify_platform::auth::credentials::Credentials;
 use qualify_platform::client::{ServiceChannel, service_channel};
 use qualify_platform::follow::{self, Events, Follower, Following};
-use qualify_platform::outbox::{Relay, SYSTEM_TENANT};
-use qualify_platform::{ApiError, TokenIssuer};
+use qualify_platform::outbox::Relay;
+use qualify_platform::tls::ClientTls;
 use qualify_proto::acceptance::{
     self as acc, opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient,
 };
@@ -25,20 +25,16 @@ const STREAM: &str = "acceptance";
 /// Most events applied in one transaction.
 const BATCH: usize = 500;
 
-/// Follows acceptance's stream at `url` for every tenant, with a platform
-/// service token signed with `jwt_secret`, until the returned guard is dropped.
+/// Follows acceptance's stream at `url` for every tenant, as a platform
+/// service with `credentials`, until the returned guard is dropped.
 pub fn follow_acceptance(
     db: DatabaseConnection,
     relay: Relay,
     url: &str,
-    jwt_secret: &str,
+    credentials: Credentials,
+    tls: &ClientTls,
 ) -> anyhow::Result<Following> {
-    let follower = AcceptanceStream {
-        db,
-        relay,
-        channel: service_channel(url, None)?,
-        issuer: TokenIssuer::hs256(jwt_secret.as_bytes()),
-    };
+    let follower = AcceptanceStream { db, relay, channel: service_channel(url, None, tls)?, credentials };
     Ok(Following::spawn(follower, BATCH))
 }
 
@@ -47,7 +43,7 @@ struct AcceptanceStream {
     db: DatabaseConnection,
     relay: Relay,
     channel: ServiceChannel,
-    issuer: TokenIssuer,
+    credentials: Credentials,
 }
 
 fn stream_failed(_: tonic::Status) -> ApiError {
@@ -91,14 +87,8 @@ impl Follower for AcceptanceStream {
     }
 
     async fn open(&self, after: i64) -> Result<Events<Positioned>, ApiError> {
-        let token = self
-            .issuer
-            .issue(SYSTEM_TENANT, "scoring-follower", &[Role::Service], Duration::from_secs(3600))
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("minting the follower's token: {e}")))?;
         let mut r = tonic::Request::new(acc::StreamEventsRequest { after_sequence: after, follow: true });
-        let bearer =
-            format!("Bearer {token}").parse().map_err(|_| ApiError::Internal(anyhow::anyhow!("token is not ASCII")))?;
-        r.metadata_mut().insert("authorization", bearer);
+        self.credentials.platform(&mut r, "scoring-follower")?;
         let s = OpportunityAcceptanceServiceClient::new(self.channel.clone())
             .stream_events(r)
             .await

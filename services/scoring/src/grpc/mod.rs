@@ -27,7 +27,6 @@ use qualify_proto::scoring::{
 use sea_orm::DatabaseConnection;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Response, Status};
 
 pub use acceptance::follow_acceptance;
@@ -138,7 +137,7 @@ pub fn routes(api: ScoringApi, auth: Authenticator, max_message_bytes: usize) ->
     let server = LeadScoringServiceServer::new(api)
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
-    Routes::new(InterceptedService::new(server, auth))
+    Routes::new(auth.protect(server))
 }
 
 /// One page of `rows`, read with one row more than the page holds: the rows to

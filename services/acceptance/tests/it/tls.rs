@@ -1,0 +1,134 @@
+#![allow(clippy::unwrap_used)]
+//! TLS between the services and on every gRPC port: certificates from a CA
+//! made here; lead scoring's port requires a client certificate; a renewed
+//! certificate is served without a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use qualify_platform::tls::{ClientTls, TlsFiles};
+use qualify_proto::common::LeadStage;
+use qualify_proto::metrics as mpb;
+use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
+use qualify_testkit::tls::TestCa;
+use qualify_testkit::{Backend, Cluster, Role, authed, eventually, fixtures, token};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The DER of the certificate the server at `addr` presents to a client trusting `ca`.
+async fn served_certificate(addr: std::net::SocketAddr, tls: &ClientTls) -> Vec<u8> {
+    let connector = tokio_rustls::TlsConnector::from(tls.config().unwrap());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let s = connector.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
+    s.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn der(pem: &str) -> Vec<u8> {
+    CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+}
+
+async fn list_leads(url: &str, tls: &ClientTls) -> Result<(), tonic::Status> {
+    let ch = qualify_platform::client::channel(url, Some(Duration::from_secs(5)), tls).unwrap();
+    let req = sc::ListLeadsRequest { page_size: 1, ..Default::default() };
+    LeadScoringServiceClient::new(ch).list_leads(authed(req, &token("acme", "ada", &[Role::Sdr]))).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificates() {
+    let dir = Dir(std::env::temp_dir().join(format!("qualify-tls-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let ca = TestCa::new("qualify test CA");
+    let ca_file = dir.0.join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let shared = ca.service().write(&dir.0, "service");
+    let scoring_files = ca.service().write(&dir.0, "scoring");
+    let (ca2, shared2, scoring2) = (ca_file.clone(), shared.clone(), scoring_files.clone());
+    let mut w = Cluster::start_configured(Backend::Sqlite, move |service, c| {
+        let (cert, key) = if service == "scoring" { scoring2.clone() } else { shared2.clone() };
+        let client_ca = (service == "scoring").then(|| ca2.clone());
+        c.tls = Some(TlsFiles { cert, key, client_ca });
+        c.tls_ca_file = Some(ca2.clone());
+    })
+    .await;
+    assert!(w.scoring.url().starts_with("https://"));
+
+    // Every call between the services crosses TLS: acceptance presents its certificate to lead
+    // scoring, lead scoring follows acceptance, metrics reads both.
+    fixtures::sql_lead(&mut w.clients.scoring, &w.acme).await;
+    let submitted = w.submit(fixtures::opportunity("opp-1")).await.opportunity.unwrap();
+    assert_eq!(submitted.lead_snapshot.unwrap().stage, LeadStage::Sql as i32);
+    let ae = w.acme.ae.clone();
+    w.accept("opp-1", &ae, "").await.unwrap();
+    let (s, sdr) = (w.clients.scoring.clone(), w.acme.sdr.clone());
+    let followed = eventually(Duration::from_secs(20), || {
+        let (mut s, sdr) = (s.clone(), sdr.clone());
+        async move {
+            let got = s.get_lead(authed(sc::GetLeadRequest { lead_id: fixtures::LEAD.into() }, &sdr)).await.ok()?;
+            (got.into_inner().lead?.stage == LeadStage::Sqo as i32).then_some(())
+        }
+    })
+    .await;
+    assert!(followed.is_some(), "lead scoring followed acceptance over TLS");
+    let operator = token("qualify-system", "grace", &[Role::Revops]);
+    let m = w.clients.metrics.clone();
+    let ingested = eventually(Duration::from_secs(20), || {
+        let (mut m, operator) = (m.clone(), operator.clone());
+        async move {
+            let st = m.get_ingestion_status(authed(mpb::GetIngestionStatusRequest {}, &operator)).await.ok()?;
+            st.into_inner().streams.iter().all(|s| s.applied_events > 0).then_some(())
+        }
+    })
+    .await;
+    assert!(ingested.is_some(), "metrics read both streams over TLS");
+
+    // Lead scoring's port wants a client certificate from its CA; acceptance's does not.
+    let no_cert = ClientTls { ca: Some(ca_file.clone()), identity: None };
+    let with_cert =
+        ClientTls { ca: Some(ca_file.clone()), identity: Some(ca.client("crm-sync").write(&dir.0, "sync")) };
+    assert!(list_leads(&w.scoring.url(), &no_cert).await.is_err(), "no client certificate, no call");
+    let stranger = TestCa::new("another CA");
+    let foreign = ClientTls { ca: Some(ca_file.clone()), identity: Some(stranger.client("x").write(&dir.0, "x")) };
+    assert!(list_leads(&w.scoring.url(), &foreign).await.is_err(), "a certificate of another CA is refused");
+    list_leads(&w.scoring.url(), &with_cert).await.unwrap();
+    assert!(list_leads(&format!("http://{}", w.scoring.addr), &no_cert).await.is_err(), "no plaintext on a TLS port");
+    let mut a =
+        qualify_proto::acceptance::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient::new(
+            qualify_platform::client::channel(&w.acceptance.url(), None, &no_cert).unwrap(),
+        );
+    let req = qualify_proto::acceptance::GetOpportunityRequest { opportunity_id: "opp-1".into() };
+    a.get_opportunity(authed(req, &w.acme.sdr)).await.unwrap();
+    // A client that does not trust the CA refuses the server.
+    assert!(list_leads(&w.scoring.url(), &ClientTls { ca: None, identity: with_cert.identity.clone() }).await.is_err());
+
+    // A renewal rewrites the files; new connections get the new certificate, no restart.
+    assert_eq!(
+        served_certificate(w.scoring.addr, &with_cert).await,
+        der(&std::fs::read_to_string(&scoring_files.0).unwrap())
+    );
+    let renewed = ca.service();
+    replace(&scoring_files.0, &renewed.cert_pem);
+    replace(&scoring_files.1, &renewed.key_pem);
+    let served = eventually(Duration::from_secs(10), || {
+        let (tls, want) = (with_cert.clone(), der(&renewed.cert_pem));
+        let addr = w.scoring.addr;
+        async move { (served_certificate(addr, &tls).await == want).then_some(()) }
+    })
+    .await;
+    assert!(served.is_some(), "the renewed certificate is served without a restart");
+    list_leads(&w.scoring.url(), &with_cert).await.unwrap();
+}
+
+/// Replaces a file the way a Secret volume does: a new file renamed over the old.
+fn replace(path: &Path, content: &str) {
+    let tmp = path.with_extension("new");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
