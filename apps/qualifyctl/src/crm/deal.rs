@@ -217,7 +217,9 @@ impl Deal {
             self.stage.at = self.stage.at.max(after);
             self.history.push(self.stage);
         }
-        let decision = self.history.iter().find(|c| c.kind != StageKind::Submitted).map(|c| {
+        let first = self.history.iter().find(|c| c.kind != StageKind::Submitted);
+        let decided_at = first.map(|c| c.at.max(submitted));
+        let decision = first.map(|c| {
             let accepted = matches!(c.kind, StageKind::Accepted | StageKind::Won);
             let note = if accepted {
                 String::new()
@@ -236,12 +238,11 @@ impl Deal {
             acc::ImportedDecision {
                 accepted,
                 decided_by: if by.is_empty() { "crm".into() } else { by },
-                decide_time: Some(timestamp(c.at.max(submitted))),
+                decide_time: decided_at.map(timestamp),
                 reason: reason.map_or(0, WireEnum::to_wire),
                 note,
             }
         });
-        let decided_at = self.history.iter().find(|c| c.kind != StageKind::Submitted).map(|c| c.at.max(submitted));
         let close = match (decision.as_ref().filter(|d| d.accepted), self.closed, decided_at) {
             (Some(_), Some(won), Some(decided_at)) => {
                 let last = self.history.last().map_or(String::new(), |c| c.stage.clone());
