@@ -74,6 +74,15 @@ impl SegmentArg {
             SegmentArg::Enterprise => Segment::Enterprise,
         }
     }
+
+    /// The domain's segment.
+    pub fn domain(self) -> qualify_domain::Segment {
+        match self {
+            SegmentArg::Smb => qualify_domain::Segment::Smb,
+            SegmentArg::MidMarket => qualify_domain::Segment::MidMarket,
+            SegmentArg::Enterprise => qualify_domain::Segment::Enterprise,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -6,7 +6,9 @@
 //! opportunities), leads and opportunities in batches of 1,000 through
 //! `ImportLeads` and `ImportOpportunities`; every failure is reported with its
 //! line number, and an interrupted import resumes after the last line sent.
-//! Re-running a whole file changes nothing.
+//! Re-running a whole file changes nothing. A CRM export (`--format
+//! salesforce` or `hubspot`, see [`crate::crm`]) may span several files: each
+//! failure names the file and line of its row.
 
 use std::io::BufRead;
 
@@ -18,7 +20,7 @@ use qualify_proto::common::{self as cpb, ImportOutcome};
 use qualify_proto::scoring as sc;
 use serde_json::{Value, json};
 
-use crate::commands::DEV_TENANT;
+use crate::commands::{DEV_TENANT, SegmentArg};
 use crate::crm;
 use crate::rpc::{Clients, req};
 use crate::{FileArg, Global, protojson, request_id};
@@ -27,32 +29,67 @@ use crate::{FileArg, Global, protojson, request_id};
 const BATCH: usize = 1000;
 
 #[derive(Args)]
+#[command(after_help = "Resuming a CRM export: --resume-after-line counts lines of --file (the leads or \
+contacts). The deal, history and activity files are read whole every time: an opportunity already \
+imported comes back unchanged (the import is idempotent by the CRM's id), so re-running the same \
+files after a failure is always safe.")]
 pub struct ImportArgs {
-    /// The JSONL file.
+    /// The JSONL file, or a CRM export's lead (Salesforce) or contact (HubSpot) file.
     #[arg(long)]
     pub file: FileArg,
-    /// Skip the records on lines up to this one (where an interrupted import stopped).
+    /// Skip the records on lines of --file up to this one (where an interrupted import
+    /// stopped). The other files of a CRM export are always read whole (see below).
     #[arg(long, default_value_t = 0)]
     pub resume_after_line: usize,
-    /// What the file holds: the neutral JSONL, or a CRM's CSV export.
+    /// What the files hold: the neutral JSONL, or a CRM's CSV export.
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: crm::Format,
-    /// A CSV export's own picklist values, mapped to Qualify's (YAML: `sources:` and `stages:`).
+    /// A CSV export's own picklist values, mapped to Qualify's (YAML: `sources:`, `stages:`,
+    /// `opportunity_stages:`, `rejection_reasons:`, `activity_types:`).
     #[arg(long)]
     pub mapping: Option<FileArg>,
+    /// The deals: Salesforce's Opportunity export, or HubSpot's deal export (--deals).
+    #[arg(long, visible_alias = "deals")]
+    pub opportunities: Option<FileArg>,
+    /// Salesforce's OpportunityHistory export: the deals' stage changes.
+    #[arg(long)]
+    pub opportunity_history: Option<FileArg>,
+    /// The deals' activities: Salesforce's Task and Event exports, or HubSpot's activity
+    /// export (repeat for several files).
+    #[arg(long)]
+    pub activities: Vec<FileArg>,
+    /// The segment whose gate policy applies to the imported deals (a CRM has no standard
+    /// field for it: import each segment's deals from their own export).
+    #[arg(long, value_enum, default_value = "smb")]
+    pub segment: SegmentArg,
 }
 
-/// One record of the file, with its line.
+/// Where a record is: a file (0 the --file, others numbered by [`crm::file`]) and a line
+/// (the first is 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Loc {
+    pub file: usize,
+    pub line: usize,
+}
+
+impl Loc {
+    /// Line `line` of the --file.
+    fn primary(line: usize) -> Loc {
+        Loc { file: 0, line }
+    }
+}
+
+/// One record of the files, with where it is.
 pub(crate) enum Record {
-    Account(usize, sc::Account),
-    Lead(usize, sc::ImportedLead),
-    Opportunity(usize, Box<acc::ImportedOpportunity>),
+    Account(Loc, sc::Account),
+    Lead(Loc, sc::ImportedLead),
+    Opportunity(Loc, Box<acc::ImportedOpportunity>),
 }
 
 impl Record {
-    fn line(&self) -> usize {
+    fn at(&self) -> Loc {
         match self {
-            Record::Account(n, _) | Record::Lead(n, _) | Record::Opportunity(n, _) => *n,
+            Record::Account(at, _) | Record::Lead(at, _) | Record::Opportunity(at, _) => *at,
         }
     }
 
@@ -66,7 +103,7 @@ impl Record {
 }
 
 /// The record on line `n`.
-fn parse(n: usize, line: &str) -> anyhow::Result<Record> {
+fn parse(n: Loc, line: &str) -> anyhow::Result<Record> {
     let v: Value = serde_json::from_str(line)?;
     let Value::Object(o) = v else { anyhow::bail!("a record is a JSON object") };
     match o.into_iter().collect::<Vec<_>>().as_slice() {
@@ -88,12 +125,12 @@ fn parse(n: usize, line: &str) -> anyhow::Result<Record> {
 struct Tally {
     imported: u64,
     unchanged: u64,
-    failed: Vec<(usize, String)>,
+    failed: Vec<(Loc, String)>,
 }
 
 impl Tally {
     /// Counts a batch's results (`what` of each line); the batch's last line.
-    fn count<T>(&mut self, batch: &[(usize, T)], results: &[cpb::ImportResult], what: &str) -> Option<usize> {
+    fn count<T>(&mut self, batch: &[(Loc, T)], results: &[cpb::ImportResult], what: &str) -> Option<Loc> {
         for ((n, _), result) in batch.iter().zip(results) {
             match ImportOutcome::try_from(result.outcome) {
                 Ok(ImportOutcome::Imported) => self.imported += 1,
@@ -112,6 +149,13 @@ impl Tally {
 pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result<()> {
     let mut records = Vec::new();
     let mut tally = Tally::default();
+    let export = crm::Export {
+        leads: &args.file,
+        deals: args.opportunities.as_deref(),
+        history: args.opportunity_history.as_deref(),
+        activities: &args.activities,
+    };
+    check_files(&args)?;
     if args.format == crm::Format::Jsonl {
         let f = std::fs::File::open(&args.file).map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
         for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
@@ -119,9 +163,9 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
             if n <= args.resume_after_line || line.trim().is_empty() {
                 continue;
             }
-            match parse(n, &line) {
+            match parse(Loc::primary(n), &line) {
                 Ok(r) => records.push(r),
-                Err(e) => tally.failed.push((n, format!("{e:#}"))),
+                Err(e) => tally.failed.push((Loc::primary(n), format!("{e:#}"))),
             }
         }
     } else {
@@ -129,12 +173,14 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
             Some(path) => crm::Mapping::read(path)?,
             None => crm::Mapping::default(),
         };
-        for r in crm::records(args.format, &args.file, &mapping)? {
+        let now = qualify_platform::Clock::system().now();
+        let skipped = |at: Loc| at.file == 0 && at.line <= args.resume_after_line;
+        for r in crm::records(args.format, &export, &mapping, args.segment.domain(), now)? {
             match r {
-                Ok(r) if r.line() <= args.resume_after_line => {}
+                Ok(r) if skipped(r.at()) => {}
                 Ok(r) => records.push(r),
-                Err((n, why)) if n > args.resume_after_line => tally.failed.push((n, why)),
-                Err(_) => {}
+                Err((at, _)) if skipped(at) => {}
+                Err(failure) => tally.failed.push(failure),
             }
         }
     }
@@ -142,9 +188,11 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
     let importer = g.token_or_dev(DEV_TENANT, "crm-import", Role::Importer)?;
     let pb = ProgressBar::new(records.len() as u64);
     pb.set_style(ProgressStyle::with_template("{spinner} records {bar:40} {pos}/{len} {per_sec} eta {eta}")?);
-    let mut leads: Vec<(usize, sc::ImportedLead)> = Vec::new();
-    let mut opportunities: Vec<(usize, acc::ImportedOpportunity)> = Vec::new();
+    let mut leads: Vec<(Loc, sc::ImportedLead)> = Vec::new();
+    let mut opportunities: Vec<(Loc, acc::ImportedOpportunity)> = Vec::new();
+    // The last line of --file sent: the other files are re-read whole on a resume.
     let mut sent_through = args.resume_after_line;
+    let through = |sent: usize, last: Option<Loc>| last.filter(|at| at.file == 0).map_or(sent, |at| at.line);
     let mut records = records.into_iter().peekable();
     while let Some(r) = records.next() {
         let kind = r.kind();
@@ -157,9 +205,9 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
                     Err(s) if s.code() == tonic::Code::InvalidArgument => {
                         tally.failed.push((n, crate::rpc::describe_status(&s)));
                     }
-                    Err(s) => return Err(stopped(&pb, sent_through, s)),
+                    Err(s) => return Err(stopped(&pb, &args.file, sent_through, s)),
                 }
-                sent_through = n;
+                sent_through = through(sent_through, Some(n));
                 pb.inc(1);
             }
             Record::Lead(n, lead) => leads.push((n, lead)),
@@ -173,9 +221,9 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
             let request = sc::ImportLeadsRequest { leads: batch.iter().map(|(_, l)| l.clone()).collect() };
             let results = match c.scoring.import_leads(req(request, &importer)?).await {
                 Ok(r) => r.into_inner().results,
-                Err(s) => return Err(stopped(&pb, sent_through, s)),
+                Err(s) => return Err(stopped(&pb, &args.file, sent_through, s)),
             };
-            sent_through = tally.count(&batch, &results, "lead").unwrap_or(sent_through);
+            sent_through = through(sent_through, tally.count(&batch, &results, "lead"));
             pb.inc(batch.len() as u64);
         }
         if !opportunities.is_empty() && (opportunities.len() == BATCH || next_kind != Some(kind)) {
@@ -184,35 +232,60 @@ pub async fn run(g: &Global, mut c: Clients, args: ImportArgs) -> anyhow::Result
                 acc::ImportOpportunitiesRequest { opportunities: batch.iter().map(|(_, o)| o.clone()).collect() };
             let results = match c.acceptance.import_opportunities(req(request, &importer)?).await {
                 Ok(r) => r.into_inner().results,
-                Err(s) => return Err(stopped(&pb, sent_through, s)),
+                Err(s) => return Err(stopped(&pb, &args.file, sent_through, s)),
             };
-            sent_through = tally.count(&batch, &results, "opportunity").unwrap_or(sent_through);
+            sent_through = through(sent_through, tally.count(&batch, &results, "opportunity"));
             pb.inc(batch.len() as u64);
         }
     }
     pb.finish_and_clear();
     tally.failed.sort();
-    report(g, &args, &tally)
+    report(g, &export.files(), &tally)
+}
+
+/// The files given make sense for the format.
+fn check_files(args: &ImportArgs) -> anyhow::Result<()> {
+    let deal_files = args.opportunity_history.is_some() || !args.activities.is_empty();
+    match args.format {
+        crm::Format::Jsonl => anyhow::ensure!(
+            args.opportunities.is_none() && !deal_files,
+            "--opportunities, --opportunity-history and --activities read a CRM export: add --format salesforce or hubspot"
+        ),
+        crm::Format::Hubspot => anyhow::ensure!(
+            args.opportunity_history.is_none(),
+            "a HubSpot deal export holds its own stage history (its \"Date entered\" columns): no --opportunity-history"
+        ),
+        crm::Format::Salesforce => {}
+    }
+    anyhow::ensure!(
+        args.opportunities.is_some() || !deal_files,
+        "--opportunity-history and --activities are about deals: add --opportunities (Salesforce) or --deals (HubSpot)"
+    );
+    Ok(())
 }
 
 /// The error of a call that could not be made, with where to resume.
-fn stopped(pb: &ProgressBar, sent_through: usize, s: tonic::Status) -> anyhow::Error {
+fn stopped(pb: &ProgressBar, file: &std::path::Path, sent_through: usize, s: tonic::Status) -> anyhow::Error {
     pb.abandon();
     eprintln!(
-        "stopped: everything through line {sent_through} was sent; resume with --resume-after-line {sent_through}"
+        "stopped: everything through line {sent_through} of {} was sent; resume with --resume-after-line {sent_through}",
+        file.display()
     );
     s.into()
 }
 
-fn report(g: &Global, args: &ImportArgs, t: &Tally) -> anyhow::Result<()> {
+/// Prints the tally, each failure as `file:line: why`; `files` by [`Loc::file`].
+fn report(g: &Global, files: &[std::path::PathBuf], t: &Tally) -> anyhow::Result<()> {
+    let file = |at: &Loc| files.get(at.file).map_or_else(String::new, |f| f.display().to_string());
     if g.json() {
-        let failed: Vec<_> = t.failed.iter().map(|(n, why)| json!({"line": n, "error": why})).collect();
+        let failed: Vec<_> =
+            t.failed.iter().map(|(at, why)| json!({"file": file(at), "line": at.line, "error": why})).collect();
         let out = json!({"imported": t.imported, "unchanged": t.unchanged, "failed": failed});
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         println!("{} imported, {} unchanged, {} failed", t.imported, t.unchanged, t.failed.len());
-        for (n, why) in &t.failed {
-            println!("  {}:{n}: {why}", args.file.display());
+        for (at, why) in &t.failed {
+            println!("  {}:{}: {why}", file(at), at.line);
         }
     }
     anyhow::ensure!(t.failed.is_empty(), "{} record(s) failed; fix them and run the file again", t.failed.len());

@@ -148,8 +148,9 @@ enum Command {
     Rebuild,
     /// Load a realistic synthetic funnel into a running cluster.
     Demo(demo::DemoArgs),
-    /// Import a CRM's history (accounts, and leads with their creation times and stage
-    /// changes) from a JSONL file (an importer's token).
+    /// Import a CRM's history (accounts, leads with their stage changes, opportunities with
+    /// their decisions, activities and closes) from a JSONL file or a Salesforce or HubSpot
+    /// export (an importer's token).
     Import(import::ImportArgs),
 }
 

@@ -452,3 +452,234 @@ async fn a_token_comes_from_a_file_or_a_credential_helper_instead_of_being_minte
     assert!(err.contains("--token-exec") && err.contains("not signed in"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The acceptance service as an AE reads it.
+async fn acceptance(
+    c: &Cluster,
+) -> qualify_proto::acceptance::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient<
+    tonic::transport::Channel,
+> {
+    qualify_proto::acceptance::opportunity_acceptance_service_client::OpportunityAcceptanceServiceClient::new(
+        c.acceptance.channel().await,
+    )
+}
+
+/// The opportunity `id`, or the code it was refused with.
+async fn opportunity(c: &Cluster, id: &str) -> Result<qualify_proto::acceptance::Opportunity, tonic::Code> {
+    let ae = token("demo", "alex", &[Role::Ae]);
+    let req = qualify_proto::acceptance::GetOpportunityRequest { opportunity_id: id.into() };
+    match acceptance(c).await.get_opportunity(authed(req, &ae)).await {
+        Ok(r) => Ok(r.into_inner().opportunity.unwrap()),
+        Err(s) => Err(s.code()),
+    }
+}
+
+/// The decisions on `id`, oldest first.
+async fn decisions(c: &Cluster, id: &str) -> Vec<qualify_proto::acceptance::Decision> {
+    let ae = token("demo", "alex", &[Role::Ae]);
+    let req = qualify_proto::acceptance::ListDecisionsRequest { opportunity_id: id.into() };
+    acceptance(c).await.list_decisions(authed(req, &ae)).await.unwrap().into_inner().decisions
+}
+
+/// Seconds of an RFC 3339 time, as a proto timestamp holds them.
+fn secs(s: &str) -> Option<i64> {
+    Some(chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp())
+}
+
+/// An import that fails some lines: its JSON tally and its failures as `file:line`.
+async fn import_with_failures(c: &Cluster, args: &[&str]) -> (Value, Vec<String>) {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let out = c.run(&all).await;
+    assert!(!out.status.success(), "a failed line makes the import fail");
+    let tally: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let failed = tally["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{}:{}", f["file"].as_str().unwrap(), f["line"]))
+        .collect();
+    (tally, failed)
+}
+
+fn counts(tally: &Value) -> (Option<i64>, Option<i64>, usize) {
+    (tally["imported"].as_i64(), tally["unchanged"].as_i64(), tally["failed"].as_array().map_or(0, Vec::len))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_salesforce_deal_export_becomes_opportunities_with_their_decisions_closes_and_failures_by_file() {
+    use qualify_proto::acceptance::{DecisionKind, OpportunityState, RejectionReason};
+    let c = cluster().await;
+    let path = |f: &str| example(&format!("salesforce/{f}")).to_str().unwrap().to_string();
+    let (lead, opp, hist, task, event) = (
+        path("Lead.csv"),
+        path("Opportunity.csv"),
+        path("OpportunityHistory.csv"),
+        path("Task.csv"),
+        path("Event.csv"),
+    );
+    let args = [
+        "import",
+        "--format",
+        "salesforce",
+        "--file",
+        &lead,
+        "--opportunities",
+        &opp,
+        "--opportunity-history",
+        &hist,
+        "--activities",
+        &task,
+        "--activities",
+        &event,
+    ];
+
+    // Six accounts, six leads and four of the six deals: Vandelay's "Discovery" stage is no
+    // standard stage (its Opportunity row and its history row fail), and no lead was
+    // converted into the Stark deal.
+    let out = c.run(&args).await;
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("16 imported, 0 unchanged, 3 failed"), "{text}");
+    assert!(text.contains(&format!("{opp}:6: opportunity stage \"Discovery\" is not mapped")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{hist}:12: opportunity stage \"Discovery\" is not mapped: add it under opportunity_stages: in --mapping \
+             (deal sf-0065e00000OpA05 held back)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{opp}:7: no lead in Lead.csv was converted into opportunity 0065e00000OpA06")),
+        "{text}"
+    );
+
+    // Accepted at the first change into an accepted stage, worked, won at its close date.
+    let o = opportunity(&c, "sf-0065e00000OpA01").await.unwrap();
+    assert!(o.imported);
+    assert_eq!((o.state, o.lead_id.as_str()), (OpportunityState::ClosedWon as i32, "sf-00Q5e00000LdA01"));
+    assert_eq!(o.create_time.map(|t| t.seconds), secs("2026-08-03T09:30:00Z"));
+    assert_eq!(o.submitted_by, "0055e000001SdrA");
+    assert_eq!(o.accepted_by, "0055e000001AeA1");
+    assert_eq!(o.accept_time.map(|t| t.seconds), secs("2026-08-05T14:00:00Z"));
+    assert_eq!(o.close_time.map(|t| t.seconds), secs("2026-09-28T00:00:00Z"));
+    let won = o.closed_amount.unwrap();
+    assert_eq!((won.amount_minor, won.currency_code.as_str()), (4_800_000, "USD"));
+    // The call on 7 August is the first conversation after acceptance (the email before it is
+    // none; the planned call of 2099 and the to-do were left out).
+    assert_eq!(o.first_meaningful_activity_time.map(|t| t.seconds), secs("2026-08-07T00:00:00Z"));
+
+    // Accepted, then lost with its reason; the amount in its own currency.
+    let o = opportunity(&c, "sf-0065e00000OpA02").await.unwrap();
+    assert_eq!(o.state, OpportunityState::ClosedLost as i32);
+    assert_eq!(
+        (o.accepted_by.as_str(), o.accept_time.map(|t| t.seconds)),
+        ("0055e000001AeA2", secs("2026-08-12T16:00:00Z"))
+    );
+    assert_eq!(o.close_reason, "Lost to Competitor");
+    assert_eq!(o.close_time.map(|t| t.seconds), secs("2026-10-15T00:00:00Z"));
+    let amount = o.amount.unwrap();
+    assert_eq!((amount.amount_minor, amount.currency_code.as_str()), (12_000_000, "EUR"));
+    assert_eq!(o.first_meaningful_activity_time.map(|t| t.seconds), secs("2026-08-14T00:00:00Z"));
+
+    // Lost straight from Prospecting: the gate rejected it, with the mapped loss reason.
+    let o = opportunity(&c, "sf-0065e00000OpA03").await.unwrap();
+    assert_eq!(o.state, OpportunityState::Rejected as i32);
+    let d = decisions(&c, "sf-0065e00000OpA03").await;
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].kind, d[0].reason), (DecisionKind::Reject as i32, RejectionReason::NoBudget as i32));
+    assert_eq!(d[0].decide_time.map(|t| t.seconds), secs("2026-09-03T09:15:00Z"));
+    assert_eq!(d[0].note, "No Budget");
+
+    // Still in Qualification: awaiting an AE.
+    let o = opportunity(&c, "sf-0065e00000OpA04").await.unwrap();
+    assert_eq!((o.state, o.accept_time), (OpportunityState::PendingReview as i32, None));
+    assert!(decisions(&c, "sf-0065e00000OpA04").await.is_empty());
+    for missing in ["sf-0065e00000OpA05", "sf-0065e00000OpA06"] {
+        assert_eq!(opportunity(&c, missing).await.unwrap_err(), tonic::Code::NotFound, "{missing}");
+    }
+
+    // With the mapping, "Discovery" is an accepted stage: only that deal comes in.
+    let mapping = example("crm-mapping.yaml");
+    let mut mapped = args.to_vec();
+    mapped.extend(["--mapping", mapping.to_str().unwrap()]);
+    let (tally, failed) = import_with_failures(&c, &mapped).await;
+    assert_eq!(counts(&tally), (Some(1), Some(16), 1), "{tally}");
+    assert_eq!(failed, [format!("{opp}:7")]);
+    let o = opportunity(&c, "sf-0065e00000OpA05").await.unwrap();
+    assert_eq!(o.state, OpportunityState::Accepted as i32);
+    assert_eq!(
+        (o.accepted_by.as_str(), o.accept_time.map(|t| t.seconds)),
+        ("0055e000001AeA2", secs("2026-10-03T15:00:00Z"))
+    );
+
+    // Running the files again changes nothing.
+    let (tally, _) = import_with_failures(&c, &mapped).await;
+    assert_eq!(counts(&tally), (Some(0), Some(17), 1), "{tally}");
+    // Resuming after Lead.csv's last line skips its accounts and leads; the deal files are
+    // read whole, and their opportunities come back unchanged.
+    mapped.extend(["--resume-after-line", "7"]);
+    let (tally, failed) = import_with_failures(&c, &mapped).await;
+    assert_eq!(counts(&tally), (Some(0), Some(5), 1), "{tally}");
+    assert_eq!(failed, [format!("{opp}:7")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hubspot_deal_export_reads_its_stage_history_from_the_date_entered_columns() {
+    use qualify_proto::acceptance::{DecisionKind, OpportunityState, RejectionReason};
+    let c = cluster().await;
+    let path = |f: &str| example(&format!("hubspot/{f}")).to_str().unwrap().to_string();
+    let (contacts, deals, activities) = (path("contacts.csv"), path("deals.csv"), path("activities.csv"));
+    let args = ["import", "--format", "hubspot", "--file", &contacts, "--deals", &deals, "--activities", &activities];
+    // Four accounts, four leads, four deals; the fifth deal's contact is not in the export.
+    let (tally, failed) = import_with_failures(&c, &args).await;
+    assert_eq!(counts(&tally), (Some(12), Some(0), 1), "{tally}");
+    assert_eq!(failed, [format!("{deals}:6")]);
+    let why = tally["failed"][0]["error"].as_str().unwrap();
+    assert!(why.contains("none of its associated contacts (\"70001\") is in contacts.csv"), "{why}");
+
+    // Won straight from Appointment Scheduled: accepted when it entered Closed Won.
+    let o = opportunity(&c, "hs-deal-91001").await.unwrap();
+    assert_eq!((o.state, o.lead_id.as_str()), (OpportunityState::ClosedWon as i32, "hs-61001"));
+    assert_eq!((o.accepted_by.as_str(), o.accept_time.map(|t| t.seconds)), ("Alex Kim", secs("2026-10-02T17:00:00Z")));
+    assert_eq!(o.close_time.map(|t| t.seconds), secs("2026-10-02T17:00:00Z"), "not before the acceptance");
+    assert_eq!(o.closed_amount.unwrap().amount_minor, 3_600_000);
+
+    // Lost before the gate accepted it: rejected, "Not a fit" read as not ICP. Its lead is the
+    // first associated contact in the export.
+    let o = opportunity(&c, "hs-deal-91002").await.unwrap();
+    assert_eq!((o.state, o.lead_id.as_str()), (OpportunityState::Rejected as i32, "hs-61002"));
+    let d = decisions(&c, "hs-deal-91002").await;
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].kind, d[0].reason), (DecisionKind::Reject as i32, RejectionReason::NotIcp as i32));
+    assert_eq!(d[0].decide_time.map(|t| t.seconds), secs("2026-08-29T11:00:00Z"));
+
+    // Accepted on entering Qualified To Buy and still open; the call is its first conversation
+    // (the email is none, the note is no activity).
+    let o = opportunity(&c, "hs-deal-91003").await.unwrap();
+    assert_eq!(o.state, OpportunityState::Accepted as i32);
+    assert_eq!(
+        (o.accepted_by.as_str(), o.accept_time.map(|t| t.seconds)),
+        ("Jordan Lee", secs("2026-09-14T15:00:00Z"))
+    );
+    assert_eq!(o.first_meaningful_activity_time.map(|t| t.seconds), secs("2026-09-15T10:00:00Z"));
+
+    let o = opportunity(&c, "hs-deal-91004").await.unwrap();
+    assert_eq!(o.state, OpportunityState::PendingReview as i32);
+    assert_eq!(opportunity(&c, "hs-deal-91005").await.unwrap_err(), tonic::Code::NotFound);
+
+    // Running the files again changes nothing.
+    let (tally, failed) = import_with_failures(&c, &args).await;
+    assert_eq!(counts(&tally), (Some(0), Some(12), 1), "{tally}");
+    assert_eq!(failed, [format!("{deals}:6")]);
+
+    // Files that make no sense for the format are refused before anything is sent.
+    let mut bad = args.to_vec();
+    bad.extend(["--opportunity-history", &deals]);
+    let out = c.run(&bad).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no --opportunity-history"));
+    let out = c.run(&["import", "--file", &contacts, "--deals", &deals]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("add --format salesforce or hubspot"));
+}
