@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start lead scoring, opportunity acceptance and metrics (the default).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Print a bearer token signed with the configured key (QUALIFY_JWT_SECRET or the development key).
     Token {
         /// Tenant the token acts in.
@@ -75,6 +75,19 @@ struct UpArgs {
     /// OTLP/gRPC collector for traces; unset keeps traces off.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     otlp_endpoint: Option<String>,
+    /// TLS certificate (PEM chain) every port serves and the services present to each other;
+    /// with --tls-key. Re-read when the file changes.
+    #[arg(long, env = "QUALIFY_TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The TLS certificate's key (PEM).
+    #[arg(long, env = "QUALIFY_TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA on the gRPC ports.
+    #[arg(long, env = "QUALIFY_TLS_CLIENT_CA_FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// CA bundle the services trust when calling each other over TLS (default: public roots).
+    #[arg(long, env = "QUALIFY_TLS_CA_FILE")]
+    tls_ca: Option<PathBuf>,
 }
 
 fn signing_key() -> (String, bool) {
@@ -99,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
-        Some(Command::Up(args)) => up(args),
+        Some(Command::Up(args)) => up(*args),
         None => up(cli.up),
     }
 }
@@ -120,6 +133,12 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         tracing::warn!("Set QUALIFY_JWT_SECRET (32+ bytes) for anything but a laptop.");
         tracing::warn!("************************************************************");
     }
+    let tls = args.tls_cert.clone().zip(args.tls_key.clone()).map(|(cert, key)| qualify_platform::tls::TlsFiles {
+        cert,
+        key,
+        client_ca: args.tls_client_ca.clone(),
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let config = |name: &str, addr: SocketAddr| {
         let mut c = ServiceConfig::embedded(name, addr);
         match &args.database_url {
@@ -131,14 +150,16 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         }
         c.jwt_secret = key.clone();
         c.dev_key = dev;
-        c.scoring_url = Some(format!("http://{}", args.scoring_addr));
-        c.acceptance_url = Some(format!("http://{}", args.acceptance_addr));
+        c.scoring_url = Some(format!("{scheme}://{}", args.scoring_addr));
+        c.acceptance_url = Some(format!("{scheme}://{}", args.acceptance_addr));
+        c.tls = tls.clone();
+        c.tls_ca_file = args.tls_ca.clone();
         c.cors_origins = cors_origins.clone();
         c
     };
     runtime.block_on(async {
         if let Some(addr) = prometheus {
-            telemetry::serve_prometheus(addr, None)?;
+            telemetry::serve_prometheus(addr, tls.as_ref())?;
         }
         let (stop_tx, stop_rx) = watch::channel(false);
         let stop = |mut rx: watch::Receiver<bool>| -> BoxFuture<'static, ()> {
@@ -151,14 +172,15 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         let metrics = start::<Metrics>(config("metrics", args.metrics_addr), stop(stop_rx)).await?;
         println!();
         println!("Qualify is up:");
-        println!("  lead scoring            grpc://{}  (qualify.scoring.v1.LeadScoringService)", args.scoring_addr);
+        let g = if tls.is_some() { "grpcs" } else { "grpc" };
+        println!("  lead scoring            {g}://{}  (qualify.scoring.v1.LeadScoringService)", args.scoring_addr);
         println!(
-            "  opportunity acceptance  grpc://{}  (qualify.acceptance.v1.OpportunityAcceptanceService)",
+            "  opportunity acceptance  {g}://{}  (qualify.acceptance.v1.OpportunityAcceptanceService)",
             args.acceptance_addr
         );
-        println!("  metrics                 grpc://{}  (qualify.metrics.v1.MetricsService)", args.metrics_addr);
+        println!("  metrics                 {g}://{}  (qualify.metrics.v1.MetricsService)", args.metrics_addr);
         if let Some(addr) = prometheus {
-            println!("  Prometheus              http://{addr}/metrics");
+            println!("  Prometheus              {scheme}://{addr}/metrics");
         }
         println!();
         println!("Get a development token:  qualify token --tenant demo --subject ada --role revops");

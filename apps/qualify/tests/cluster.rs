@@ -38,7 +38,12 @@ impl Drop for Cluster {
 }
 
 fn start() -> Cluster {
-    let dir = std::env::temp_dir().join(format!("qualify-cluster-{}", std::process::id()));
+    start_with("plain", &[])
+}
+
+/// The binary on free ports, in a directory of its own named after `name`, with `extra` arguments.
+fn start_with(name: &str, extra: &[String]) -> Cluster {
+    let dir = std::env::temp_dir().join(format!("qualify-cluster-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ports = [free_port(), free_port(), free_port()];
     let prometheus = free_port();
@@ -51,6 +56,7 @@ fn start() -> Cluster {
         .args(["--metrics-addr", &format!("127.0.0.1:{}", ports[2])])
         .args(["--prometheus-addr", &format!("127.0.0.1:{prometheus}")])
         .args(["--cors-origins", "http://app.example"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -253,4 +259,103 @@ async fn the_run_command_serves_all_three_and_stops_on_ctrl_c() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(cluster.dir.join("data/scoring.db").exists(), "the embedded default keeps its data on disk");
+}
+
+/// `message` with a bearer token.
+fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(message);
+    r.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    r
+}
+
+/// A TLS channel to `port` trusting `tls.ca` and presenting `tls.identity`.
+fn tls_channel(port: u16, tls: &qualify_platform::tls::ClientTls) -> Channel {
+    qualify_platform::client::channel(&format!("https://127.0.0.1:{port}"), Some(Duration::from_secs(5)), tls).unwrap()
+}
+
+#[tokio::test]
+async fn with_tls_every_port_is_encrypted_and_the_services_present_client_certificates_to_each_other() {
+    use qualify_platform::tls::ClientTls;
+    use qualify_proto::metrics::{GetIngestionStatusRequest, metrics_service_client::MetricsServiceClient};
+    use qualify_proto::scoring::{self as sc, Account, CreateAccountRequest, CreateLeadRequest};
+
+    let certs = std::env::temp_dir().join(format!("qualify-cluster-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = qualify_testkit::tls::TestCa::new("qualify binary test CA");
+    let ca_file = certs.join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let (cert, key) = ca.service().write(&certs, "qualify");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let cluster = start_with(
+        "tls",
+        &[
+            "--tls-cert".into(),
+            path(&cert),
+            "--tls-key".into(),
+            path(&key),
+            "--tls-client-ca".into(),
+            path(&ca_file),
+            "--tls-ca".into(),
+            path(&ca_file),
+        ],
+    );
+    let client = ClientTls { ca: Some(ca_file.clone()), identity: Some(ca.client("ops").write(&certs, "ops")) };
+    let bare = ClientTls { ca: Some(ca_file.clone()), identity: None };
+
+    // Every gRPC port: ready over TLS with a client certificate; nothing without one or in plaintext.
+    for (port, service) in cluster.ports.into_iter().zip(SERVICES) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while status(tls_channel(port, &client), service).await != ServingStatus::Serving as i32 {
+            assert!(Instant::now() < deadline, "{service} never became ready over TLS");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(status(tls_channel(port, &bare), "").await, -1, "{service}: a client certificate is required");
+        let plain = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect_lazy();
+        assert_eq!(status(plain, "").await, -1, "{service}: no plaintext on a TLS port");
+    }
+
+    // Metrics reads lead scoring's stream over TLS, presenting the services' certificate.
+    let token = |tenant: &str, role: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_qualify"))
+            .env_remove("QUALIFY_JWT_SECRET")
+            .args(["token", "--tenant", tenant, "--subject", "ada", "--role", role])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let mut s = LeadScoringServiceClient::new(tls_channel(cluster.ports[0], &client));
+    let sync = token("demo", "service");
+    let account = Account { account_id: "acc-1".into(), display_name: "Acme".into(), segment: 1, ..Default::default() };
+    s.create_account(authed(CreateAccountRequest { account: Some(account), request_id: "r-1".into() }, &sync))
+        .await
+        .unwrap();
+    let lead = sc::Lead { contact_id: String::new(), ..qualify_testkit::fixtures::lead("lead-1", "webinar") };
+    s.create_lead(authed(CreateLeadRequest { lead: Some(lead), request_id: "r-2".into() }, &sync)).await.unwrap();
+    let mut m = MetricsServiceClient::new(tls_channel(cluster.ports[2], &client));
+    let operator = token("qualify-system", "revops");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = m.get_ingestion_status(authed(GetIngestionStatusRequest {}, &operator)).await.unwrap().into_inner();
+        if st.streams.iter().any(|s| s.applied_sequence > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "metrics never read a stream over TLS: {st:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Prometheus is scraped over TLS too (no client certificate asked).
+    let connector = tokio_rustls::TlsConnector::from(bare.config().unwrap());
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", cluster.prometheus)).await.unwrap();
+    let mut tls = connector.connect(rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap(), tcp).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tls.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    let _ = tls.read_to_string(&mut body).await;
+    assert!(
+        body.starts_with("HTTP/1.1 200") && body.contains("rpc_server_duration_seconds"),
+        "{}",
+        &body[..body.len().min(300)]
+    );
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&certs);
 }
