@@ -184,6 +184,7 @@ nor call anyone, and run before the identity ConfigMap exists). */ -}}
 {{- $_ := set $env "QUALIFY_TLS_CERT_FILE" (printf "%s/tls.crt" (include "qualify.tlsDir" $root)) -}}
 {{- $_ := set $env "QUALIFY_TLS_KEY_FILE" (printf "%s/tls.key" (include "qualify.tlsDir" $root)) -}}
 {{- $_ := set $env "QUALIFY_TLS_CA_FILE" (printf "%s/ca.crt" (include "qualify.tlsDir" $root)) -}}
+{{- $_ := set $env "QUALIFY_HEALTH_ADDR" (printf "0.0.0.0:%d" (int64 $root.Values.tls.healthPort)) -}}
 {{- if $root.Values.tls.requireClientCert -}}
 {{- $_ := set $env "QUALIFY_TLS_CLIENT_CA_FILE" (printf "%s/ca.crt" (include "qualify.tlsDir" $root)) -}}
 {{- end -}}

@@ -131,6 +131,9 @@ pub struct ServiceConfig {
     /// CA bundle this service's calls to `https://` peers trust (`QUALIFY_TLS_CA_FILE`); unset:
     /// the public roots.
     pub tls_ca_file: Option<std::path::PathBuf>,
+    /// A plaintext port serving grpc.health.v1 and nothing else (`QUALIFY_HEALTH_ADDR`), for
+    /// probes that cannot speak TLS (the kubelet's); unset: health is served on the main port only.
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl ServiceConfig {
@@ -188,6 +191,7 @@ impl ServiceConfig {
             service_token_file: None,
             tls: None,
             tls_ca_file: None,
+            health_addr: None,
         }
     }
 
@@ -280,6 +284,9 @@ impl ServiceConfig {
             _ => bail!("QUALIFY_TLS_CERT_FILE and QUALIFY_TLS_KEY_FILE are set together"),
         };
         c.tls_ca_file = env.get("QUALIFY_TLS_CA_FILE").map(Into::into);
+        if let Some(v) = env.get("QUALIFY_HEALTH_ADDR") {
+            c.health_addr = Some(v.parse().with_context(|| format!("QUALIFY_HEALTH_ADDR={v:?} is not host:port"))?);
+        }
         let calls_others = c.scoring_url.is_some() || c.acceptance_url.is_some();
         if !hs256_allowed && calls_others && c.service_token_file.is_none() {
             bail!(

@@ -141,6 +141,14 @@ pub async fn run_service_prepared<M: sea_orm_migration::MigratorTrait>(
         cors_origins: config.cors_origins.clone(),
         identity: Some(auth),
         tls: config.tls.clone(),
+        health_listener: match config.health_addr {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("QUALIFY_HEALTH_ADDR {addr}: {e}"))?,
+            ),
+            None => None,
+        },
     };
     let served = serve::serve(listener, routes, opts, shutdown).await;
     purger.abort();

@@ -39,6 +39,9 @@ pub struct ServeOptions {
     pub identity: Option<crate::Authenticator>,
     /// TLS on the port (and client certificates, when the files name a client CA).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// A plaintext listener serving the same health answers and nothing else, for probes
+    /// that speak no TLS.
+    pub health_listener: Option<TcpListener>,
 }
 
 /// The health entry that is SERVING while every trusted issuer's last key fetch
@@ -68,6 +71,16 @@ pub async fn serve(
             .with_service_name(opts.service_name)
             .with_service_name("grpc.health.v1.Health")
     };
+    // The probe port answers health only, from the same reporter: no token, no business data.
+    let probes = opts.health_listener.map(|l| {
+        let health = health.clone();
+        tokio::spawn(async move {
+            let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
+            if let Err(e) = Server::builder().add_service(health).serve_with_incoming(incoming).await {
+                tracing::error!(error = %e, "the health port stopped");
+            }
+        })
+    });
     let routes =
         routes.add_service(health).add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
 
@@ -126,6 +139,9 @@ pub async fn serve(
         }
     }
     readiness.abort();
+    if let Some(p) = probes {
+        p.abort();
+    }
     tracing::info!(service = name, "stopped");
     Ok(())
 }

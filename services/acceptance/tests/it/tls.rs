@@ -14,6 +14,7 @@ use qualify_testkit::tls::TestCa;
 use qualify_testkit::{Backend, Cluster, Role, authed, eventually, fixtures, token};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
 struct Dir(PathBuf);
 
@@ -51,11 +52,16 @@ async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificate
     let shared = ca.service().write(&dir.0, "service");
     let scoring_files = ca.service().write(&dir.0, "scoring");
     let (ca2, shared2, scoring2) = (ca_file.clone(), shared.clone(), scoring_files.clone());
+    // Lead scoring also answers probes in plaintext on a port of their own.
+    let probe_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut w = Cluster::start_configured(Backend::Sqlite, move |service, c| {
         let (cert, key) = if service == "scoring" { scoring2.clone() } else { shared2.clone() };
         let client_ca = (service == "scoring").then(|| ca2.clone());
         c.tls = Some(TlsFiles { cert, key, client_ca });
         c.tls_ca_file = Some(ca2.clone());
+        if service == "scoring" {
+            c.health_addr = Some(probe_port);
+        }
     })
     .await;
     assert!(w.scoring.url().starts_with("https://"));
@@ -107,6 +113,15 @@ async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificate
     a.get_opportunity(authed(req, &w.acme.sdr)).await.unwrap();
     // A client that does not trust the CA refuses the server.
     assert!(list_leads(&w.scoring.url(), &ClientTls { ca: None, identity: with_cert.identity.clone() }).await.is_err());
+
+    // The probe port answers health in plaintext, and nothing else.
+    let probe = tonic::transport::Channel::from_shared(format!("http://{probe_port}")).unwrap().connect_lazy();
+    let req = HealthCheckRequest { service: "qualify.scoring.v1.LeadScoringService".into() };
+    let got = HealthClient::new(probe.clone()).check(req).await.unwrap().into_inner();
+    assert_eq!(got.status(), ServingStatus::Serving);
+    let req = sc::ListLeadsRequest { page_size: 1, ..Default::default() };
+    let e = LeadScoringServiceClient::new(probe).list_leads(authed(req, &w.acme.sdr)).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "no business call on the probe port");
 
     // A renewal rewrites the files; new connections get the new certificate, no restart.
     assert_eq!(
