@@ -46,7 +46,8 @@ pub struct ServeOptions {
 
 /// The health entry that is SERVING while every trusted issuer's last key fetch
 /// succeeded; NOT_SERVING says the keys in use may be stale (the service still
-/// serves with them). Absent without issuers.
+/// serves with them). `qualify.identity/<issuer>` says it of one issuer. Absent
+/// without issuers.
 pub const IDENTITY_HEALTH: &str = "qualify.identity";
 
 /// Serves `routes` on `listener` until `shutdown` resolves, then drains:
@@ -201,9 +202,14 @@ async fn readiness_loop(
             last = Some(ok);
         }
         reporter.set_service_status(name, status).await;
-        if let Some(fresh) = identity.as_ref().and_then(crate::Authenticator::keys_fresh) {
-            let keys = if fresh { ServingStatus::Serving } else { ServingStatus::NotServing };
-            reporter.set_service_status(IDENTITY_HEALTH, keys).await;
+        if let Some(auth) = &identity {
+            let status = |ok| if ok { ServingStatus::Serving } else { ServingStatus::NotServing };
+            for (issuer, fetch) in auth.key_status() {
+                reporter.set_service_status(format!("{IDENTITY_HEALTH}/{issuer}"), status(fetch.ok)).await;
+            }
+            if let Some(fresh) = auth.keys_fresh() {
+                reporter.set_service_status(IDENTITY_HEALTH, status(fresh)).await;
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -114,6 +114,10 @@ pub struct IssuerConfig {
     /// The one tenant of every token of this issuer (`people`), instead of a claim.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// With `tenant_claim`: the only tenants this issuer's tokens may name (a customer's own
+    /// provider must not speak for another customer); empty: any tenant but the platform's.
+    #[serde(default)]
+    pub tenants: Vec<String>,
     /// The claim carrying roles or groups (`people`, `operator`).
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
@@ -177,17 +181,20 @@ impl IdentityConfig {
                         i.tenant_claim.is_some() != i.tenant.is_some(),
                         "{at}: set exactly one of tenant_claim and tenant"
                     );
-                    if let Some(t) = &i.tenant {
-                        ensure!(is_tenant_id(t) && t != SYSTEM_TENANT, "{at}.tenant: {t:?} is not a tenant");
+                    for t in i.tenant.iter().chain(&i.tenants) {
+                        ensure!(is_tenant_id(t) && t != SYSTEM_TENANT, "{at}: {t:?} is not a tenant");
                     }
+                    ensure!(i.tenants.is_empty() || i.tenant_claim.is_some(), "{at}.tenants goes with tenant_claim");
                     ensure!(i.service_accounts.is_empty(), "{at}: service_accounts belong to a workload issuer");
                 }
                 IssuerKind::Operator => {
-                    ensure!(i.tenant_claim.is_none() && i.tenant.is_none(), "{at}: operators act in {SYSTEM_TENANT}");
+                    let none = i.tenant_claim.is_none() && i.tenant.is_none() && i.tenants.is_empty();
+                    ensure!(none, "{at}: operators act in {SYSTEM_TENANT}");
                     ensure!(i.service_accounts.is_empty(), "{at}: service_accounts belong to a workload issuer");
                 }
                 IssuerKind::Workload => {
-                    ensure!(i.tenant_claim.is_none() && i.tenant.is_none(), "{at}: tenants come from service_accounts");
+                    let none = i.tenant_claim.is_none() && i.tenant.is_none() && i.tenants.is_empty();
+                    ensure!(none, "{at}: tenants come from service_accounts");
                     ensure!(i.role_mapping.is_empty(), "{at}: service accounts hold the service role only");
                     ensure!(!i.service_accounts.is_empty(), "{at}.service_accounts: map at least one");
                     for sa in &i.service_accounts {
@@ -301,6 +308,12 @@ impl IssuerConfig {
                         "a tenant's token cannot act in the platform tenant: operators sign in through the operator issuer",
                     ));
                 }
+                if !self.tenants.is_empty() && !self.tenants.contains(&tenant) {
+                    return Err(ApiError::forbidden(
+                        "TENANT_NOT_TRUSTED_FROM_ISSUER",
+                        format!("issuer {} may not speak for tenant {tenant:?}", self.name),
+                    ));
+                }
                 Ok(Identity { roles: self.roles(claims)?, subject, tenants: Tenants::One(tenant) })
             }
         }
@@ -392,6 +405,16 @@ mod tests {
         );
         let any = star.identity(&json!({"sub": "system:serviceaccount:a:b"})).unwrap();
         assert!(any.caller(Some(SYSTEM_TENANT)).is_err(), "* never includes the platform tenant");
+    }
+
+    #[test]
+    fn a_provider_limited_to_its_tenants_cannot_speak_for_another() {
+        let i = issuer(
+            "issuers: [{name: acme-idp, issuer: 'https://idp', audience: q, tenant_claim: org, tenants: [acme, acme-eu], roles_claim: groups}]",
+        );
+        let id = |org: &str| i.identity(&json!({"sub": "ada", "org": org, "groups": ["ae"]}));
+        assert_eq!(id("acme-eu").unwrap().caller(None).unwrap().tenant, "acme-eu");
+        assert!(matches!(id("beta"), Err(ApiError::PermissionDenied { .. })));
     }
 
     #[test]

@@ -251,6 +251,7 @@ impl Authenticator {
         v.set_issuer(&[&config.issuer]);
         v.set_audience(&[&config.audience]);
         v.set_required_spec_claims(&["exp", "iss", "aud"]);
+        v.validate_nbf = true;
         v.leeway = LEEWAY_SECS;
         let claims = jsonwebtoken::decode::<Value>(token, &key.key, &v).map_err(refused)?.claims;
         let exp = claims.get("exp").and_then(Value::as_u64).unwrap_or_default();

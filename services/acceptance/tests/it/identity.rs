@@ -106,7 +106,11 @@ fn code(r: Result<(), tonic::Status>) -> Code {
 }
 
 async fn identity_health(w: &Cluster) -> ServingStatus {
-    let req = HealthCheckRequest { service: "qualify.identity".into() };
+    health(w, "qualify.identity").await
+}
+
+async fn health(w: &Cluster, service: &str) -> ServingStatus {
+    let req = HealthCheckRequest { service: service.into() };
     let r = HealthClient::new(w.scoring.channel().await).check(req).await.unwrap();
     r.into_inner().status()
 }
@@ -130,6 +134,7 @@ async fn tokens_of_the_company_issuers_are_verified_and_everything_else_is_refus
         ("wrong issuer", co.idp.sign("rsa-1", &claims(json!({"iss": "https://evil.example"}))), Code::Unauthenticated),
         ("wrong audience", co.idp.sign("rsa-1", &claims(json!({"aud": "other-app"}))), Code::Unauthenticated),
         ("expired", co.idp.sign("rsa-1", &claims(json!({"exp": now() - 3600}))), Code::Unauthenticated),
+        ("not valid yet", co.idp.sign("rsa-1", &claims(json!({"nbf": now() + 3600}))), Code::Unauthenticated),
         ("no role Qualify knows", co.idp.sign("rsa-1", &claims(json!({"groups": ["lunch"]}))), Code::Unauthenticated),
         (
             "a tenant token in the platform tenant",
@@ -218,6 +223,8 @@ async fn a_key_rotation_needs_no_restart_and_an_outage_keeps_the_known_keys() {
     })
     .await;
     assert!(stale.is_some(), "health shows the failed key fetch");
+    assert_eq!(health(&w, "qualify.identity/idp").await, ServingStatus::NotServing, "which issuer failed");
+    assert_eq!(health(&w, "qualify.identity/ops").await, ServingStatus::Serving);
     co.idp.set_answering(true);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(code(list_leads(&w, &person("ec-2")).await), Code::Ok, "back: the new key is fetched");
