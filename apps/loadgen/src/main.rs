@@ -100,6 +100,10 @@ struct Args {
     /// Give the service the machine's Redis as its scorecard cache.
     #[arg(long)]
     redis: bool,
+    /// `get-account` and `create-lead` over mutual TLS (certificates from a CA made for the run;
+    /// the service requires client certificates), to compare with the same scenario in plaintext.
+    #[arg(long)]
+    tls: bool,
     /// Also measure `pgbench` on the same PostgreSQL in this run, with as many clients as the
     /// service has pooled connections and as the load's concurrency: select-only (`-S`) for
     /// reads, a one-row-insert transaction for `accept-opportunity`.
@@ -174,6 +178,37 @@ pub(crate) fn histogram() -> Histogram<u64> {
 /// A latency quantile of a microsecond histogram, in milliseconds.
 pub(crate) fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// A CA made for one run, the service's certificate (client certificates required) and a
+/// client's; the files go with it.
+struct Certificates {
+    dir: std::path::PathBuf,
+    server: qualify_platform::tls::TlsFiles,
+    client: qualify_platform::tls::ClientTls,
+}
+
+impl Certificates {
+    fn new() -> anyhow::Result<Self> {
+        let dir = std::env::temp_dir().join(format!("qualify-loadgen-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let ca = qualify_testkit::tls::TestCa::new("qualify-loadgen CA");
+        let ca_file = dir.join("ca.crt");
+        std::fs::write(&ca_file, ca.pem())?;
+        let (cert, key) = ca.server().write(&dir, "server");
+        let server = qualify_platform::tls::TlsFiles { cert, key, client_ca: Some(ca_file.clone()) };
+        let client = qualify_platform::tls::ClientTls {
+            ca: Some(ca_file),
+            identity: Some(ca.client("loadgen").write(&dir, "client")),
+        };
+        Ok(Certificates { dir, server, client })
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 async fn channels(url: &str, n: usize) -> anyhow::Result<Vec<Channel>> {
@@ -459,8 +494,17 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
         Scenario::GetAccount | Scenario::CreateLead => {
-            let svc = spawn::<qualify_scoring::Scoring>(config("scoring", backend).await).await;
-            let chans = channels(&svc.url(), args.connections).await?;
+            let mut cfg = config("scoring", backend).await;
+            let tls = args.tls.then(Certificates::new).transpose()?;
+            if let Some(t) = &tls {
+                cfg.tls = Some(t.server.clone());
+            }
+            let svc = spawn::<qualify_scoring::Scoring>(cfg).await;
+            // Both ways through the services' own channel, so only TLS differs between them.
+            let client_tls = tls.as_ref().map(|t| t.client.clone()).unwrap_or_default();
+            let chans = (0..args.connections.max(1))
+                .map(|_| qualify_platform::client::channel(&svc.url(), None, &client_tls))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let mut c = LeadScoringServiceClient::new(chans[0].clone());
             let account =
                 sc::Account { account_id: "acc-1".into(), display_name: "Bench".into(), ..Default::default() };
@@ -604,7 +648,8 @@ async fn main() -> anyhow::Result<()> {
             .await
         }
     };
-    println!("{}", stats.line(&format!("{:?}", args.scenario)));
+    let over = if args.tls { " over TLS" } else { "" };
+    println!("{}", stats.line(&format!("{:?}{over}", args.scenario)));
     println!("ratio to baseline: {:.2}x requests/s", stats.rps() / base.rps().max(1.0));
     if args.pgbench {
         let clients = qualify_testkit::config("pgbench", Backend::Sqlite).await.database_max_connections.max(8);
