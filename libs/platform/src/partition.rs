@@ -227,7 +227,12 @@ impl Monthly {
             return Ok(Maintained::default());
         }
         let txn = db.begin().await?;
-        let lock = format!("SELECT pg_try_advisory_xact_lock(hashtext('qualify.partitions.{}')) AS held", self.table);
+        // Advisory locks are database-wide: the key names the schema too, or installs (and
+        // tests) in other schemas of the same database would skip each other's passes.
+        let lock = format!(
+            "SELECT pg_try_advisory_xact_lock(hashtext('qualify.partitions.' || current_schema() || '.{}')) AS held",
+            self.table
+        );
         let held = txn.query_one_raw(Statement::from_string(DbBackend::Postgres, lock)).await?;
         if !held.map(|r| r.try_get::<bool>("", "held")).transpose()?.unwrap_or(false) {
             return Ok(Maintained::default());
