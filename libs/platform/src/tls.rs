@@ -4,7 +4,8 @@
 //! `QUALIFY_TLS_KEY_FILE`, read again when either file changes (a renewal by
 //! cert-manager or a rotated Secret needs no restart; an unreadable or
 //! mismatched pair keeps the one in use and is logged), and with
-//! `QUALIFY_TLS_CLIENT_CA_FILE` requires a client certificate signed by that CA.
+//! `QUALIFY_TLS_CLIENT_CA_FILE` requires a client certificate signed by that CA
+//! (the bundle, too, is read again when it changes).
 //! A service's own calls to `https://` peers trust `QUALIFY_TLS_CA_FILE` (the
 //! public roots without it) and present the same certificate when the peer asks.
 
@@ -13,13 +14,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
+use rustls::DigitallySignedStruct;
+use rustls::DistinguishedName;
 use rustls::RootCertStore;
 use rustls::client::ResolvesClientCert;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 /// How often the certificate files are looked at for a change.
 const RECHECK: Duration = Duration::from_secs(2);
@@ -65,26 +70,60 @@ fn stamp(path: &Path) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// A certificate and key read from files, and read again when they change.
+/// A value loaded from files and loaded again when any of them changes (looked at
+/// every [`RECHECK`]); a load that fails keeps the value in use and is logged.
 #[derive(Debug)]
-pub struct ReloadingKey {
-    cert: PathBuf,
-    key: PathBuf,
-    current: RwLock<(Arc<CertifiedKey>, [Stamp; 2])>,
+struct Watched<T> {
+    paths: Vec<PathBuf>,
+    what: &'static str,
+    load: fn(&[PathBuf]) -> anyhow::Result<T>,
+    current: RwLock<(T, Vec<Stamp>)>,
     checked: Mutex<Instant>,
 }
+
+impl<T: Clone> Watched<T> {
+    fn new(paths: Vec<PathBuf>, what: &'static str, load: fn(&[PathBuf]) -> anyhow::Result<T>) -> anyhow::Result<Self> {
+        let stamps = paths.iter().map(|p| stamp(p)).collect();
+        let value = load(&paths)?;
+        Ok(Watched { paths, what, load, current: RwLock::new((value, stamps)), checked: Mutex::new(Instant::now()) })
+    }
+
+    fn get(&self) -> T {
+        let due = {
+            let mut checked = self.checked.lock().expect("tls lock");
+            let due = checked.elapsed() >= RECHECK;
+            if due {
+                *checked = Instant::now();
+            }
+            due
+        };
+        if due {
+            let stamps: Vec<Stamp> = self.paths.iter().map(|p| stamp(p)).collect();
+            if stamps != self.current.read().expect("tls lock").1 {
+                match (self.load)(&self.paths) {
+                    Ok(v) => {
+                        tracing::info!(file = %self.paths[0].display(), "{} reloaded", self.what);
+                        *self.current.write().expect("tls lock") = (v, stamps);
+                    }
+                    // Half-written during a rotation, or broken: keep the one in use.
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "{} not reloaded", self.what),
+                }
+            }
+        }
+        self.current.read().expect("tls lock").0.clone()
+    }
+}
+
+/// A certificate and key read from files, and read again when they change.
+#[derive(Debug)]
+pub struct ReloadingKey(Watched<Arc<CertifiedKey>>);
 
 impl ReloadingKey {
     /// Reads the pair; an unusable pair is an error.
     pub fn new(cert: &Path, key: &Path) -> anyhow::Result<Arc<Self>> {
-        let stamps = [stamp(cert), stamp(key)];
-        let loaded = Self::load(cert, key)?;
-        Ok(Arc::new(ReloadingKey {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-            current: RwLock::new((loaded, stamps)),
-            checked: Mutex::new(Instant::now()),
-        }))
+        let watched =
+            Watched::new(vec![cert.to_path_buf(), key.to_path_buf()], "TLS certificate", |p| Self::load(&p[0], &p[1]))?;
+        Ok(Arc::new(ReloadingKey(watched)))
     }
 
     fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
@@ -98,28 +137,62 @@ impl ReloadingKey {
 
     /// The pair in use, after reloading it if the files changed.
     pub fn current(&self) -> Arc<CertifiedKey> {
-        let due = {
-            let mut checked = self.checked.lock().expect("tls lock");
-            let due = checked.elapsed() >= RECHECK;
-            if due {
-                *checked = Instant::now();
-            }
-            due
-        };
-        if due {
-            let stamps = [stamp(&self.cert), stamp(&self.key)];
-            if stamps != self.current.read().expect("tls lock").1 {
-                match Self::load(&self.cert, &self.key) {
-                    Ok(k) => {
-                        tracing::info!(cert = %self.cert.display(), "TLS certificate reloaded");
-                        *self.current.write().expect("tls lock") = (k, stamps);
-                    }
-                    // Half-written during a rotation, or broken: keep serving the one in use.
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "TLS certificate not reloaded"),
-                }
-            }
-        }
-        self.current.read().expect("tls lock").0.clone()
+        self.0.get()
+    }
+}
+
+/// Client certificates verified against a CA bundle read from a file, and read
+/// again when it changes (a rotated client CA needs no restart). It names no
+/// acceptable CAs to clients (an empty hint list means any), since the bundle may change.
+#[derive(Debug)]
+struct ReloadingClientCa(Watched<Arc<dyn ClientCertVerifier>>);
+
+impl ReloadingClientCa {
+    fn new(ca: &Path) -> anyhow::Result<Self> {
+        Ok(ReloadingClientCa(Watched::new(vec![ca.to_path_buf()], "TLS client CA", |p| {
+            let verifier: Arc<dyn ClientCertVerifier> =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&p[0])?), provider())
+                    .build()
+                    .with_context(|| format!("{}: no usable client CA", p[0].display()))?;
+            Ok(verifier)
+        })?))
+    }
+}
+
+impl ClientCertVerifier for ReloadingClientCa {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.0.get().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.get().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.get().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.get().supported_verify_schemes()
     }
 }
 
@@ -144,12 +217,7 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
     let builder = rustls::ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                .build()
-                .with_context(|| format!("{}: no usable client CA", ca.display()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+        Some(ca) => builder.with_client_cert_verifier(Arc::new(ReloadingClientCa::new(ca)?)),
     };
     let mut config = builder.with_cert_resolver(ReloadingKey::new(&files.cert, &files.key)?);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

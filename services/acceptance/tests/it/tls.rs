@@ -51,12 +51,16 @@ async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificate
     std::fs::write(&ca_file, ca.pem()).unwrap();
     let shared = ca.service().write(&dir.0, "service");
     let scoring_files = ca.service().write(&dir.0, "scoring");
-    let (ca2, shared2, scoring2) = (ca_file.clone(), shared.clone(), scoring_files.clone());
+    // Lead scoring's client CA is a file of its own, rotated at the end.
+    let clients_ca = dir.0.join("scoring-clients.crt");
+    std::fs::write(&clients_ca, ca.pem()).unwrap();
+    let (ca2, shared2, scoring2, clients2) =
+        (ca_file.clone(), shared.clone(), scoring_files.clone(), clients_ca.clone());
     // Lead scoring also answers probes in plaintext on a port of their own.
     let probe_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut w = Cluster::start_configured(Backend::Sqlite, move |service, c| {
         let (cert, key) = if service == "scoring" { scoring2.clone() } else { shared2.clone() };
-        let client_ca = (service == "scoring").then(|| ca2.clone());
+        let client_ca = (service == "scoring").then(|| clients2.clone());
         c.tls = Some(TlsFiles { cert, key, client_ca });
         c.tls_ca_file = Some(ca2.clone());
         if service == "scoring" {
@@ -139,6 +143,20 @@ async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificate
     .await;
     assert!(served.is_some(), "the renewed certificate is served without a restart");
     list_leads(&w.scoring.url(), &with_cert).await.unwrap();
+
+    // The client CA rotates: certificates of the new CA get in, the old CA's no longer, no restart.
+    let next = TestCa::new("next client CA");
+    let next_client =
+        ClientTls { ca: Some(ca_file.clone()), identity: Some(next.client("crm-sync").write(&dir.0, "next")) };
+    assert!(list_leads(&w.scoring.url(), &next_client).await.is_err(), "not yet trusted");
+    replace(&clients_ca, next.pem());
+    let rotated = eventually(Duration::from_secs(10), || {
+        let (url, next_client) = (w.scoring.url(), next_client.clone());
+        async move { list_leads(&url, &next_client).await.ok() }
+    })
+    .await;
+    assert!(rotated.is_some(), "the new client CA is trusted without a restart");
+    assert!(list_leads(&w.scoring.url(), &with_cert).await.is_err(), "the old CA's certificates are not");
 }
 
 /// Replaces a file the way a Secret volume does: a new file renamed over the old.
