@@ -75,14 +75,14 @@ struct State {
 pub struct Provider {
     state: Arc<State>,
     issuer: String,
-    ca: Option<(PathBuf, String)>,
+    ca: Option<PathBuf>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Provider {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some((path, _)) = &self.ca {
+        if let Some(path) = &self.ca {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -119,7 +119,7 @@ impl Provider {
             let (acceptor, ca_pem) = crate::tls::acceptor_for_loopback();
             let path = std::env::temp_dir().join(format!("qualify-idp-ca-{}.pem", uuid::Uuid::new_v4().simple()));
             std::fs::write(&path, &ca_pem).expect("write CA");
-            (Some(acceptor), Some((path, ca_pem)))
+            (Some(acceptor), Some(path))
         } else {
             (None, None)
         };
@@ -150,12 +150,7 @@ impl Provider {
 
     /// The PEM file of the CA that signed the HTTPS certificate.
     pub fn ca_file(&self) -> Option<PathBuf> {
-        self.ca.as_ref().map(|(p, _)| p.clone())
-    }
-
-    /// The CA's PEM.
-    pub fn ca_pem(&self) -> Option<&str> {
-        self.ca.as_ref().map(|(_, pem)| pem.as_str())
+        self.ca.clone()
     }
 
     /// Generates a key of `kind` named `kid` and publishes it.

@@ -3,6 +3,7 @@
 //! the process-wide span collector.
 
 mod crash;
+mod crossing;
 mod gate;
 mod identity;
 mod opportunities;

@@ -6,12 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::crossing::a_deal_crosses_every_service;
 use qualify_platform::tls::{ClientTls, TlsFiles};
-use qualify_proto::common::LeadStage;
-use qualify_proto::metrics as mpb;
 use qualify_proto::scoring::{self as sc, lead_scoring_service_client::LeadScoringServiceClient};
 use qualify_testkit::tls::TestCa;
-use qualify_testkit::{Backend, Cluster, Role, authed, eventually, fixtures, token};
+use qualify_testkit::{Backend, Cluster, Role, authed, eventually, token};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
@@ -72,32 +71,8 @@ async fn the_services_talk_over_tls_and_lead_scoring_requires_client_certificate
 
     // Every call between the services crosses TLS: acceptance presents its certificate to lead
     // scoring, lead scoring follows acceptance, metrics reads both.
-    fixtures::sql_lead(&mut w.clients.scoring, &w.acme).await;
-    let submitted = w.submit(fixtures::opportunity("opp-1")).await.opportunity.unwrap();
-    assert_eq!(submitted.lead_snapshot.unwrap().stage, LeadStage::Sql as i32);
-    let ae = w.acme.ae.clone();
-    w.accept("opp-1", &ae, "").await.unwrap();
-    let (s, sdr) = (w.clients.scoring.clone(), w.acme.sdr.clone());
-    let followed = eventually(Duration::from_secs(20), || {
-        let (mut s, sdr) = (s.clone(), sdr.clone());
-        async move {
-            let got = s.get_lead(authed(sc::GetLeadRequest { lead_id: fixtures::LEAD.into() }, &sdr)).await.ok()?;
-            (got.into_inner().lead?.stage == LeadStage::Sqo as i32).then_some(())
-        }
-    })
-    .await;
-    assert!(followed.is_some(), "lead scoring followed acceptance over TLS");
     let operator = token("qualify-system", "grace", &[Role::Revops]);
-    let m = w.clients.metrics.clone();
-    let ingested = eventually(Duration::from_secs(20), || {
-        let (mut m, operator) = (m.clone(), operator.clone());
-        async move {
-            let st = m.get_ingestion_status(authed(mpb::GetIngestionStatusRequest {}, &operator)).await.ok()?;
-            st.into_inner().streams.iter().all(|s| s.applied_events > 0).then_some(())
-        }
-    })
-    .await;
-    assert!(ingested.is_some(), "metrics read both streams over TLS");
+    a_deal_crosses_every_service(&mut w, &operator, "over TLS").await;
 
     // Lead scoring's port wants a client certificate from its CA; acceptance's does not.
     let no_cert = ClientTls { ca: Some(ca_file.clone()), identity: None };
